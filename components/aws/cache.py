@@ -1,0 +1,126 @@
+"""AWS cache: ElastiCache for Redis, TLS in transit, encrypted at rest, an auth token.
+
+Prod runs a primary and replicas across AZs with automatic failover. Only the cluster's
+security group may connect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from components.aws.kms import customer_key
+from components.contracts import CacheOutputs
+
+
+@dataclass(frozen=True)
+class CacheArgs:
+    replication_group_id: str
+    engine_version: str
+    node_type: str
+    replicas: int
+    """Read replicas (the primary is extra)."""
+    high_availability: bool
+    """Multi-AZ with automatic failover."""
+    vpc_id: pulumi.Input[str]
+    subnet_ids: pulumi.Input[list[str]]
+    client_security_group_ids: list[pulumi.Input[str]]
+    snapshot_retention_days: int
+    protect: bool
+
+
+class Cache(pulumi.ComponentResource):
+    """ElastiCache replication group. Type token `dex:aws:Cache`."""
+
+    contract: CacheOutputs
+
+    def __init__(
+        self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("dex:aws:Cache", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {"component": "cache"}
+        if args.high_availability and args.replicas < 1:
+            raise ValueError(f"high_availability needs replicas >= 1, got {args.replicas}")
+        key = customer_key(f"{name}-key", f"ElastiCache {args.replication_group_id}", self,
+                           args.protect, tags)
+        subnets = aws.elasticache.SubnetGroup(
+            f"{name}-subnets", subnet_ids=args.subnet_ids,
+            description="DEX cache subnets", tags=tags, opts=child,
+        )
+        sg = aws.ec2.SecurityGroup(
+            f"{name}-sg", vpc_id=args.vpc_id, description="Redis from the cluster only",
+            egress=[], tags=tags, opts=child,
+        )
+        for i, client in enumerate(args.client_security_group_ids):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-sg-from-cluster-{i}",
+                security_group_id=sg.id,
+                referenced_security_group_id=client,
+                ip_protocol="tcp",
+                from_port=6379,
+                to_port=6379,
+                description="Redis (TLS) from cluster workloads",
+                tags=tags,
+                opts=child,
+            )
+        token = random.RandomPassword(
+            # ElastiCache tokens: 16-128 printable characters, none of @ " /
+            f"{name}-auth-token", length=64, special=False, opts=child,
+        )
+        slow_log = aws.cloudwatch.LogGroup(
+            f"{name}-slow-log", name=f"/dex/{args.replication_group_id}/redis-slow-log",
+            retention_in_days=30, tags=tags, opts=child,
+        )
+        group = aws.elasticache.ReplicationGroup(
+            f"{name}-redis",
+            replication_group_id=args.replication_group_id,
+            description="DEX cache and rate limits",
+            engine="redis",
+            engine_version=args.engine_version,
+            node_type=args.node_type,
+            num_cache_clusters=1 + args.replicas,
+            automatic_failover_enabled=args.high_availability,
+            multi_az_enabled=args.high_availability,
+            port=6379,
+            subnet_group_name=subnets.name,
+            security_group_ids=[sg.id],
+            at_rest_encryption_enabled="true",
+            kms_key_id=key.arn,
+            transit_encryption_enabled=True,
+            transit_encryption_mode="required",
+            auth_token=token.result,
+            auth_token_update_strategy="ROTATE",
+            snapshot_retention_limit=args.snapshot_retention_days,
+            snapshot_window="03:00-04:00",
+            maintenance_window="sun:04:30-sun:05:30",
+            auto_minor_version_upgrade="true",
+            apply_immediately=not args.protect,
+            log_delivery_configurations=[
+                aws.elasticache.ReplicationGroupLogDeliveryConfigurationArgs(
+                    destination=slow_log.name,
+                    destination_type="cloudwatch-logs",
+                    log_format="json",
+                    log_type="slow-log",
+                )
+            ],
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
+        secret_token = pulumi.Output.secret(token.result)
+        self.contract = CacheOutputs(
+            host=group.primary_endpoint_address,
+            port=group.port.apply(lambda p: int(p or 6379)),
+            auth_token=secret_token,
+            url=pulumi.Output.secret(
+                pulumi.Output.all(secret_token, group.primary_endpoint_address).apply(
+                    lambda a: f"rediss://:{a[0]}@{a[1]}:6379/0"
+                )
+            ),
+        )
+        self.register_outputs(
+            {"host": group.primary_endpoint_address, "security_group_id": sg.id}
+        )

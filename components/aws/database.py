@@ -1,0 +1,161 @@
+"""AWS database: RDS for PostgreSQL in the isolated database subnets.
+
+Encrypted with its own KMS key, never publicly accessible, TLS forced by the parameter
+group, IAM authentication on, Performance Insights and log exports as configured. Prod:
+Multi-AZ, deletion protection and a final snapshot. Passwords are generated (pulumi-random)
+and only ever leave as secrets. The per-application databases and users (MLflow, Airflow)
+are created inside the cluster by `components/k8s` (the database is not reachable from
+where `pulumi up` runs); their passwords are generated here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from components.aws.kms import customer_key
+from components.contracts import AppDatabase, DatabaseOutputs
+
+APP_DATABASES = ("mlflow", "airflow")
+ADMIN_USER = "dex_admin"
+
+
+@dataclass(frozen=True)
+class DatabaseArgs:
+    identifier: str
+    """The RDS instance identifier."""
+    engine_version: str
+    """PostgreSQL major version (RDS picks the latest minor; minor upgrades are automatic)."""
+    instance_class: str
+    storage_gib: int
+    max_storage_gib: int
+    multi_az: bool
+    backup_retention_days: int
+    performance_insights: bool
+    deletion_protection: bool
+    """Deletion protection, a final snapshot and Pulumi `protect` (prod)."""
+    vpc_id: pulumi.Input[str]
+    subnet_ids: pulumi.Input[list[str]]
+    """The isolated database subnets."""
+    client_security_group_ids: list[pulumi.Input[str]]
+    """Only these security groups (the cluster's) may connect on 5432."""
+
+
+class Database(pulumi.ComponentResource):
+    """RDS PostgreSQL with its key, subnet group, parameter group and security group.
+    Type token `dex:aws:Database`."""
+
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+    security_group_id: pulumi.Output[str]
+    contract: DatabaseOutputs
+
+    def __init__(
+        self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("dex:aws:Database", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {"component": "database"}
+        key = customer_key(f"{name}-key", f"RDS storage for {args.identifier}", self,
+                           args.deletion_protection, tags)
+        subnet_group = aws.rds.SubnetGroup(
+            f"{name}-subnets", subnet_ids=args.subnet_ids,
+            description="DEX database subnets (no internet route)", tags=tags, opts=child,
+        )
+        sg = aws.ec2.SecurityGroup(
+            f"{name}-sg", vpc_id=args.vpc_id,
+            description="PostgreSQL from the cluster only", egress=[], tags=tags, opts=child,
+        )
+        for i, client in enumerate(args.client_security_group_ids):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-sg-from-cluster-{i}",
+                security_group_id=sg.id,
+                referenced_security_group_id=client,
+                ip_protocol="tcp",
+                from_port=5432,
+                to_port=5432,
+                description="PostgreSQL from cluster workloads",
+                tags=tags,
+                opts=child,
+            )
+        params = aws.rds.ParameterGroup(
+            f"{name}-params",
+            family=f"postgres{args.engine_version}",
+            description="DEX: TLS only, slow-query and connection logging",
+            parameters=[
+                aws.rds.ParameterGroupParameterArgs(name="rds.force_ssl", value="1"),
+                aws.rds.ParameterGroupParameterArgs(name="ssl_min_protocol_version",
+                                                    value="TLSv1.2"),
+                aws.rds.ParameterGroupParameterArgs(name="log_min_duration_statement",
+                                                    value="1000"),
+                aws.rds.ParameterGroupParameterArgs(name="log_connections", value="1"),
+                aws.rds.ParameterGroupParameterArgs(name="log_disconnections", value="1"),
+            ],
+            tags=tags,
+            opts=child,
+        )
+        admin_password = random.RandomPassword(
+            f"{name}-admin-password", length=40, special=False, opts=child
+        )
+        prod_like = args.deletion_protection
+        instance = aws.rds.Instance(
+            f"{name}-postgres",
+            identifier=args.identifier,
+            engine="postgres",
+            engine_version=args.engine_version,
+            auto_minor_version_upgrade=True,
+            instance_class=args.instance_class,
+            allocated_storage=args.storage_gib,
+            max_allocated_storage=args.max_storage_gib,
+            storage_type="gp3",
+            storage_encrypted=True,
+            kms_key_id=key.arn,
+            username=ADMIN_USER,
+            password=admin_password.result,
+            db_subnet_group_name=subnet_group.name,
+            vpc_security_group_ids=[sg.id],
+            parameter_group_name=params.name,
+            publicly_accessible=False,
+            multi_az=args.multi_az,
+            backup_retention_period=args.backup_retention_days,
+            backup_window="02:00-03:00",
+            maintenance_window="sun:03:30-sun:04:30",
+            copy_tags_to_snapshot=True,
+            deletion_protection=args.deletion_protection,
+            skip_final_snapshot=not prod_like,
+            final_snapshot_identifier=f"{args.identifier}-final" if prod_like else None,
+            iam_database_authentication_enabled=True,
+            performance_insights_enabled=args.performance_insights,
+            performance_insights_kms_key_id=key.arn if args.performance_insights else None,
+            performance_insights_retention_period=7 if args.performance_insights else None,
+            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+            ca_cert_identifier="rds-ca-rsa2048-g1",
+            apply_immediately=not prod_like,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=prod_like),
+        )
+        app_dbs = {}
+        for app in APP_DATABASES:
+            password = random.RandomPassword(
+                f"{name}-{app}-password", length=32, special=False, opts=child
+            )
+            app_dbs[app] = AppDatabase(name=app, user=app, password=password.result)
+
+        self.host = instance.address
+        self.port = instance.port
+        self.security_group_id = sg.id
+        self.contract = DatabaseOutputs(
+            host=instance.address,
+            port=instance.port,
+            admin_user=ADMIN_USER,
+            admin_password=pulumi.Output.secret(admin_password.result),
+            app_databases=app_dbs,
+            sslmode="verify-full",
+        )
+        self.register_outputs(
+            {"host": self.host, "port": self.port, "security_group_id": sg.id,
+             "admin_user": ADMIN_USER}
+        )

@@ -1,0 +1,301 @@
+"""AWS network: a VPC over N availability zones with public, private and database subnets.
+
+Private subnets reach the internet through NAT (one shared gateway, or one per AZ so an AZ
+outage does not cut egress); database subnets have no route out at all. VPC flow logs go to
+CloudWatch; S3 is reached through a gateway endpoint and ECR/STS through interface
+endpoints, so image pulls and IRSA token exchanges stay inside the VPC.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+import pulumi
+import pulumi_aws as aws
+
+from components.contracts import NetworkOutputs
+
+TIERS = ("public", "private", "database")
+
+INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "sts", "logs")
+"""AWS services reached through interface endpoints (image pulls, IRSA, log shipping)."""
+
+
+def plan_subnets(cidr: str, zones: int) -> dict[str, list[str]]:
+    """Carve the VPC range into per-AZ subnets: private gets 1/8 of the range per AZ (nodes
+    and pods need the room), public and database 1/64 each.
+
+    >>> plan_subnets("10.0.0.0/16", 3)["private"]
+    ['10.0.0.0/19', '10.0.32.0/19', '10.0.64.0/19']
+    """
+    net = ipaddress.IPv4Network(cidr)
+    if not 1 <= zones <= 4:
+        raise ValueError(f"zones must be 1 to 4, got {zones}")
+    if net.prefixlen > 20:
+        raise ValueError(f"cidr must be a /20 or larger to hold 3 tiers per AZ, got {cidr}")
+    large = list(net.subnets(prefixlen_diff=3))  # 8 blocks: 0-3 private, 4+ the rest
+    private = [str(s) for s in large[:zones]]
+    small = list(large[4].subnets(prefixlen_diff=3))  # 8 blocks inside the 5th eighth
+    public = [str(s) for s in small[:zones]]
+    database = [str(s) for s in small[4 : 4 + zones]]
+    return {"public": public, "private": private, "database": database}
+
+
+@dataclass(frozen=True)
+class NetworkArgs:
+    cidr: str
+    """The VPC range (/16 to /20)."""
+    availability_zones: list[str]
+    """Zone names to span, in order (the stack passes the region's first N)."""
+    nat_gateways: Literal["single", "per_az"]
+    """`single`: one NAT for all zones (cheap). `per_az`: one per zone (survives an AZ loss)."""
+    flow_logs_retention_days: int
+    """How long VPC flow logs are kept in CloudWatch."""
+    cluster_name: str
+    """The EKS cluster the subnets are tagged for (load balancer discovery)."""
+    region: str
+    """The region, for endpoint service names."""
+
+
+class Network(pulumi.ComponentResource):
+    """VPC, subnets, NAT, routes, flow logs and endpoints. Type token `dex:aws:Network`."""
+
+    vpc_id: pulumi.Output[str]
+    """The VPC id."""
+    vpc_cidr: str
+    """The VPC range."""
+    public_subnet_ids: pulumi.Output[list[str]]
+    private_subnet_ids: pulumi.Output[list[str]]
+    database_subnet_ids: pulumi.Output[list[str]]
+    contract: NetworkOutputs
+
+    def __init__(
+        self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("dex:aws:Network", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {"component": "network"}
+        zones = args.availability_zones
+        layout = plan_subnets(args.cidr, len(zones))
+        elb_tags = {f"kubernetes.io/cluster/{args.cluster_name}": "shared"}
+
+        vpc = aws.ec2.Vpc(
+            f"{name}-vpc",
+            cidr_block=args.cidr,
+            enable_dns_hostnames=True,
+            enable_dns_support=True,
+            tags={**tags, "Name": f"{name}-vpc"},
+            opts=child,
+        )
+        vpc_child = pulumi.ResourceOptions(parent=self, depends_on=[vpc])
+        # CIS AWS 5.4: the default security group allows nothing.
+        aws.ec2.DefaultSecurityGroup(
+            f"{name}-default-sg",
+            vpc_id=vpc.id,
+            ingress=[],
+            egress=[],
+            tags={**tags, "Name": f"{name}-default-deny"},
+            opts=child,
+        )
+        igw = aws.ec2.InternetGateway(
+            f"{name}-igw", vpc_id=vpc.id, tags={**tags, "Name": f"{name}-igw"}, opts=child
+        )
+
+        subnets: dict[str, list[aws.ec2.Subnet]] = {tier: [] for tier in TIERS}
+        role_tags = {
+            "public": {"kubernetes.io/role/elb": "1", **elb_tags},
+            "private": {"kubernetes.io/role/internal-elb": "1", **elb_tags},
+            "database": {},
+        }
+        for tier in TIERS:
+            for i, (zone, block) in enumerate(zip(zones, layout[tier], strict=True)):
+                subnets[tier].append(
+                    aws.ec2.Subnet(
+                        f"{name}-{tier}-{i}",
+                        vpc_id=vpc.id,
+                        cidr_block=block,
+                        availability_zone=zone,
+                        map_public_ip_on_launch=False,
+                        tags={**tags, **role_tags[tier], "Name": f"{name}-{tier}-{zone}",
+                              "tier": tier},
+                        opts=child,
+                    )
+                )
+
+        public_rt = aws.ec2.RouteTable(
+            f"{name}-public-rt",
+            vpc_id=vpc.id,
+            routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)],
+            tags={**tags, "Name": f"{name}-public"},
+            opts=child,
+        )
+        for i, subnet in enumerate(subnets["public"]):
+            aws.ec2.RouteTableAssociation(
+                f"{name}-public-rta-{i}", subnet_id=subnet.id, route_table_id=public_rt.id,
+                opts=child,
+            )
+
+        nat_count = len(zones) if args.nat_gateways == "per_az" else 1
+        nats = []
+        for i in range(nat_count):
+            eip = aws.ec2.Eip(
+                f"{name}-nat-eip-{i}", domain="vpc", tags={**tags, "Name": f"{name}-nat-{i}"},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
+            )
+            nats.append(
+                aws.ec2.NatGateway(
+                    f"{name}-nat-{i}",
+                    allocation_id=eip.id,
+                    subnet_id=subnets["public"][i].id,
+                    tags={**tags, "Name": f"{name}-nat-{zones[i]}"},
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
+                )
+            )
+
+        private_rts = []
+        for i, subnet in enumerate(subnets["private"]):
+            rt = aws.ec2.RouteTable(
+                f"{name}-private-rt-{i}",
+                vpc_id=vpc.id,
+                routes=[
+                    aws.ec2.RouteTableRouteArgs(
+                        cidr_block="0.0.0.0/0", nat_gateway_id=nats[i % nat_count].id
+                    )
+                ],
+                tags={**tags, "Name": f"{name}-private-{zones[i]}"},
+                opts=child,
+            )
+            private_rts.append(rt)
+            aws.ec2.RouteTableAssociation(
+                f"{name}-private-rta-{i}", subnet_id=subnet.id, route_table_id=rt.id, opts=child
+            )
+        # Database subnets: local routes only, no path to or from the internet.
+        database_rt = aws.ec2.RouteTable(
+            f"{name}-database-rt", vpc_id=vpc.id, routes=[],
+            tags={**tags, "Name": f"{name}-database"}, opts=child,
+        )
+        for i, subnet in enumerate(subnets["database"]):
+            aws.ec2.RouteTableAssociation(
+                f"{name}-database-rta-{i}", subnet_id=subnet.id,
+                route_table_id=database_rt.id, opts=child,
+            )
+
+        self._flow_logs(name, vpc, args.flow_logs_retention_days, tags)
+
+        aws.ec2.VpcEndpoint(
+            f"{name}-s3-endpoint",
+            vpc_id=vpc.id,
+            service_name=f"com.amazonaws.{args.region}.s3",
+            vpc_endpoint_type="Gateway",
+            route_table_ids=[rt.id for rt in [*private_rts, database_rt]],
+            tags={**tags, "Name": f"{name}-s3"},
+            opts=child,
+        )
+        endpoint_sg = aws.ec2.SecurityGroup(
+            f"{name}-endpoints-sg",
+            vpc_id=vpc.id,
+            description="HTTPS from inside the VPC to AWS interface endpoints",
+            ingress=[
+                aws.ec2.SecurityGroupIngressArgs(
+                    protocol="tcp", from_port=443, to_port=443, cidr_blocks=[args.cidr],
+                    description="HTTPS from the VPC",
+                )
+            ],
+            egress=[],
+            tags={**tags, "Name": f"{name}-endpoints"},
+            opts=vpc_child,
+        )
+        for service in INTERFACE_ENDPOINTS:
+            aws.ec2.VpcEndpoint(
+                f"{name}-{service.replace('.', '-')}-endpoint",
+                vpc_id=vpc.id,
+                service_name=f"com.amazonaws.{args.region}.{service}",
+                vpc_endpoint_type="Interface",
+                private_dns_enabled=True,
+                subnet_ids=[s.id for s in subnets["private"]],
+                security_group_ids=[endpoint_sg.id],
+                tags={**tags, "Name": f"{name}-{service}"},
+                opts=child,
+            )
+
+        self.vpc_id = vpc.id
+        self.vpc_cidr = args.cidr
+        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in subnets["public"]])
+        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in subnets["private"]])
+        self.database_subnet_ids = pulumi.Output.all(*[s.id for s in subnets["database"]])
+        self.contract = NetworkOutputs(network_id=vpc.id, node_subnet_ids=self.private_subnet_ids)
+        self.register_outputs(
+            {
+                "vpc_id": self.vpc_id,
+                "vpc_cidr": self.vpc_cidr,
+                "public_subnet_ids": self.public_subnet_ids,
+                "private_subnet_ids": self.private_subnet_ids,
+                "database_subnet_ids": self.database_subnet_ids,
+            }
+        )
+
+    def _flow_logs(
+        self, name: str, vpc: aws.ec2.Vpc, retention_days: int, tags: dict[str, str]
+    ) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-flow-logs",
+            name=f"/dex/{name}/vpc-flow-logs",
+            retention_in_days=retention_days,
+            tags=tags,
+            opts=child,
+        )
+        role = aws.iam.Role(
+            f"{name}-flow-logs-role",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            tags=tags,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-flow-logs-policy",
+            role=role.id,
+            policy=log_group.arn.apply(
+                lambda arn: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": [
+                                    "logs:CreateLogStream",
+                                    "logs:PutLogEvents",
+                                    "logs:DescribeLogStreams",
+                                ],
+                                "Resource": [arn, f"{arn}:*"],
+                            }
+                        ],
+                    }
+                )
+            ),
+            opts=child,
+        )
+        aws.ec2.FlowLog(
+            f"{name}-flow-log",
+            vpc_id=vpc.id,
+            traffic_type="ALL",
+            log_destination_type="cloud-watch-logs",
+            log_destination=log_group.arn,
+            iam_role_arn=role.arn,
+            max_aggregation_interval=60,
+            tags=tags,
+            opts=child,
+        )

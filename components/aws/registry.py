@@ -1,0 +1,82 @@
+"""AWS registry: one ECR repository per app, scanned on push, immutable tags, KMS, and a
+lifecycle policy keeping the most recent images."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.contracts import RegistryOutputs
+
+
+def lifecycle_policy(keep_images: int) -> str:
+    """Expire untagged images after a day; keep only the newest `keep_images` tagged ones."""
+    return json.dumps(
+        {
+            "rules": [
+                {
+                    "rulePriority": 1,
+                    "description": "drop untagged images after a day",
+                    "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed",
+                                  "countUnit": "days", "countNumber": 1},
+                    "action": {"type": "expire"},
+                },
+                {
+                    "rulePriority": 2,
+                    "description": f"keep the newest {keep_images} images",
+                    "selection": {"tagStatus": "any", "countType": "imageCountMoreThan",
+                                  "countNumber": keep_images},
+                    "action": {"type": "expire"},
+                },
+            ]
+        },
+        sort_keys=True,
+    )
+
+
+@dataclass(frozen=True)
+class RegistryArgs:
+    name_prefix: str
+    apps: tuple[str, ...]
+    keep_images: int
+    protect: bool
+
+
+class Registry(pulumi.ComponentResource):
+    """ECR repositories. Type token `dex:aws:Registry`."""
+
+    contract: RegistryOutputs
+
+    def __init__(
+        self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("dex:aws:Registry", name, None, opts)
+        tags = {"component": "registry"}
+        urls = {}
+        for app in args.apps:
+            repo = aws.ecr.Repository(
+                f"{name}-{app}",
+                name=f"{args.name_prefix}/{app}",
+                image_tag_mutability="IMMUTABLE",
+                image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(
+                    scan_on_push=True
+                ),
+                encryption_configurations=[
+                    aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="KMS")
+                ],
+                force_delete=False,
+                tags={**tags, "app": app},
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            )
+            aws.ecr.LifecyclePolicy(
+                f"{name}-{app}-lifecycle",
+                repository=repo.name,
+                policy=lifecycle_policy(args.keep_images),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            urls[app] = repo.repository_url
+        self.contract = RegistryOutputs(repository_urls=urls)
+        self.register_outputs({"repository_urls": urls})

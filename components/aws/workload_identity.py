@@ -1,0 +1,71 @@
+"""AWS workload identity: one IAM role per workload, assumable only by its Kubernetes
+service account (IRSA), with least-privilege access to exactly the buckets and prefixes it
+needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.aws import iam
+from components.contracts import WorkloadIdentityOutputs, WorkloadSpec
+
+ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
+
+
+@dataclass(frozen=True)
+class WorkloadIdentityArgs:
+    name_prefix: str
+    workloads: tuple[WorkloadSpec, ...]
+    oidc_provider_arn: pulumi.Input[str]
+    oidc_issuer_url: pulumi.Input[str]
+    bucket_arns: dict[str, pulumi.Output[str]]
+    kms_key_arn: pulumi.Input[str]
+
+
+class WorkloadIdentity(pulumi.ComponentResource):
+    """IAM roles for service accounts. Type token `dex:aws:WorkloadIdentity`."""
+
+    contract: WorkloadIdentityOutputs
+
+    def __init__(
+        self, name: str, args: WorkloadIdentityArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("dex:aws:WorkloadIdentity", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {"component": "workload-identity"}
+        purposes = sorted(args.bucket_arns)
+        annotations: dict[str, pulumi.Output[dict[str, str]]] = {}
+        identities: dict[str, pulumi.Output[str]] = {}
+        for spec in args.workloads:
+            trust = pulumi.Output.all(args.oidc_provider_arn, args.oidc_issuer_url).apply(
+                lambda a, s=spec: iam.irsa_trust(a[0], a[1], s.namespace, s.service_account)
+            )
+            role = aws.iam.Role(
+                f"{name}-{spec.name}",
+                name=f"{args.name_prefix}-{spec.name}",
+                description=f"DEX {spec.name}: {spec.namespace}/{spec.service_account} via IRSA",
+                assume_role_policy=trust,
+                max_session_duration=3600,
+                tags={**tags, "workload": spec.name},
+                opts=child,
+            )
+            if spec.grants:
+                policy = pulumi.Output.all(
+                    args.kms_key_arn, *[args.bucket_arns[p] for p in purposes]
+                ).apply(
+                    lambda a, s=spec: iam.bucket_access(
+                        s.grants, dict(zip(purposes, a[1:], strict=True)), a[0]
+                    )
+                )
+                aws.iam.RolePolicy(
+                    f"{name}-{spec.name}-buckets", role=role.id, policy=policy, opts=child
+                )
+            identities[spec.name] = role.arn
+            annotations[spec.name] = role.arn.apply(lambda arn: {ROLE_ANNOTATION: arn})
+        self.contract = WorkloadIdentityOutputs(
+            service_account_annotations=annotations, identities=identities
+        )
+        self.register_outputs({"role_arns": identities})

@@ -1,0 +1,168 @@
+"""The capability contracts: what each cloud's components hand to the rest of the platform.
+
+Each capability (network, cluster, object store, database, cache, registry, workload
+identity) is implemented once per cloud, under `components/aws` and `components/gcp`, and
+each implementation exposes the *same* output shape defined here. `components/k8s` and the
+apps are wired only through these shapes, so the same Kubernetes code serves both clouds.
+Field names are the same wherever the meaning is the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import pulumi
+
+LAKE_LAYERS = ("raw", "bronze", "silver", "gold")
+"""The lake's layers, one bucket each."""
+
+BUCKET_PURPOSES = (*LAKE_LAYERS, "mlflow", "airflow-logs")
+"""Every bucket the object store provides, by purpose."""
+
+WORKLOADS = ("mlflow", "airflow", "api", "training", "pipelines")
+"""Every workload that gets its own cloud identity and Kubernetes service account."""
+
+APP_IMAGES = ("api", "pipelines", "training")
+"""The bundled apps, one image repository each."""
+
+Access = Literal["read", "write"]
+
+
+@dataclass(frozen=True)
+class BucketGrant:
+    """A workload's access to one bucket, optionally narrowed to key prefixes."""
+
+    purpose: str
+    """Which bucket (one of BUCKET_PURPOSES)."""
+    access: Access
+    """`read` (get/list) or `write` (get/list/put/delete)."""
+    prefixes: tuple[str, ...] = ()
+    """Key prefixes the grant is limited to; empty means the whole bucket."""
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """One workload: its Kubernetes identity and the buckets it may touch."""
+
+    name: str
+    namespace: str
+    service_account: str
+    grants: tuple[BucketGrant, ...]
+
+
+WORKLOAD_SPECS: tuple[WorkloadSpec, ...] = (
+    WorkloadSpec("mlflow", "mlflow", "mlflow", (BucketGrant("mlflow", "write"),)),
+    WorkloadSpec("airflow", "airflow", "airflow", (BucketGrant("airflow-logs", "write"),)),
+    WorkloadSpec(
+        "pipelines",
+        "airflow",
+        "pipelines",
+        (
+            BucketGrant("raw", "write", ("weather/",)),
+            BucketGrant("bronze", "write"),
+            BucketGrant("silver", "write"),
+            BucketGrant("gold", "write"),
+            BucketGrant("airflow-logs", "write"),
+        ),
+    ),
+    WorkloadSpec("training", "apps", "training", (BucketGrant("gold", "read"),)),
+    WorkloadSpec(
+        "api",
+        "apps",
+        "api",
+        (BucketGrant("gold", "read"), BucketGrant("raw", "write", ("predictions/",))),
+    ),
+)
+"""Who may touch what: least privilege, the same on both clouds."""
+
+
+@dataclass(frozen=True)
+class NodePoolArgs:
+    """One pool of worker nodes, on either cloud."""
+
+    instance_types: list[str]
+    """Machine types, first preferred."""
+    min_size: int
+    desired_size: int
+    max_size: int
+    disk_size_gib: int
+    """Root volume per node, in GiB (encrypted)."""
+    spot: bool
+    """Spot / preemptible capacity."""
+
+
+@dataclass(frozen=True)
+class NetworkOutputs:
+    network_id: pulumi.Output[str]
+    """AWS: the VPC id. GCP: the VPC network's self link."""
+    node_subnet_ids: pulumi.Output[list[str]]
+    """Where cluster nodes run (AWS: private subnets; GCP: the regional subnet)."""
+
+
+@dataclass(frozen=True)
+class ClusterOutputs:
+    name: pulumi.Output[str]
+    """The cluster's name."""
+    endpoint: pulumi.Output[str]
+    """The API server URL."""
+    kubeconfig: pulumi.Output[str]
+    """A kubeconfig (JSON) that authenticates through the cloud CLI; a secret."""
+    kubernetes_version: str
+    """The pinned Kubernetes minor version the cluster runs."""
+
+
+@dataclass(frozen=True)
+class ObjectStoreOutputs:
+    bucket_names: dict[str, pulumi.Output[str]]
+    """Bucket name by purpose (every entry of BUCKET_PURPOSES)."""
+    bucket_urls: dict[str, pulumi.Output[str]]
+    """`s3://name` or `gs://name` by purpose: how apps address storage."""
+
+
+@dataclass(frozen=True)
+class AppDatabase:
+    """One application's database on the shared Postgres instance."""
+
+    name: str
+    user: str
+    password: pulumi.Output[str]
+    """A secret."""
+
+
+@dataclass(frozen=True)
+class DatabaseOutputs:
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+    admin_user: str
+    admin_password: pulumi.Output[str]
+    """A secret."""
+    app_databases: dict[str, AppDatabase]
+    """Database, user and password per application (`mlflow`, `airflow`)."""
+    sslmode: str
+    """The libpq sslmode clients must use (`require` or stricter)."""
+
+
+@dataclass(frozen=True)
+class CacheOutputs:
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+    auth_token: pulumi.Output[str]
+    """A secret."""
+    url: pulumi.Output[str]
+    """`rediss://:<token>@host:port/0`; a secret."""
+
+
+@dataclass(frozen=True)
+class RegistryOutputs:
+    repository_urls: dict[str, pulumi.Output[str]]
+    """Image repository URL per app (every entry of APP_IMAGES)."""
+
+
+@dataclass(frozen=True)
+class WorkloadIdentityOutputs:
+    service_account_annotations: dict[str, pulumi.Output[dict[str, str]]]
+    """Per workload: the annotations its Kubernetes service account needs to assume its
+    cloud identity (`eks.amazonaws.com/role-arn` / `iam.gke.io/gcp-service-account`)."""
+    identities: dict[str, pulumi.Output[str]]
+    """Per workload: the cloud identity (IAM role ARN / Google service account email)."""

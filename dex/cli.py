@@ -1,0 +1,184 @@
+"""`dex`: the front door. Thin commands over `stacks` (plan, diff); nothing imports this.
+
+Exit codes: 0 success, 1 the command ran and found a problem it reports (reserved for
+checks), 2 bad input (unknown stack, invalid config, unreadable or malformed file).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+app = typer.Typer(
+    name="dex",
+    help="DEX (DataEngineX): plan, diff and check the platform's Pulumi program offline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+class PlanFormat(str, Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+class DiffFormat(str, Enum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def plan(
+    stack: Annotated[str, typer.Argument(help="Stack name: dev, prod, gcp-dev, gcp-prod, ...")],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the plan (JSON) to this file.")
+    ] = None,
+    fmt: Annotated[PlanFormat, typer.Option("--format", "-f", help="What to print.")] = (
+        PlanFormat.table
+    ),
+) -> None:
+    """Synthesize STACK offline under Pulumi's mock engine and record its resource plan."""
+    from stacks.config import ConfigError, load_config
+    from stacks.plan import parse_plan
+    from stacks.stackfiles import StackFileError, read_stack_file
+    from stacks.synth import dump_plan, synthesize
+
+    try:
+        stack_file = read_stack_file(stack)
+        raw = {k[4:]: v for k, v in stack_file.config.items() if str(k).startswith("dex:")}
+        load_config(raw, stack=stack)  # fail on bad config before the engine starts
+        doc = synthesize(stack)
+    except (StackFileError, ConfigError) as exc:
+        _fail(str(exc))
+    text = dump_plan(doc)
+    if out_file is not None:
+        _write_atomically(out_file, text)
+    if fmt is PlanFormat.json:
+        if out_file is None:
+            sys.stdout.write(text)
+        return
+    parsed = parse_plan(doc, stack)
+    if fmt is PlanFormat.markdown:
+        sys.stdout.write(_plan_markdown(parsed))
+        return
+    _print_plan_table(parsed)
+    if out_file is not None:
+        err.print(f"plan written to {out_file}")
+
+
+@app.command()
+def diff(
+    old: Annotated[Path, typer.Argument(help="The base plan or `pulumi stack export` file.")],
+    new: Annotated[Path, typer.Argument(help="The head plan or `pulumi stack export` file.")],
+    fmt: Annotated[DiffFormat, typer.Option("--format", "-f")] = DiffFormat.text,
+    title: Annotated[str | None, typer.Option(help="Heading of the markdown comment.")] = None,
+) -> None:
+    """Compare two plans: resources added, removed, updated or replaced, property by property."""
+    from stacks.diff import diff_plans, render_markdown, render_text, to_json
+    from stacks.plan import PlanError, load_plan
+
+    try:
+        before, after = load_plan(old), load_plan(new)
+    except PlanError as exc:
+        _fail(str(exc))
+    result = diff_plans(before, after)
+    if fmt is DiffFormat.json:
+        sys.stdout.write(json.dumps(to_json(result), indent=2, sort_keys=True) + "\n")
+    elif fmt is DiffFormat.markdown:
+        sys.stdout.write(render_markdown(result, title))
+    else:
+        sys.stdout.write(render_text(result))
+
+
+@app.command("stacks")
+def list_stacks_cmd() -> None:
+    """List the project's stacks and what each targets."""
+    from stacks.stackfiles import list_stacks, read_stack_file
+
+    table = Table("stack", "cloud", "environment", "region")
+    for name in list_stacks():
+        cfg = read_stack_file(name).config
+        table.add_row(name, str(cfg.get("dex:cloud", "?")), str(cfg.get("dex:environment", "?")),
+                      str(cfg.get("dex:region", "?")))
+    out.print(table)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write via a temporary sibling and rename, so a reader never sees half a plan."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        _fail(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def _print_plan_table(plan: object) -> None:
+    from stacks.diff import component_tree
+    from stacks.plan import Plan
+
+    assert isinstance(plan, Plan)
+    tree_of = component_tree(plan)
+    roots = tree_of.get(None, [])
+    for root in roots:
+        tree = Tree(f"[bold]{root.type}[/] {root.name}")
+        _add_children(tree, root.urn, tree_of)
+        out.print(tree)
+    counts = Table("resource type", "count", title=f"{len(plan)} resources in {plan.stack}")
+    for type_, n in sorted(plan.type_counts().items()):
+        counts.add_row(type_, str(n))
+    out.print(counts)
+
+
+def _add_children(tree: Tree, urn: str, tree_of: dict[str | None, list[object]]) -> None:
+    from collections import Counter
+
+    from stacks.plan import Resource
+
+    children = [c for c in tree_of.get(urn, []) if isinstance(c, Resource)]
+    leaves: Counter[str] = Counter()
+    for child in children:
+        if child.custom and child.urn not in tree_of:
+            leaves[child.type] += 1
+            continue
+        branch = tree.add(f"[bold]{child.type}[/] {child.name}")
+        _add_children(branch, child.urn, tree_of)
+    for type_, n in sorted(leaves.items()):
+        tree.add(f"{type_} x{n}" if n > 1 else type_)
+
+
+def _plan_markdown(plan: object) -> str:
+    from stacks.plan import Plan
+
+    assert isinstance(plan, Plan)
+    lines = [f"### Plan for `{plan.stack}`: {len(plan)} resources", "",
+             "| resource type | count |", "| --- | ---: |"]
+    lines += [f"| `{t}` | {n} |" for t, n in sorted(plan.type_counts().items())]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""The AWS composition: the capability components wired together for one stack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.aws.cache import Cache, CacheArgs
+from components.aws.cluster import Cluster, ClusterArgs
+from components.aws.database import Database, DatabaseArgs
+from components.aws.network import Network, NetworkArgs
+from components.aws.object_store import ObjectStore, ObjectStoreArgs
+from components.aws.registry import Registry, RegistryArgs
+from components.aws.workload_identity import WorkloadIdentity, WorkloadIdentityArgs
+from components.contracts import APP_IMAGES, WORKLOAD_SPECS, NodePoolArgs
+from stacks.config import NodeGroupConfig, StackConfig
+from stacks.regions import aws_partition
+
+
+def node_pool(spec: NodeGroupConfig) -> NodePoolArgs:
+    return NodePoolArgs(**spec.model_dump())
+
+
+def build_aws(cfg: StackConfig) -> dict[str, Any]:
+    prefix = cfg.name_prefix
+    partition = aws_partition(cfg.region)
+    provider = aws.Provider(
+        "aws",
+        region=cfg.region,
+        default_tags=aws.ProviderDefaultTagsArgs(tags=cfg.base_tags()),
+    )
+    # Default providers are disabled (Pulumi.<stack>.yaml): every package gets one here.
+    random_provider = random.Provider("random")
+    opts = pulumi.ResourceOptions(providers=[provider, random_provider])
+    invoke = pulumi.InvokeOptions(provider=provider)
+    zones = aws.get_availability_zones(state="available", opts=invoke).names[
+        : cfg.network.availability_zones
+    ]
+    account_id = aws.get_caller_identity(opts=invoke).account_id
+    cluster_name = f"{prefix}-eks"
+    protect = cfg.deletion_protection
+
+    network = Network(
+        f"{prefix}-network",
+        NetworkArgs(
+            cidr=str(cfg.network.cidr),
+            availability_zones=list(zones),
+            nat_gateways=cfg.network.nat_gateways,
+            flow_logs_retention_days=cfg.network.flow_logs_retention_days,
+            cluster_name=cluster_name,
+            region=cfg.region,
+        ),
+        opts,
+    )
+    cluster = Cluster(
+        f"{prefix}-cluster",
+        ClusterArgs(
+            cluster_name=cluster_name,
+            kubernetes_version=cfg.cluster.kubernetes_version,
+            region=cfg.region,
+            partition=partition,
+            vpc_id=network.vpc_id,
+            subnet_ids=network.private_subnet_ids,
+            public_access_cidrs=[str(c) for c in cfg.cluster.public_access_cidrs],
+            system_nodes=node_pool(cfg.cluster.system_nodes),
+            batch_nodes=node_pool(cfg.cluster.batch_nodes),
+            log_retention_days=cfg.cluster.log_retention_days,
+            protect=protect,
+        ),
+        opts,
+    )
+    store = ObjectStore(
+        f"{prefix}-storage",
+        ObjectStoreArgs(
+            name_prefix=prefix,
+            account_id=account_id,
+            partition=partition,
+            raw_infrequent_access_after_days=cfg.storage.raw_infrequent_access_after_days,
+            raw_archive_after_days=cfg.storage.raw_archive_after_days,
+            noncurrent_version_expiration_days=cfg.storage.noncurrent_version_expiration_days,
+            access_logging=cfg.storage.access_logging,
+            force_destroy=cfg.storage.force_destroy,
+            protect=protect,
+        ),
+        opts,
+    )
+    database = Database(
+        f"{prefix}-database",
+        DatabaseArgs(
+            identifier=f"{prefix}-postgres",
+            engine_version=cfg.database.engine_version,
+            instance_class=cfg.database.instance_class,
+            storage_gib=cfg.database.storage_gib,
+            max_storage_gib=cfg.database.max_storage_gib,
+            multi_az=cfg.database.high_availability,
+            backup_retention_days=cfg.database.backup_retention_days,
+            performance_insights=cfg.database.performance_insights,
+            deletion_protection=protect,
+            vpc_id=network.vpc_id,
+            subnet_ids=network.database_subnet_ids,
+            client_security_group_ids=[cluster.cluster_security_group_id],
+        ),
+        opts,
+    )
+    cache = Cache(
+        f"{prefix}-cache",
+        CacheArgs(
+            replication_group_id=f"{prefix}-redis",
+            engine_version=cfg.cache.engine_version,
+            node_type=cfg.cache.node_type,
+            replicas=cfg.cache.replicas,
+            high_availability=cfg.cache.high_availability,
+            vpc_id=network.vpc_id,
+            subnet_ids=network.private_subnet_ids,
+            client_security_group_ids=[cluster.cluster_security_group_id],
+            snapshot_retention_days=7 if cfg.is_prod else 1,
+            protect=protect,
+        ),
+        opts,
+    )
+    registry = Registry(
+        f"{prefix}-registry",
+        RegistryArgs(name_prefix=prefix, apps=APP_IMAGES, keep_images=cfg.registry.keep_images,
+                     protect=protect),
+        opts,
+    )
+    identity = WorkloadIdentity(
+        f"{prefix}-identity",
+        WorkloadIdentityArgs(
+            name_prefix=prefix,
+            workloads=WORKLOAD_SPECS,
+            oidc_provider_arn=cluster.oidc_provider_arn,
+            oidc_issuer_url=cluster.oidc_issuer_url,
+            bucket_arns=store.bucket_arns,
+            kms_key_arn=store.kms_key_arn,
+        ),
+        opts,
+    )
+    # The Kubernetes provider for components/k8s. During a first preview the kubeconfig is
+    # unknown; the provider then defers Kubernetes resources instead of failing.
+    k8s.Provider(
+        "k8s",
+        kubeconfig=cluster.kubeconfig,
+        enable_server_side_apply=True,
+        delete_unreachable=False,
+    )
+    return {
+        "cloud": "aws",
+        "environment": cfg.environment,
+        "region": cfg.region,
+        "vpc_id": network.vpc_id,
+        "cluster_name": cluster.name,
+        "cluster_endpoint": cluster.endpoint,
+        "kubeconfig": cluster.kubeconfig,
+        "bucket_names": store.bucket_names,
+        "registry_urls": registry.contract.repository_urls,
+        "database_host": database.host,
+        "cache_host": cache.contract.host,
+        "workload_roles": identity.contract.identities,
+    }

@@ -1,0 +1,680 @@
+"""The typed stack config: every `dex:*` key, its per-environment profile, and its validation.
+
+`load_config(raw)` is the only way the program reads configuration. It merges, lowest first:
+the environment profile (`dev` or `prod`), the cloud x environment profile (instance sizes
+differ per cloud), then the keys the user set in `Pulumi.<stack>.yaml`. The result is a frozen
+`StackConfig`, or one `ConfigError` whose lines each name the key, the value given and what
+is allowed. Nothing here registers a resource, so a bad value stops the program before any
+resource exists.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
+
+from stacks.regions import AWS_REGIONS, AWS_TWO_AZ_REGIONS, GCP_REGIONS
+
+Cloud = Literal["aws", "gcp"]
+Environment = Literal["dev", "prod"]
+
+KUBERNETES_VERSIONS = ("1.32", "1.33", "1.34")
+"""Kubernetes minor versions DEX is tested against (EKS and GKE both offer them)."""
+
+RESERVED_TAGS = ("project", "environment", "component", "owner", "managed-by")
+"""Tag (AWS) / label (GCP) keys the platform sets itself; user tags may not override them."""
+
+_GCP_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_GCP_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+_GCP_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_AWS_DB_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+_GCP_DB_TIER = re.compile(r"^db-(custom-\d+-\d+|perf-optimized-n-\d+|f1-micro|g1-small)$")
+_AWS_CACHE_NODE = re.compile(r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
+
+
+class ConfigError(Exception):
+    """The stack config is invalid. `problems` holds one line per bad key."""
+
+    def __init__(self, problems: list[str], stack: str | None = None) -> None:
+        self.problems = problems
+        self.stack = stack
+        where = f" for stack '{stack}'" if stack else ""
+        super().__init__(
+            f"invalid DEX config{where}:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NodeGroupConfig(_Section):
+    """One pool of worker nodes (an EKS managed node group / a GKE node pool)."""
+
+    instance_types: list[str] = Field(min_length=1)
+    """Machine types, first preferred (EC2 instance types on AWS, machine types on GCP)."""
+    min_size: int = Field(ge=0, le=1000)
+    """Fewest nodes the autoscaler keeps."""
+    desired_size: int = Field(ge=0, le=1000)
+    """Nodes at creation; the autoscaler moves it afterwards."""
+    max_size: int = Field(ge=1, le=1000)
+    """Most nodes the autoscaler may add."""
+    disk_size_gib: int = Field(ge=20, le=2000)
+    """Root volume per node, in GiB."""
+    spot: bool
+    """Run on spot / preemptible capacity (interruptible, cheaper)."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise ValueError(
+                "min_size <= desired_size <= max_size must hold, got "
+                f"min_size={self.min_size}, desired_size={self.desired_size}, "
+                f"max_size={self.max_size}"
+            )
+        return self
+
+
+class NetworkConfig(_Section):
+    """Addressing and egress. Defaults: one NAT in dev, one NAT per AZ in prod."""
+
+    cidr: ipaddress.IPv4Network
+    """AWS: the VPC range (a /16 to /20, carved into public/private/database subnets per AZ).
+    GCP: the primary range of the regional subnet (nodes)."""
+    availability_zones: int = Field(ge=2, le=3)
+    """AWS: how many availability zones the subnets span."""
+    nat_gateways: Literal["single", "per_az"]
+    """One shared NAT gateway (cheap, dev) or one per AZ (survives an AZ outage, prod)."""
+    pods_cidr: ipaddress.IPv4Network
+    """GCP: the subnet's secondary range for pods."""
+    services_cidr: ipaddress.IPv4Network
+    """GCP: the subnet's secondary range for services."""
+    private_services_cidr: ipaddress.IPv4Network
+    """GCP: the range reserved for private service access (Cloud SQL, Memorystore)."""
+    control_plane_cidr: ipaddress.IPv4Network
+    """GCP: the /28 for the GKE control plane's private endpoint."""
+    flow_logs_retention_days: int = Field(ge=1, le=3653)
+    """How long VPC flow logs are kept."""
+
+
+class ClusterConfig(_Section):
+    """The Kubernetes cluster (EKS or GKE)."""
+
+    kubernetes_version: Literal["1.32", "1.33", "1.34"]
+    """Pinned Kubernetes minor version."""
+    public_access_cidrs: list[ipaddress.IPv4Network]
+    """CIDRs allowed to reach the API endpoint from outside the network. Empty (the default)
+    means the endpoint is private only."""
+    system_nodes: NodeGroupConfig
+    """Nodes for platform services (on-demand)."""
+    batch_nodes: NodeGroupConfig
+    """Nodes for pipelines and training (spot in prod)."""
+    release_channel: Literal["RAPID", "REGULAR", "STABLE"]
+    """GCP: the GKE release channel."""
+    log_retention_days: int = Field(ge=1, le=3653)
+    """How long control-plane logs are kept."""
+
+
+class DatabaseConfig(_Section):
+    """The managed PostgreSQL (RDS or Cloud SQL). Prod: HA, PITR, longer backups."""
+
+    engine_version: Literal["15", "16", "17"]
+    """PostgreSQL major version."""
+    instance_class: str
+    """AWS: an RDS class like `db.t4g.medium`. GCP: a tier like `db-custom-2-7680`."""
+    storage_gib: int = Field(ge=20, le=65536)
+    """Allocated storage at creation, in GiB."""
+    max_storage_gib: int = Field(ge=20, le=65536)
+    """Storage autoscaling ceiling, in GiB."""
+    high_availability: bool
+    """AWS: Multi-AZ. GCP: REGIONAL availability."""
+    backup_retention_days: int = Field(ge=1, le=35)
+    """Days of automated backups kept."""
+    point_in_time_recovery: bool
+    """Continuous WAL archiving for restore to any second within the backup window."""
+    performance_insights: bool
+    """AWS: Performance Insights. GCP: Query Insights."""
+
+    @model_validator(mode="after")
+    def _storage(self) -> Self:
+        if self.max_storage_gib < self.storage_gib:
+            raise ValueError(
+                f"max_storage_gib ({self.max_storage_gib}) must be at least "
+                f"storage_gib ({self.storage_gib})"
+            )
+        return self
+
+
+class CacheConfig(_Section):
+    """The managed Redis (ElastiCache or Memorystore), always with TLS and auth."""
+
+    engine_version: Literal["7.0", "7.1"]
+    """Redis engine version."""
+    node_type: str
+    """AWS: an ElastiCache node type like `cache.t4g.small`."""
+    memory_size_gib: int = Field(ge=1, le=300)
+    """GCP: Memorystore capacity in GiB."""
+    high_availability: bool
+    """AWS: Multi-AZ with automatic failover. GCP: STANDARD_HA tier."""
+    replicas: int = Field(ge=0, le=5)
+    """AWS: read replicas per shard (high availability needs at least 1)."""
+
+    @model_validator(mode="after")
+    def _replicas(self) -> Self:
+        if self.high_availability and self.replicas < 1:
+            raise ValueError(
+                f"high_availability needs replicas >= 1, got replicas={self.replicas}"
+            )
+        return self
+
+
+class StorageConfig(_Section):
+    """The lake and platform buckets (S3 or GCS)."""
+
+    raw_infrequent_access_after_days: int = Field(ge=30, le=3650)
+    """Raw-layer objects move to infrequent access (S3 Standard-IA / GCS Nearline) after this."""
+    raw_archive_after_days: int = Field(ge=31, le=3650)
+    """Raw-layer objects move to archive (Glacier IR / GCS Archive) after this."""
+    noncurrent_version_expiration_days: int = Field(ge=1, le=3650)
+    """Overwritten/deleted object versions are kept this long, then expired."""
+    access_logging: bool
+    """Server access logs for every bucket into a dedicated log bucket."""
+    force_destroy: bool
+    """Allow deleting buckets that still hold objects. Off by default everywhere."""
+
+    @model_validator(mode="after")
+    def _tiers(self) -> Self:
+        if self.raw_archive_after_days <= self.raw_infrequent_access_after_days:
+            raise ValueError(
+                f"raw_archive_after_days ({self.raw_archive_after_days}) must be later than "
+                f"raw_infrequent_access_after_days ({self.raw_infrequent_access_after_days})"
+            )
+        return self
+
+
+class RegistryConfig(_Section):
+    """The image registry (ECR or Artifact Registry)."""
+
+    keep_images: int = Field(ge=1, le=1000)
+    """How many most recent images per repository the lifecycle policy keeps."""
+
+
+class StackConfig(_Section):
+    """Everything a stack can be told, after profiles are applied."""
+
+    cloud: Cloud
+    """Which cloud provisions the platform."""
+    environment: Environment
+    """Which profile applies: `dev` (small, cheap) or `prod` (HA, protected)."""
+    region: str
+    """The cloud region (`eu-west-1`, `europe-west1`, ...)."""
+    gcp_project: str | None = None
+    """GCP: the project id. Required when cloud is gcp."""
+    owner: str = Field(min_length=1, max_length=63)
+    """The owning team, tagged on every resource."""
+    tags: dict[str, str] = Field(default_factory=dict)
+    """Extra tags (AWS) / labels (GCP) on every resource, under the platform's own."""
+    deletion_protection: bool
+    """Protect stateful resources (databases, buckets with data, keys). On in prod."""
+    acknowledge_unprotected_prod: bool = False
+    """Required to turn deletion_protection off in prod: states that you mean it."""
+    network: NetworkConfig
+    cluster: ClusterConfig
+    database: DatabaseConfig
+    cache: CacheConfig
+    storage: StorageConfig
+    registry: RegistryConfig
+
+    @property
+    def name_prefix(self) -> str:
+        """`dex-<environment>`: the prefix of every physical name."""
+        return f"dex-{self.environment}"
+
+    @property
+    def is_prod(self) -> bool:
+        return self.environment == "prod"
+
+    def base_tags(self) -> dict[str, str]:
+        """Tags/labels every taggable resource carries (the provider applies them)."""
+        return {
+            **self.tags,
+            "project": "dex",
+            "environment": self.environment,
+            "owner": self.owner,
+            "managed-by": "pulumi",
+        }
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> Self:
+        problems: list[str] = []
+        known = AWS_REGIONS if self.cloud == "aws" else GCP_REGIONS
+        if self.region not in known:
+            near = difflib.get_close_matches(self.region, sorted(known), n=1)
+            hint = f" did you mean '{near[0]}'?" if near else ""
+            problems.append(
+                f"dex:region = '{self.region}' is not {'an AWS' if self.cloud == 'aws' else 'a GCP'} "
+                f"region;{hint} "
+                f"allowed: {', '.join(sorted(known))}"
+            )
+        if self.cloud == "gcp":
+            if not self.gcp_project:
+                problems.append("dex:gcp_project is required when dex:cloud is gcp")
+            elif not _GCP_PROJECT.match(self.gcp_project):
+                problems.append(
+                    f"dex:gcp_project = '{self.gcp_project}' is not a GCP project id "
+                    "(6-30 lowercase letters, digits and hyphens, starting with a letter)"
+                )
+        elif self.gcp_project is not None:
+            problems.append("dex:gcp_project is only for dex:cloud gcp; remove it for aws")
+        if (
+            self.cloud == "aws"
+            and self.region in AWS_TWO_AZ_REGIONS
+            and self.network.availability_zones > 2
+        ):
+            problems.append(
+                f"dex:network.availability_zones = {self.network.availability_zones}: "
+                f"{self.region} offers only 2 availability zones to new accounts"
+            )
+        problems += _network_problems(self.cloud, self.network)
+        problems += _cluster_problems(self.cluster)
+        problems += _sizing_problems(self.cloud, self.database, self.cache)
+        problems += _tag_problems(self.cloud, self.tags, self.owner)
+        if self.is_prod and not self.deletion_protection and not self.acknowledge_unprotected_prod:
+            problems.append(
+                "dex:deletion_protection = false in prod: stateful resources could be deleted "
+                "by one `pulumi up`; set dex:acknowledge_unprotected_prod: true if you mean it"
+            )
+        if self.is_prod and self.database.backup_retention_days < 7:
+            problems.append(
+                f"dex:database.backup_retention_days = {self.database.backup_retention_days} "
+                "in prod: at least 7 days are required"
+            )
+        if problems:
+            raise _CrossFieldError(problems)
+        return self
+
+
+class _CrossFieldError(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def _network_problems(cloud: Cloud, net: NetworkConfig) -> list[str]:
+    problems: list[str] = []
+    if cloud == "aws" and not 16 <= net.cidr.prefixlen <= 20:
+        problems.append(
+            f"dex:network.cidr = {net.cidr}: an AWS VPC range must be a /16 to /20 "
+            "(it is split into 3 tiers of subnets per availability zone)"
+        )
+    if cloud == "gcp" and not 16 <= net.cidr.prefixlen <= 24:
+        problems.append(f"dex:network.cidr = {net.cidr}: the GKE node range must be a /16 to /24")
+    if cloud == "gcp":
+        if net.control_plane_cidr.prefixlen != 28:
+            problems.append(
+                f"dex:network.control_plane_cidr = {net.control_plane_cidr}: GKE needs a /28"
+            )
+        if net.pods_cidr.prefixlen > 21:
+            problems.append(f"dex:network.pods_cidr = {net.pods_cidr}: must be a /21 or larger")
+        ranges = {
+            "cidr": net.cidr,
+            "pods_cidr": net.pods_cidr,
+            "services_cidr": net.services_cidr,
+            "private_services_cidr": net.private_services_cidr,
+            "control_plane_cidr": net.control_plane_cidr,
+        }
+        names = list(ranges)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                if ranges[a].overlaps(ranges[b]):
+                    problems.append(
+                        f"dex:network.{b} = {ranges[b]} overlaps dex:network.{a} = {ranges[a]}; "
+                        "every range must be disjoint"
+                    )
+    return problems
+
+
+def _cluster_problems(cluster: ClusterConfig) -> list[str]:
+    problems = []
+    for cidr in cluster.public_access_cidrs:
+        if cidr.prefixlen == 0:
+            problems.append(
+                f"dex:cluster.public_access_cidrs contains {cidr}: that opens the Kubernetes API "
+                "to the whole internet; list your office/VPN ranges instead"
+            )
+    return problems
+
+
+def _sizing_problems(cloud: Cloud, db: DatabaseConfig, cache: CacheConfig) -> list[str]:
+    problems = []
+    if cloud == "aws" and not _AWS_DB_CLASS.match(db.instance_class):
+        problems.append(
+            f"dex:database.instance_class = '{db.instance_class}' is not an RDS instance class "
+            "(like db.t4g.medium or db.r7g.large)"
+        )
+    if cloud == "gcp" and not _GCP_DB_TIER.match(db.instance_class):
+        problems.append(
+            f"dex:database.instance_class = '{db.instance_class}' is not a Cloud SQL tier "
+            "(like db-custom-2-7680)"
+        )
+    if cloud == "aws" and not _AWS_CACHE_NODE.match(cache.node_type):
+        problems.append(
+            f"dex:cache.node_type = '{cache.node_type}' is not an ElastiCache node type "
+            "(like cache.t4g.small)"
+        )
+    return problems
+
+
+def _tag_problems(cloud: Cloud, tags: Mapping[str, str], owner: str) -> list[str]:
+    problems = []
+    for key, value in tags.items():
+        if key in RESERVED_TAGS:
+            problems.append(
+                f"dex:tags.{key} is set by the platform itself; reserved: {', '.join(RESERVED_TAGS)}"
+            )
+        elif cloud == "gcp" and not _GCP_LABEL_KEY.match(key):
+            problems.append(
+                f"dex:tags key '{key}' is not a valid GCP label key (lowercase letters, digits, "
+                "_ and -, starting with a letter, at most 63)"
+            )
+        elif cloud == "aws" and not 1 <= len(key) <= 128:
+            problems.append(f"dex:tags key '{key}' must be 1 to 128 characters")
+        if cloud == "gcp" and not _GCP_LABEL_VALUE.match(value):
+            problems.append(
+                f"dex:tags.{key} = '{value}' is not a valid GCP label value "
+                "(lowercase letters, digits, _ and -, at most 63)"
+            )
+        elif cloud == "aws" and len(value) > 256:
+            problems.append(f"dex:tags.{key} is longer than 256 characters")
+    if cloud == "gcp" and not _GCP_LABEL_VALUE.match(owner):
+        problems.append(
+            f"dex:owner = '{owner}' must be a valid GCP label value "
+            "(lowercase letters, digits, _ and -)"
+        )
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# Profiles: the defaults of every key, per environment, then per cloud x environment.
+
+ENV_PROFILES: dict[str, dict[str, Any]] = {
+    "dev": {
+        "owner": "platform-team",
+        "deletion_protection": False,
+        "network": {
+            "cidr": "10.0.0.0/16",
+            "availability_zones": 3,
+            "nat_gateways": "single",
+            "pods_cidr": "10.64.0.0/14",
+            "services_cidr": "10.68.0.0/20",
+            "private_services_cidr": "10.70.0.0/16",
+            "control_plane_cidr": "172.16.0.0/28",
+            "flow_logs_retention_days": 14,
+        },
+        "cluster": {
+            "kubernetes_version": "1.34",
+            "public_access_cidrs": [],
+            "release_channel": "REGULAR",
+            "log_retention_days": 7,
+        },
+        "database": {
+            "engine_version": "17",
+            "storage_gib": 20,
+            "max_storage_gib": 100,
+            "high_availability": False,
+            "backup_retention_days": 1,
+            "point_in_time_recovery": True,
+            "performance_insights": False,
+        },
+        "cache": {"engine_version": "7.1", "high_availability": False, "replicas": 0},
+        "storage": {
+            "raw_infrequent_access_after_days": 30,
+            "raw_archive_after_days": 90,
+            "noncurrent_version_expiration_days": 7,
+            "access_logging": False,
+            "force_destroy": False,
+        },
+        "registry": {"keep_images": 10},
+    },
+    "prod": {
+        "owner": "platform-team",
+        "deletion_protection": True,
+        "network": {
+            "cidr": "10.0.0.0/16",
+            "availability_zones": 3,
+            "nat_gateways": "per_az",
+            "pods_cidr": "10.64.0.0/14",
+            "services_cidr": "10.68.0.0/20",
+            "private_services_cidr": "10.70.0.0/16",
+            "control_plane_cidr": "172.16.0.0/28",
+            "flow_logs_retention_days": 365,
+        },
+        "cluster": {
+            "kubernetes_version": "1.34",
+            "public_access_cidrs": [],
+            "release_channel": "STABLE",
+            "log_retention_days": 90,
+        },
+        "database": {
+            "engine_version": "17",
+            "storage_gib": 100,
+            "max_storage_gib": 1000,
+            "high_availability": True,
+            "backup_retention_days": 14,
+            "point_in_time_recovery": True,
+            "performance_insights": True,
+        },
+        "cache": {"engine_version": "7.1", "high_availability": True, "replicas": 1},
+        "storage": {
+            "raw_infrequent_access_after_days": 30,
+            "raw_archive_after_days": 180,
+            "noncurrent_version_expiration_days": 90,
+            "access_logging": True,
+            "force_destroy": False,
+        },
+        "registry": {"keep_images": 30},
+    },
+}
+
+CLOUD_PROFILES: dict[tuple[str, str], dict[str, Any]] = {
+    ("aws", "dev"): {
+        "cluster": {
+            "system_nodes": {"instance_types": ["t3.large"], "min_size": 1, "desired_size": 2,
+                             "max_size": 3, "disk_size_gib": 50, "spot": False},
+            "batch_nodes": {"instance_types": ["m6i.large", "m5.large"], "min_size": 0,
+                            "desired_size": 0, "max_size": 3, "disk_size_gib": 100,
+                            "spot": False},
+        },
+        "database": {"instance_class": "db.t4g.medium"},
+        "cache": {"node_type": "cache.t4g.small", "memory_size_gib": 1},
+    },
+    ("aws", "prod"): {
+        "cluster": {
+            "system_nodes": {"instance_types": ["m6i.large"], "min_size": 3, "desired_size": 3,
+                             "max_size": 6, "disk_size_gib": 100, "spot": False},
+            "batch_nodes": {"instance_types": ["m6i.2xlarge", "m5.2xlarge", "m6a.2xlarge"],
+                            "min_size": 0, "desired_size": 0, "max_size": 10,
+                            "disk_size_gib": 200, "spot": True},
+        },
+        "database": {"instance_class": "db.r7g.large"},
+        "cache": {"node_type": "cache.r7g.large", "memory_size_gib": 5},
+    },
+    ("gcp", "dev"): {
+        "cluster": {
+            "system_nodes": {"instance_types": ["e2-standard-4"], "min_size": 1,
+                             "desired_size": 1, "max_size": 3, "disk_size_gib": 50,
+                             "spot": False},
+            "batch_nodes": {"instance_types": ["n2-standard-4"], "min_size": 0,
+                            "desired_size": 0, "max_size": 3, "disk_size_gib": 100,
+                            "spot": False},
+        },
+        "database": {"instance_class": "db-custom-1-3840"},
+        "cache": {"node_type": "cache.t4g.small", "memory_size_gib": 1},
+    },
+    ("gcp", "prod"): {
+        "cluster": {
+            "system_nodes": {"instance_types": ["n2-standard-4"], "min_size": 1,
+                             "desired_size": 1, "max_size": 3, "disk_size_gib": 100,
+                             "spot": False},
+            "batch_nodes": {"instance_types": ["n2-standard-8"], "min_size": 0,
+                            "desired_size": 0, "max_size": 10, "disk_size_gib": 200,
+                            "spot": True},
+        },
+        "database": {"instance_class": "db-custom-2-7680"},
+        "cache": {"node_type": "cache.t4g.small", "memory_size_gib": 5},
+    },
+}
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`override` over `base`, recursing into mappings; lists and scalars are replaced."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _decode(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Pulumi hands structured config to the program as JSON strings: decode those."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if isinstance(value, str) and value[:1] in ("{", "["):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass  # left as a string: the model then names the key and the wrong type
+        out[key] = value
+    return out
+
+
+_TOP_KEYS = tuple(StackConfig.model_fields)
+
+
+def load_config(raw: Mapping[str, Any], stack: str | None = None) -> StackConfig:
+    """Build the typed config from the user's `dex:*` keys (without the `dex:` prefix).
+
+    Raises `ConfigError` naming every bad key; never lets a pydantic traceback escape.
+    """
+    user = _decode(raw)
+    problems: list[str] = []
+    for key in user:
+        if key not in _TOP_KEYS:
+            problems.append(_unknown_key_message((key,), StackConfig))
+    cloud, env = user.get("cloud"), user.get("environment")
+    if "cloud" not in user:
+        problems.append("dex:cloud is required; allowed: 'aws', 'gcp'")
+    elif cloud not in ("aws", "gcp"):
+        problems.append(_choice_message("dex:cloud", cloud, ("aws", "gcp")))
+    if "environment" not in user:
+        problems.append("dex:environment is required; allowed: 'dev', 'prod'")
+    elif env not in ENV_PROFILES:
+        problems.append(_choice_message("dex:environment", env, tuple(ENV_PROFILES)))
+    if "region" not in user:
+        problems.append("dex:region is required (for example eu-west-1 or europe-west1)")
+    if problems:
+        raise ConfigError(problems, stack)
+    assert isinstance(cloud, str) and isinstance(env, str)
+    merged = deep_merge(deep_merge(ENV_PROFILES[env], CLOUD_PROFILES[(cloud, env)]), user)
+    try:
+        return StackConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, merged), stack) from None
+
+
+def _choice_message(key: str, value: object, allowed: tuple[str, ...]) -> str:
+    near = difflib.get_close_matches(str(value), allowed, n=1)
+    hint = f" did you mean '{near[0]}'?" if near else ""
+    return f"{key} = {value!r} is not allowed;{hint} allowed: " + ", ".join(
+        repr(a) for a in allowed
+    )
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = StackConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None or not (
+            isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        ):
+            return None
+        model = field.annotation
+    return model
+
+
+def _unknown_key_message(loc: tuple[int | str, ...], model: type[BaseModel] | None) -> str:
+    key = "dex:" + ".".join(str(p) for p in loc)
+    allowed = sorted(model.model_fields) if model else []
+    near = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+    hint = f"; did you mean dex:{'.'.join([*map(str, loc[:-1]), near[0]])}?" if near else ""
+    return f"{key} is not a known key{hint} (known here: {', '.join(allowed)})"
+
+
+_TYPE_WORDS = {
+    "int_parsing": "a whole number",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a mapping of keys to values",
+    "model_type": "a mapping of keys to values",
+    "model_attributes_type": "a mapping of keys to values",
+    "ip_v4_network": "an IPv4 CIDR such as 10.0.0.0/16",
+}
+
+
+def _value_at(data: Any, loc: tuple[int | str, ...]) -> Any:
+    for part in loc:
+        if isinstance(data, Mapping):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
+
+
+def _explain(exc: ValidationError, merged: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    for err in exc.errors():
+        problems += _explain_one(err, merged)
+    return problems
+
+
+def _explain_one(err: ErrorDetails, merged: Mapping[str, Any]) -> list[str]:
+    loc = tuple(err["loc"])
+    key = "dex:" + ".".join(str(p) for p in loc) if loc else "dex"
+    kind = err["type"]
+    value = err.get("input")
+    if kind == "extra_forbidden":
+        return [_unknown_key_message(loc, _model_at(loc[:-1]))]
+    if kind == "missing":
+        return [f"{key} is required"]
+    if kind == "value_error":
+        cause = err.get("ctx", {}).get("error")
+        if isinstance(cause, _CrossFieldError):
+            return cause.problems
+        msg = str(cause) if cause is not None else err["msg"]
+        return [f"{key}: {msg}"]
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        return [f"{key} = {value!r} is not allowed; allowed: {expected}"]
+    if kind in _TYPE_WORDS:
+        shown = _value_at(merged, loc) if value is None else value
+        return [f"{key} = {shown!r}: expected {_TYPE_WORDS[kind]}"]
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        return [f"{key} = {value!r}: {err['msg'].lower()}"]
+    if kind in ("too_short", "string_too_short"):
+        return [f"{key} = {value!r}: must not be empty"]
+    return [f"{key} = {value!r}: {err['msg']}"]

@@ -1,0 +1,278 @@
+"""What the mock engine answers: realistic, deterministic outputs per resource type.
+
+Ids, ARNs, self-links, endpoints and auto-generated names are derived from a hash of the
+stack, type and logical name, so every run of a stack gives the same values. What no engine
+could know before the resource exists (a generated password, an image digest) is returned as
+Pulumi's unknown sentinel and stays unknown in the plan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
+
+from stacks.plan import UNKNOWN
+from stacks.regions import aws_partition
+
+ACCOUNT_ID = "123456789012"
+"""The AWS account id the mocks pretend to deploy into."""
+
+# Resource types whose `name` the provider generates from the logical name when not given.
+_AUTONAMED = {
+    "aws:iam/role:Role",
+    "aws:iam/policy:Policy",
+    "aws:iam/rolePolicy:RolePolicy",
+    "aws:ec2/securityGroup:SecurityGroup",
+    "aws:ec2/launchTemplate:LaunchTemplate",
+    "aws:rds/parameterGroup:ParameterGroup",
+    "aws:rds/subnetGroup:SubnetGroup",
+    "aws:elasticache/subnetGroup:SubnetGroup",
+    "aws:elasticache/parameterGroup:ParameterGroup",
+    "aws:cloudwatch/logGroup:LogGroup",
+    "aws:ecr/repository:Repository",
+}
+
+_AWS_ID_PREFIX = {
+    "aws:ec2/vpc:Vpc": "vpc",
+    "aws:ec2/subnet:Subnet": "subnet",
+    "aws:ec2/internetGateway:InternetGateway": "igw",
+    "aws:ec2/natGateway:NatGateway": "nat",
+    "aws:ec2/eip:Eip": "eipalloc",
+    "aws:ec2/routeTable:RouteTable": "rtb",
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": "rtbassoc",
+    "aws:ec2/securityGroup:SecurityGroup": "sg",
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": "sg",
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "sgr",
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "sgr",
+    "aws:ec2/vpcEndpoint:VpcEndpoint": "vpce",
+    "aws:ec2/flowLog:FlowLog": "fl",
+    "aws:ec2/launchTemplate:LaunchTemplate": "lt",
+}
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+class DexMocks(Mocks):
+    """Mocks for one stack. Region and project come from the provider resources' inputs."""
+
+    def __init__(self, stack: str) -> None:
+        self.stack = stack
+        self.aws_region = "us-east-1"
+        self.gcp_project = "dex-project"
+        self.gcp_region = "us-central1"
+
+    # -- invokes ------------------------------------------------------------------------------
+    def call(self, args: MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        token = args.token
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            region = self.aws_region
+            names = [f"{region}{s}" for s in "abc"]
+            return {
+                "names": names,
+                "zoneIds": [f"{region[:3]}{region.split('-')[-1]}-az{i}" for i in (1, 2, 3)],
+                "state": "available",
+                "id": region,
+            }
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": ACCOUNT_ID,
+                "arn": f"arn:{aws_partition(self.aws_region)}:iam::{ACCOUNT_ID}:role/deployer",
+                "userId": "AROAEXAMPLEDEPLOYER",
+                "id": ACCOUNT_ID,
+            }
+        if token == "aws:index/getPartition:getPartition":
+            part = aws_partition(self.aws_region)
+            return {"partition": part, "dnsSuffix": "amazonaws.com", "id": part}
+        if token == "aws:index/getRegion:getRegion":
+            return {"name": self.aws_region, "region": self.aws_region, "id": self.aws_region}
+        if token == "gcp:organizations/getProject:getProject":
+            return {"projectId": self.gcp_project, "number": "123456789012", "id": self.gcp_project}
+        if token == "gcp:compute/getZones:getZones":
+            return {"names": [f"{self.gcp_region}-{s}" for s in "bcd"], "id": self.gcp_region}
+        return {}
+
+    # -- resources ----------------------------------------------------------------------------
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        inputs = dict(args.inputs)
+        typ, name = args.typ, args.name
+        h = _digest(self.stack, typ, name)
+        if typ == "pulumi:providers:aws":
+            self.aws_region = inputs.get("region", self.aws_region)
+            return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32], inputs
+        if typ == "pulumi:providers:gcp":
+            self.gcp_project = inputs.get("project", self.gcp_project)
+            self.gcp_region = inputs.get("region", self.gcp_region)
+            return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32], inputs
+        if typ.startswith("pulumi:providers:"):
+            return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32], inputs
+        if not args.custom:
+            return "", {}
+        outputs: dict[str, Any] = {}
+        if typ in _AUTONAMED and "name" not in inputs and "namePrefix" not in inputs:
+            outputs["name"] = f"{name}-{h[:7]}"
+        if typ.startswith("aws:"):
+            resource_id = self._aws(typ, name, h, inputs, outputs)
+        elif typ.startswith("gcp:"):
+            resource_id = self._gcp(typ, name, h, inputs, outputs)
+        elif typ.startswith("random:"):
+            resource_id = self._random(typ, name, h, inputs, outputs)
+        elif typ.startswith("kubernetes:"):
+            resource_id = self._kubernetes(typ, name, h, inputs, outputs)
+        else:
+            resource_id = f"{name}-{h[:8]}"
+        return resource_id, {**inputs, **outputs}
+
+    def _aws(self, typ: str, name: str, h: str, inputs: dict[str, Any], out: dict[str, Any]) -> str:
+        region, part, acct = self.aws_region, aws_partition(self.aws_region), ACCOUNT_ID
+        service = typ.split(":")[1].split("/")[0]
+        short = typ.rsplit(":", 1)[-1]
+        rid = f"{_AWS_ID_PREFIX.get(typ, short.lower())}-{h[:17]}"
+        phys = inputs.get("name") or out.get("name") or f"{name}-{h[:7]}"
+        arn = f"arn:{part}:{service}:{region}:{acct}:{short.lower()}/{rid}"
+        if typ == "aws:s3/bucket:Bucket":
+            bucket = inputs.get("bucket") or f"{inputs.get('bucketPrefix', name + '-')}{h[:12]}"
+            rid, arn = bucket, f"arn:{part}:s3:::{bucket}"
+            out.update(bucket=bucket, bucketDomainName=f"{bucket}.s3.amazonaws.com",
+                       bucketRegionalDomainName=f"{bucket}.s3.{region}.amazonaws.com",
+                       region=region)
+        elif typ.startswith("aws:s3/"):
+            rid = str(inputs.get("bucket", rid))
+        elif typ == "aws:kms/key:Key":
+            rid = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+            arn = f"arn:{part}:kms:{region}:{acct}:key/{rid}"
+            out["keyId"] = rid
+        elif typ == "aws:kms/alias:Alias":
+            rid = str(inputs.get("name", f"alias/{name}"))
+            arn = f"arn:{part}:kms:{region}:{acct}:{rid}"
+        elif typ == "aws:iam/role:Role":
+            rid = str(phys)
+            arn = f"arn:{part}:iam::{acct}:role/{phys}"
+            out["uniqueId"] = "AROA" + h[:17].upper()
+        elif typ == "aws:iam/policy:Policy":
+            arn = f"arn:{part}:iam::{acct}:policy/{phys}"
+            rid = arn
+        elif typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+            url = str(inputs.get("url", "")).removeprefix("https://")
+            arn = f"arn:{part}:iam::{acct}:oidc-provider/{url}"
+            rid = arn
+        elif typ == "aws:iam/rolePolicyAttachment:RolePolicyAttachment":
+            rid = f"{inputs.get('role')}-{h[:20]}"
+        elif typ == "aws:cloudwatch/logGroup:LogGroup":
+            rid = str(phys)
+            arn = f"arn:{part}:logs:{region}:{acct}:log-group:{phys}"
+        elif typ == "aws:eks/cluster:Cluster":
+            rid = str(phys)
+            arn = f"arn:{part}:eks:{region}:{acct}:cluster/{phys}"
+            oidc_id = h[:32].upper()
+            out.update(
+                endpoint=f"https://{oidc_id}.gr7.{region}.eks.amazonaws.com",
+                certificateAuthority={"data": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1PQ0sKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo="},
+                identities=[{"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{oidc_id}"}]}],
+                platformVersion="eks.10",
+                status="ACTIVE",
+                clusterSecurityGroupId=f"sg-{h[17:34]}",
+            )
+            vpc = dict(inputs.get("vpcConfig") or {})
+            vpc["clusterSecurityGroupId"] = f"sg-{h[17:34]}"
+            vpc["vpcId"] = f"vpc-{h[34:51]}"
+            out["vpcConfig"] = vpc
+        elif typ == "aws:eks/nodeGroup:NodeGroup":
+            rid = f"{inputs.get('clusterName')}:{inputs.get('nodeGroupName', name)}"
+            arn = f"arn:{part}:eks:{region}:{acct}:nodegroup/{rid.replace(':', '/')}/{h[:8]}"
+        elif typ == "aws:eks/addon:Addon":
+            rid = f"{inputs.get('clusterName')}:{inputs.get('addonName')}"
+            out["addonVersion"] = inputs.get("addonVersion", UNKNOWN)
+        elif typ == "aws:rds/instance:Instance":
+            ident = inputs.get("identifier") or f"{name}-{h[:7]}"
+            host = f"{ident}.c{h[:10]}.{region}.rds.amazonaws.com"
+            port = int(inputs.get("port", 5432))
+            rid, arn = str(ident), f"arn:{part}:rds:{region}:{acct}:db:{ident}"
+            out.update(identifier=ident, address=host, endpoint=f"{host}:{port}", port=port,
+                       resourceId=f"db-{h[:26].upper()}")
+        elif typ == "aws:elasticache/replicationGroup:ReplicationGroup":
+            rgid = inputs.get("replicationGroupId") or name
+            rid, arn = str(rgid), f"arn:{part}:elasticache:{region}:{acct}:replicationgroup:{rgid}"
+            out.update(primaryEndpointAddress=f"master.{rgid}.{h[:6]}.{region[:6]}.cache.amazonaws.com",
+                       readerEndpointAddress=f"replica.{rgid}.{h[:6]}.{region[:6]}.cache.amazonaws.com",
+                       port=int(inputs.get("port", 6379)))
+        elif typ == "aws:ecr/repository:Repository":
+            repo = inputs.get("name") or out.get("name")
+            rid = str(repo)
+            arn = f"arn:{part}:ecr:{region}:{acct}:repository/{repo}"
+            out.update(repositoryUrl=f"{acct}.dkr.ecr.{region}.amazonaws.com/{repo}",
+                       registryId=acct)
+        elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            out["latestVersion"] = 1
+        elif typ == "aws:ec2/vpc:Vpc":
+            out.update(defaultSecurityGroupId=f"sg-{h[17:34]}",
+                       mainRouteTableId=f"rtb-{h[17:34]}", defaultNetworkAclId=f"acl-{h[17:34]}")
+        elif typ == "aws:ec2/eip:Eip":
+            out["publicIp"] = f"203.0.113.{int(h[:2], 16) % 250 + 1}"
+        elif typ == "aws:ec2/securityGroup:SecurityGroup":
+            arn = f"arn:{part}:ec2:{region}:{acct}:security-group/{rid}"
+        out.setdefault("arn", arn)
+        out["id"] = rid
+        return rid
+
+    def _gcp(self, typ: str, name: str, h: str, inputs: dict[str, Any], out: dict[str, Any]) -> str:
+        project = str(inputs.get("project", self.gcp_project))
+        region = self.gcp_region
+        phys = inputs.get("name") or out.get("name") or f"{name}-{h[:7]}"
+        short = typ.rsplit(":", 1)[-1]
+        service = typ.split(":")[1].split("/")[0]
+        location = inputs.get("location") or inputs.get("region") or region
+        rid = f"projects/{project}/locations/{location}/{short[0].lower()}{short[1:]}s/{phys}"
+        if service == "compute":
+            scope = "global" if "region" not in inputs else f"regions/{inputs['region']}"
+            rid = f"projects/{project}/{scope}/{short[0].lower()}{short[1:]}s/{phys}"
+            out["selfLink"] = f"https://www.googleapis.com/compute/v1/{rid}"
+        elif typ == "gcp:storage/bucket:Bucket":
+            rid = str(phys)
+            out.update(url=f"gs://{phys}", selfLink=f"https://www.googleapis.com/storage/v1/b/{phys}")
+        elif typ == "gcp:container/cluster:Cluster":
+            out.update(endpoint=f"10.{int(h[:2], 16)}.0.2",
+                       masterAuth={"clusterCaCertificate": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1PQ0sKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo="},
+                       selfLink=f"https://container.googleapis.com/v1/{rid}")
+        elif typ == "gcp:sql/databaseInstance:DatabaseInstance":
+            rid = str(phys)
+            out.update(connectionName=f"{project}:{region}:{phys}",
+                       privateIpAddress=f"10.70.0.{int(h[:2], 16) % 250 + 2}",
+                       selfLink=f"https://sqladmin.googleapis.com/sql/v1beta4/projects/{project}/instances/{phys}")
+        elif typ == "gcp:redis/instance:Instance":
+            out.update(host=f"10.70.1.{int(h[:2], 16) % 250 + 2}", port=6378,
+                       authString=UNKNOWN, serverCaCerts=UNKNOWN)
+        elif typ == "gcp:serviceaccount/account:Account":
+            email = f"{inputs.get('accountId')}@{project}.iam.gserviceaccount.com"
+            rid = f"projects/{project}/serviceAccounts/{email}"
+            out.update(email=email, member=f"serviceAccount:{email}", uniqueId=str(int(h[:15], 16)))
+        elif typ == "gcp:kms/cryptoKey:CryptoKey":
+            rid = f"{inputs.get('keyRing')}/cryptoKeys/{phys}"
+        elif typ == "gcp:artifactregistry/repository:Repository":
+            repo = inputs.get("repositoryId", phys)
+            out["registryUri"] = f"{location}-docker.pkg.dev/{project}/{repo}"
+        out["id"] = rid
+        return rid
+
+    def _random(self, typ: str, name: str, h: str, inputs: dict[str, Any], out: dict[str, Any]) -> str:
+        # A generated secret cannot be known before it is generated.
+        if typ in ("random:index/randomPassword:RandomPassword", "random:index/randomString:RandomString"):
+            out.update(result=UNKNOWN)
+            if typ.endswith("RandomPassword"):
+                out["bcryptHash"] = UNKNOWN
+        elif typ == "random:index/randomId:RandomId":
+            out.update(hex=UNKNOWN, b64Url=UNKNOWN, dec=UNKNOWN)
+        return "none"
+
+    def _kubernetes(self, typ: str, name: str, h: str, inputs: dict[str, Any], out: dict[str, Any]) -> str:
+        meta = inputs.get("metadata") or {}
+        ns = meta.get("namespace")
+        obj_name = meta.get("name") or name
+        if typ.startswith("kubernetes:helm.sh/"):
+            ns = inputs.get("namespace", "default")
+            obj_name = inputs.get("name") or name
+            out["status"] = {"status": "deployed", "namespace": ns, "name": obj_name}
+        return f"{ns}/{obj_name}" if ns else str(obj_name)
