@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from collections import Counter
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
+
+if TYPE_CHECKING:
+    from stacks.plan import Plan, Resource
 
 app = typer.Typer(
     name="dex",
@@ -28,13 +32,13 @@ out = Console()
 err = Console(stderr=True)
 
 
-class PlanFormat(str, Enum):
+class PlanFormat(StrEnum):
     table = "table"
     json = "json"
     markdown = "markdown"
 
 
-class DiffFormat(str, Enum):
+class DiffFormat(StrEnum):
     text = "text"
     markdown = "markdown"
     json = "json"
@@ -116,8 +120,12 @@ def list_stacks_cmd() -> None:
     table = Table("stack", "cloud", "environment", "region")
     for name in list_stacks():
         cfg = read_stack_file(name).config
-        table.add_row(name, str(cfg.get("dex:cloud", "?")), str(cfg.get("dex:environment", "?")),
-                      str(cfg.get("dex:region", "?")))
+        table.add_row(
+            name,
+            str(cfg.get("dex:cloud", "?")),
+            str(cfg.get("dex:environment", "?")),
+            str(cfg.get("dex:region", "?")),
+        )
     out.print(table)
 
 
@@ -132,11 +140,9 @@ def _write_atomically(path: Path, text: str) -> None:
         _fail(f"cannot write {path}: {exc.strerror or exc}")
 
 
-def _print_plan_table(plan: object) -> None:
+def _print_plan_table(plan: Plan) -> None:
     from stacks.diff import component_tree
-    from stacks.plan import Plan
 
-    assert isinstance(plan, Plan)
     tree_of = component_tree(plan)
     roots = tree_of.get(None, [])
     for root in roots:
@@ -149,12 +155,8 @@ def _print_plan_table(plan: object) -> None:
     out.print(counts)
 
 
-def _add_children(tree: Tree, urn: str, tree_of: dict[str | None, list[object]]) -> None:
-    from collections import Counter
-
-    from stacks.plan import Resource
-
-    children = [c for c in tree_of.get(urn, []) if isinstance(c, Resource)]
+def _add_children(tree: Tree, urn: str, tree_of: dict[str | None, list[Resource]]) -> None:
+    children = tree_of.get(urn, [])
     leaves: Counter[str] = Counter()
     for child in children:
         if child.custom and child.urn not in tree_of:
@@ -166,12 +168,13 @@ def _add_children(tree: Tree, urn: str, tree_of: dict[str | None, list[object]])
         tree.add(f"{type_} x{n}" if n > 1 else type_)
 
 
-def _plan_markdown(plan: object) -> str:
-    from stacks.plan import Plan
-
-    assert isinstance(plan, Plan)
-    lines = [f"### Plan for `{plan.stack}`: {len(plan)} resources", "",
-             "| resource type | count |", "| --- | ---: |"]
+def _plan_markdown(plan: Plan) -> str:
+    lines = [
+        f"### Plan for `{plan.stack}`: {len(plan)} resources",
+        "",
+        "| resource type | count |",
+        "| --- | ---: |",
+    ]
     lines += [f"| `{t}` | {n} |" for t, n in sorted(plan.type_counts().items())]
     return "\n".join(lines) + "\n"
 

@@ -124,8 +124,12 @@ def build_aws(cfg: StackConfig) -> dict[str, Any]:
     )
     registry = Registry(
         f"{prefix}-registry",
-        RegistryArgs(name_prefix=prefix, apps=APP_IMAGES, keep_images=cfg.registry.keep_images,
-                     protect=protect),
+        RegistryArgs(
+            name_prefix=prefix,
+            apps=APP_IMAGES,
+            keep_images=cfg.registry.keep_images,
+            protect=protect,
+        ),
         opts,
     )
     identity = WorkloadIdentity(

@@ -10,6 +10,7 @@ resource exists.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import ipaddress
 import json
@@ -46,9 +47,7 @@ class ConfigError(Exception):
         self.problems = problems
         self.stack = stack
         where = f" for stack '{stack}'" if stack else ""
-        super().__init__(
-            f"invalid DEX config{where}:\n" + "\n".join(f"  - {p}" for p in problems)
-        )
+        super().__init__(f"invalid DEX config{where}:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 class _Section(BaseModel):
@@ -169,9 +168,7 @@ class CacheConfig(_Section):
     @model_validator(mode="after")
     def _replicas(self) -> Self:
         if self.high_availability and self.replicas < 1:
-            raise ValueError(
-                f"high_availability needs replicas >= 1, got replicas={self.replicas}"
-            )
+            raise ValueError(f"high_availability needs replicas >= 1, got replicas={self.replicas}")
         return self
 
 
@@ -258,9 +255,9 @@ class StackConfig(_Section):
         if self.region not in known:
             near = difflib.get_close_matches(self.region, sorted(known), n=1)
             hint = f" did you mean '{near[0]}'?" if near else ""
+            cloud_name = "an AWS" if self.cloud == "aws" else "a GCP"
             problems.append(
-                f"dex:region = '{self.region}' is not {'an AWS' if self.cloud == 'aws' else 'a GCP'} "
-                f"region;{hint} "
+                f"dex:region = '{self.region}' is not {cloud_name} region;{hint} "
                 f"allowed: {', '.join(sorted(known))}"
             )
         if self.cloud == "gcp":
@@ -377,7 +374,8 @@ def _tag_problems(cloud: Cloud, tags: Mapping[str, str], owner: str) -> list[str
     for key, value in tags.items():
         if key in RESERVED_TAGS:
             problems.append(
-                f"dex:tags.{key} is set by the platform itself; reserved: {', '.join(RESERVED_TAGS)}"
+                f"dex:tags.{key} is set by the platform itself; "
+                f"reserved: {', '.join(RESERVED_TAGS)}"
             )
         elif cloud == "gcp" and not _GCP_LABEL_KEY.match(key):
             problems.append(
@@ -486,46 +484,88 @@ ENV_PROFILES: dict[str, dict[str, Any]] = {
 CLOUD_PROFILES: dict[tuple[str, str], dict[str, Any]] = {
     ("aws", "dev"): {
         "cluster": {
-            "system_nodes": {"instance_types": ["t3.large"], "min_size": 1, "desired_size": 2,
-                             "max_size": 3, "disk_size_gib": 50, "spot": False},
-            "batch_nodes": {"instance_types": ["m6i.large", "m5.large"], "min_size": 0,
-                            "desired_size": 0, "max_size": 3, "disk_size_gib": 100,
-                            "spot": False},
+            "system_nodes": {
+                "instance_types": ["t3.large"],
+                "min_size": 1,
+                "desired_size": 2,
+                "max_size": 3,
+                "disk_size_gib": 50,
+                "spot": False,
+            },
+            "batch_nodes": {
+                "instance_types": ["m6i.large", "m5.large"],
+                "min_size": 0,
+                "desired_size": 0,
+                "max_size": 3,
+                "disk_size_gib": 100,
+                "spot": False,
+            },
         },
         "database": {"instance_class": "db.t4g.medium"},
         "cache": {"node_type": "cache.t4g.small", "memory_size_gib": 1},
     },
     ("aws", "prod"): {
         "cluster": {
-            "system_nodes": {"instance_types": ["m6i.large"], "min_size": 3, "desired_size": 3,
-                             "max_size": 6, "disk_size_gib": 100, "spot": False},
-            "batch_nodes": {"instance_types": ["m6i.2xlarge", "m5.2xlarge", "m6a.2xlarge"],
-                            "min_size": 0, "desired_size": 0, "max_size": 10,
-                            "disk_size_gib": 200, "spot": True},
+            "system_nodes": {
+                "instance_types": ["m6i.large"],
+                "min_size": 3,
+                "desired_size": 3,
+                "max_size": 6,
+                "disk_size_gib": 100,
+                "spot": False,
+            },
+            "batch_nodes": {
+                "instance_types": ["m6i.2xlarge", "m5.2xlarge", "m6a.2xlarge"],
+                "min_size": 0,
+                "desired_size": 0,
+                "max_size": 10,
+                "disk_size_gib": 200,
+                "spot": True,
+            },
         },
         "database": {"instance_class": "db.r7g.large"},
         "cache": {"node_type": "cache.r7g.large", "memory_size_gib": 5},
     },
     ("gcp", "dev"): {
         "cluster": {
-            "system_nodes": {"instance_types": ["e2-standard-4"], "min_size": 1,
-                             "desired_size": 1, "max_size": 3, "disk_size_gib": 50,
-                             "spot": False},
-            "batch_nodes": {"instance_types": ["n2-standard-4"], "min_size": 0,
-                            "desired_size": 0, "max_size": 3, "disk_size_gib": 100,
-                            "spot": False},
+            "system_nodes": {
+                "instance_types": ["e2-standard-4"],
+                "min_size": 1,
+                "desired_size": 1,
+                "max_size": 3,
+                "disk_size_gib": 50,
+                "spot": False,
+            },
+            "batch_nodes": {
+                "instance_types": ["n2-standard-4"],
+                "min_size": 0,
+                "desired_size": 0,
+                "max_size": 3,
+                "disk_size_gib": 100,
+                "spot": False,
+            },
         },
         "database": {"instance_class": "db-custom-1-3840"},
         "cache": {"node_type": "cache.t4g.small", "memory_size_gib": 1},
     },
     ("gcp", "prod"): {
         "cluster": {
-            "system_nodes": {"instance_types": ["n2-standard-4"], "min_size": 1,
-                             "desired_size": 1, "max_size": 3, "disk_size_gib": 100,
-                             "spot": False},
-            "batch_nodes": {"instance_types": ["n2-standard-8"], "min_size": 0,
-                            "desired_size": 0, "max_size": 10, "disk_size_gib": 200,
-                            "spot": True},
+            "system_nodes": {
+                "instance_types": ["n2-standard-4"],
+                "min_size": 1,
+                "desired_size": 1,
+                "max_size": 3,
+                "disk_size_gib": 100,
+                "spot": False,
+            },
+            "batch_nodes": {
+                "instance_types": ["n2-standard-8"],
+                "min_size": 0,
+                "desired_size": 0,
+                "max_size": 10,
+                "disk_size_gib": 200,
+                "spot": True,
+            },
         },
         "database": {"instance_class": "db-custom-2-7680"},
         "cache": {"node_type": "cache.t4g.small", "memory_size_gib": 5},
@@ -548,12 +588,11 @@ def _decode(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Pulumi hands structured config to the program as JSON strings: decode those."""
     out: dict[str, Any] = {}
     for key, value in raw.items():
-        if isinstance(value, str) and value[:1] in ("{", "["):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                pass  # left as a string: the model then names the key and the wrong type
         out[key] = value
+        if isinstance(value, str) and value[:1] in ("{", "["):
+            # Undecodable text stays a string: the model then names the key and the type.
+            with contextlib.suppress(json.JSONDecodeError):
+                out[key] = json.loads(value)
     return out
 
 
@@ -583,7 +622,8 @@ def load_config(raw: Mapping[str, Any], stack: str | None = None) -> StackConfig
         problems.append("dex:region is required (for example eu-west-1 or europe-west1)")
     if problems:
         raise ConfigError(problems, stack)
-    assert isinstance(cloud, str) and isinstance(env, str)
+    assert isinstance(cloud, str)
+    assert isinstance(env, str)
     merged = deep_merge(deep_merge(ENV_PROFILES[env], CLOUD_PROFILES[(cloud, env)]), user)
     try:
         return StackConfig.model_validate(merged)

@@ -36,12 +36,22 @@ REPLACE_ON: dict[str, tuple[str, ...]] = {
     "aws:ec2/eip:Eip": ("domain",),
     "aws:ec2/flowLog:FlowLog": ("vpcId", "logDestination", "trafficType", "iamRoleArn"),
     "aws:eks/cluster:Cluster": (
-        "name", "roleArn", "encryptionConfig", "kubernetesNetworkConfig",
+        "name",
+        "roleArn",
+        "encryptionConfig",
+        "kubernetesNetworkConfig",
         "accessConfig.bootstrapClusterCreatorAdminPermissions",
     ),
     "aws:eks/nodeGroup:NodeGroup": (
-        "clusterName", "nodeGroupName", "nodeGroupNamePrefix", "amiType", "capacityType",
-        "instanceTypes", "subnetIds", "nodeRoleArn", "diskSize",
+        "clusterName",
+        "nodeGroupName",
+        "nodeGroupNamePrefix",
+        "amiType",
+        "capacityType",
+        "instanceTypes",
+        "subnetIds",
+        "nodeRoleArn",
+        "diskSize",
     ),
     "aws:eks/addon:Addon": ("addonName", "clusterName"),
     "aws:iam/role:Role": ("name", "namePrefix"),
@@ -49,13 +59,21 @@ REPLACE_ON: dict[str, tuple[str, ...]] = {
     "aws:kms/key:Key": ("keySpec", "keyUsage", "customerMasterKeySpec"),
     "aws:s3/bucket:Bucket": ("bucket", "bucketPrefix", "objectLockEnabled"),
     "aws:rds/instance:Instance": (
-        "identifier", "engine", "kmsKeyId", "storageEncrypted", "username",
-        "availabilityZone", "characterSetName",
+        "identifier",
+        "engine",
+        "kmsKeyId",
+        "storageEncrypted",
+        "username",
+        "availabilityZone",
+        "characterSetName",
     ),
     "aws:rds/parameterGroup:ParameterGroup": ("name", "namePrefix", "family"),
     "aws:rds/subnetGroup:SubnetGroup": ("name", "namePrefix"),
     "aws:elasticache/replicationGroup:ReplicationGroup": (
-        "replicationGroupId", "atRestEncryptionEnabled", "kmsKeyId", "subnetGroupName",
+        "replicationGroupId",
+        "atRestEncryptionEnabled",
+        "kmsKeyId",
+        "subnetGroupName",
     ),
     "aws:elasticache/subnetGroup:SubnetGroup": ("name",),
     "aws:ecr/repository:Repository": ("name",),
@@ -64,17 +82,30 @@ REPLACE_ON: dict[str, tuple[str, ...]] = {
     "gcp:compute/subnetwork:Subnetwork": ("name", "network", "region"),
     "gcp:compute/router:Router": ("name", "network", "region"),
     "gcp:container/cluster:Cluster": (
-        "name", "location", "network", "subnetwork", "privateClusterConfig",
+        "name",
+        "location",
+        "network",
+        "subnetwork",
+        "privateClusterConfig",
         "ipAllocationPolicy",
     ),
     "gcp:container/nodePool:NodePool": (
-        "name", "cluster", "location", "nodeConfig.machineType", "nodeConfig.diskSizeGb",
+        "name",
+        "cluster",
+        "location",
+        "nodeConfig.machineType",
+        "nodeConfig.diskSizeGb",
         "nodeConfig.spot",
     ),
     "gcp:sql/databaseInstance:DatabaseInstance": ("name", "region"),
     "gcp:storage/bucket:Bucket": ("name", "location"),
     "gcp:redis/instance:Instance": (
-        "name", "region", "tier", "authorizedNetwork", "transitEncryptionMode", "connectMode",
+        "name",
+        "region",
+        "tier",
+        "authorizedNetwork",
+        "transitEncryptionMode",
+        "connectMode",
     ),
     "gcp:serviceaccount/account:Account": ("accountId",),
     "gcp:kms/cryptoKey:CryptoKey": ("name", "keyRing"),
@@ -166,9 +197,9 @@ def _same(old: Any, new: Any) -> bool:
 def _replaces(type_: str, path: str) -> bool:
     if type_.startswith("random:"):
         return True
-    if type_.startswith("kubernetes:") and not type_.startswith("kubernetes:helm.sh/"):
-        if path.split("[")[0] in ("metadata.name", "metadata.namespace"):
-            return True
+    is_object = type_.startswith("kubernetes:") and not type_.startswith("kubernetes:helm.sh/")
+    if is_object and path.split("[", maxsplit=1)[0] in ("metadata.name", "metadata.namespace"):
+        return True
     for prop in REPLACE_ON.get(type_, ()):
         if path == prop or path.startswith((prop + ".", prop + "[")):
             return True
@@ -227,16 +258,16 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
         else:
             kind = "replace" if any(p.replaces for p in props) else "update"
         changes.append(
-            ResourceChange(kind, urn, res.type, tuple(props),
-                           before_urn if before_urn != urn else None)
+            ResourceChange(
+                kind, urn, res.type, tuple(props), before_urn if before_urn != urn else None
+            )
         )
     gone = set(old_by) - set(new_by) - set(renamed.values())
     for urn in gone:
         changes.append(ResourceChange("delete", urn, old_by[urn].type))
     order = {"replace": 0, "delete": 1, "update": 2, "add": 3}
     changes.sort(key=lambda c: (order[c.kind], c.type, c.urn))
-    return PlanDiff(old.source, new.source, new.stack or old.stack, tuple(changes),
-                    output_changes)
+    return PlanDiff(old.source, new.source, new.stack or old.stack, tuple(changes), output_changes)
 
 
 # -- rendering --------------------------------------------------------------------------------
@@ -297,30 +328,42 @@ def render_markdown(d: PlanDiff, title: str | None = None, limit: int = COMMENT_
         return "\n".join(head) + "\n"
     head += ["| change | count |", "| --- | ---: |"]
     head += [f"| {EMOJI[k]} | {c[k]} |" for k in ("add", "update", "replace", "delete") if c[k]]
-    by_type = Counter((rc.kind, rc.type) for rc in d.resources)
-    head += ["", "| change | resource type | count |", "| --- | --- | ---: |"]
-    head += [f"| {EMOJI[k]} | `{t}` | {n} |" for (k, t), n in sorted(by_type.items())]
     head.append("")
-    blocks: list[str] = []
+    by_type = Counter((rc.kind, rc.type) for rc in d.resources)
+    types = ["| change | resource type | count |", "| --- | --- | ---: |"]
+    types += [f"| {EMOJI[k]} | `{t}` | {n} |" for (k, t), n in sorted(by_type.items())]
+    blocks: list[str] = ["\n".join(types) + "\n\n"]
     for rc in d.resources:
         note = f" (renamed from `{rc.renamed_from.rsplit('::', 1)[-1]}`)" if rc.renamed_from else ""
-        body = [f"<details><summary>{EMOJI[rc.kind]} <code>{rc.type}</code> "
-                f"<b>{rc.name}</b>{note}</summary>", ""]
+        body = [
+            f"<details><summary>{EMOJI[rc.kind]} <code>{rc.type}</code> "
+            f"<b>{rc.name}</b>{note}</summary>",
+            "",
+        ]
         if rc.changes:
             body += ["| property | before | after | |", "| --- | --- | --- | --- |"]
             for p in rc.changes:
                 flag = "forces replacement" if p.replaces else ""
-                body.append(f"| `{_md_cell(p.path)}` | `{_md_cell(show(p.old, 80))}` | "
-                            f"`{_md_cell(show(p.new, 80))}` | {flag} |")
+                body.append(
+                    f"| `{_md_cell(p.path)}` | `{_md_cell(show(p.old, 80))}` | "
+                    f"`{_md_cell(show(p.new, 80))}` | {flag} |"
+                )
         else:
             body.append(f"`{rc.urn}`")
         body += ["", "</details>", ""]
         blocks.append("\n".join(body))
     if d.output_changes:
-        body = ["<details><summary>Stack outputs</summary>", "",
-                "| output | before | after |", "| --- | --- | --- |"]
-        body += [f"| `{_md_cell(p.path)}` | `{_md_cell(show(p.old, 80))}` | "
-                 f"`{_md_cell(show(p.new, 80))}` |" for p in d.output_changes]
+        body = [
+            "<details><summary>Stack outputs</summary>",
+            "",
+            "| output | before | after |",
+            "| --- | --- | --- |",
+        ]
+        body += [
+            f"| `{_md_cell(p.path)}` | `{_md_cell(show(p.old, 80))}` | "
+            f"`{_md_cell(show(p.new, 80))}` |"
+            for p in d.output_changes
+        ]
         body += ["", "</details>", ""]
         blocks.append("\n".join(body))
     return _fit("\n".join(head) + "\n", blocks, limit)
@@ -330,8 +373,10 @@ def _fit(head: str, blocks: list[str], limit: int) -> str:
     out = head
     for i, block in enumerate(blocks):
         rest = len(blocks) - i
-        note = (f"\n> ⚠️ Trimmed: {rest} more section(s) not shown to stay under GitHub's "
-                f"comment limit. Run `dex diff` locally for the full diff.\n")
+        note = (
+            f"\n> ⚠️ Trimmed: {rest} more section(s) not shown to stay under GitHub's "
+            f"comment limit. Run `dex diff` locally for the full diff.\n"
+        )
         if len(out) + len(block) + len(note) > limit:
             return out + note
         out += block
@@ -345,8 +390,13 @@ def to_json(d: PlanDiff) -> dict[str, Any]:
         return "[secret]" if is_secret(v) else v
 
     def prop(p: PropertyChange) -> dict[str, Any]:
-        return {"path": p.path, "kind": p.kind, "before": value(p.old), "after": value(p.new),
-                "replaces": p.replaces}
+        return {
+            "path": p.path,
+            "kind": p.kind,
+            "before": value(p.old),
+            "after": value(p.new),
+            "replaces": p.replaces,
+        }
 
     return {
         "old": d.old_source,
@@ -354,8 +404,13 @@ def to_json(d: PlanDiff) -> dict[str, Any]:
         "stack": d.stack,
         "summary": {k: d.counts()[k] for k in ("add", "update", "replace", "delete")},
         "resources": [
-            {"kind": rc.kind, "urn": rc.urn, "type": rc.type, "renamed_from": rc.renamed_from,
-             "changes": [prop(p) for p in rc.changes]}
+            {
+                "kind": rc.kind,
+                "urn": rc.urn,
+                "type": rc.type,
+                "renamed_from": rc.renamed_from,
+                "changes": [prop(p) for p in rc.changes],
+            }
             for rc in d.resources
         ],
         "outputs": [prop(p) for p in d.output_changes],

@@ -17,5 +17,9 @@ def build_gcp(cfg: StackConfig) -> dict[str, Any]:
         region=cfg.region,
         default_labels=cfg.base_tags(),
     )
-    return {"cloud": "gcp", "environment": cfg.environment, "region": cfg.region,
-            "project": cfg.gcp_project}
+    return {
+        "cloud": "gcp",
+        "environment": cfg.environment,
+        "region": cfg.region,
+        "project": cfg.gcp_project,
+    }

@@ -8,6 +8,7 @@ Pulumi's unknown sentinel and stays unknown in the plan.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from typing import Any
 
@@ -17,6 +18,10 @@ from stacks.plan import UNKNOWN
 from stacks.regions import aws_partition
 
 ACCOUNT_ID = "123456789012"
+MOCK_CA = base64.b64encode(
+    b"-----BEGIN CERTIFICATE-----\nMOCK\n-----END CERTIFICATE-----\n"
+).decode()
+"""A stand-in cluster CA bundle (base64 PEM), clearly not a real certificate."""
 """The AWS account id the mocks pretend to deploy into."""
 
 # Resource types whose `name` the provider generates from the logical name when not given.
@@ -128,7 +133,7 @@ class DexMocks(Mocks):
 
     def _aws(self, typ: str, name: str, h: str, inputs: dict[str, Any], out: dict[str, Any]) -> str:
         region, part, acct = self.aws_region, aws_partition(self.aws_region), ACCOUNT_ID
-        service = typ.split(":")[1].split("/")[0]
+        service = typ.split(":")[1].split("/", maxsplit=1)[0]
         short = typ.rsplit(":", 1)[-1]
         rid = f"{_AWS_ID_PREFIX.get(typ, short.lower())}-{h[:17]}"
         phys = inputs.get("name") or out.get("name") or f"{name}-{h[:7]}"
@@ -136,9 +141,12 @@ class DexMocks(Mocks):
         if typ == "aws:s3/bucket:Bucket":
             bucket = inputs.get("bucket") or f"{inputs.get('bucketPrefix', name + '-')}{h[:12]}"
             rid, arn = bucket, f"arn:{part}:s3:::{bucket}"
-            out.update(bucket=bucket, bucketDomainName=f"{bucket}.s3.amazonaws.com",
-                       bucketRegionalDomainName=f"{bucket}.s3.{region}.amazonaws.com",
-                       region=region)
+            out.update(
+                bucket=bucket,
+                bucketDomainName=f"{bucket}.s3.amazonaws.com",
+                bucketRegionalDomainName=f"{bucket}.s3.{region}.amazonaws.com",
+                region=region,
+            )
         elif typ.startswith("aws:s3/"):
             rid = str(inputs.get("bucket", rid))
         elif typ == "aws:kms/key:Key":
@@ -170,8 +178,10 @@ class DexMocks(Mocks):
             oidc_id = h[:32].upper()
             out.update(
                 endpoint=f"https://{oidc_id}.gr7.{region}.eks.amazonaws.com",
-                certificateAuthority={"data": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1PQ0sKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo="},
-                identities=[{"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{oidc_id}"}]}],
+                certificateAuthority={"data": MOCK_CA},
+                identities=[
+                    {"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{oidc_id}"}]}
+                ],
                 platformVersion="eks.10",
                 status="ACTIVE",
                 clusterSecurityGroupId=f"sg-{h[17:34]}",
@@ -191,25 +201,36 @@ class DexMocks(Mocks):
             host = f"{ident}.c{h[:10]}.{region}.rds.amazonaws.com"
             port = int(inputs.get("port", 5432))
             rid, arn = str(ident), f"arn:{part}:rds:{region}:{acct}:db:{ident}"
-            out.update(identifier=ident, address=host, endpoint=f"{host}:{port}", port=port,
-                       resourceId=f"db-{h[:26].upper()}")
+            out.update(
+                identifier=ident,
+                address=host,
+                endpoint=f"{host}:{port}",
+                port=port,
+                resourceId=f"db-{h[:26].upper()}",
+            )
         elif typ == "aws:elasticache/replicationGroup:ReplicationGroup":
             rgid = inputs.get("replicationGroupId") or name
             rid, arn = str(rgid), f"arn:{part}:elasticache:{region}:{acct}:replicationgroup:{rgid}"
-            out.update(primaryEndpointAddress=f"master.{rgid}.{h[:6]}.{region[:6]}.cache.amazonaws.com",
-                       readerEndpointAddress=f"replica.{rgid}.{h[:6]}.{region[:6]}.cache.amazonaws.com",
-                       port=int(inputs.get("port", 6379)))
+            out.update(
+                primaryEndpointAddress=f"master.{rgid}.{h[:6]}.{region[:6]}.cache.amazonaws.com",
+                readerEndpointAddress=f"replica.{rgid}.{h[:6]}.{region[:6]}.cache.amazonaws.com",
+                port=int(inputs.get("port", 6379)),
+            )
         elif typ == "aws:ecr/repository:Repository":
             repo = inputs.get("name") or out.get("name")
             rid = str(repo)
             arn = f"arn:{part}:ecr:{region}:{acct}:repository/{repo}"
-            out.update(repositoryUrl=f"{acct}.dkr.ecr.{region}.amazonaws.com/{repo}",
-                       registryId=acct)
+            out.update(
+                repositoryUrl=f"{acct}.dkr.ecr.{region}.amazonaws.com/{repo}", registryId=acct
+            )
         elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
             out["latestVersion"] = 1
         elif typ == "aws:ec2/vpc:Vpc":
-            out.update(defaultSecurityGroupId=f"sg-{h[17:34]}",
-                       mainRouteTableId=f"rtb-{h[17:34]}", defaultNetworkAclId=f"acl-{h[17:34]}")
+            out.update(
+                defaultSecurityGroupId=f"sg-{h[17:34]}",
+                mainRouteTableId=f"rtb-{h[17:34]}",
+                defaultNetworkAclId=f"acl-{h[17:34]}",
+            )
         elif typ == "aws:ec2/eip:Eip":
             out["publicIp"] = f"203.0.113.{int(h[:2], 16) % 250 + 1}"
         elif typ == "aws:ec2/securityGroup:SecurityGroup":
@@ -223,7 +244,7 @@ class DexMocks(Mocks):
         region = self.gcp_region
         phys = inputs.get("name") or out.get("name") or f"{name}-{h[:7]}"
         short = typ.rsplit(":", 1)[-1]
-        service = typ.split(":")[1].split("/")[0]
+        service = typ.split(":")[1].split("/", maxsplit=1)[0]
         location = inputs.get("location") or inputs.get("region") or region
         rid = f"projects/{project}/locations/{location}/{short[0].lower()}{short[1:]}s/{phys}"
         if service == "compute":
@@ -232,19 +253,29 @@ class DexMocks(Mocks):
             out["selfLink"] = f"https://www.googleapis.com/compute/v1/{rid}"
         elif typ == "gcp:storage/bucket:Bucket":
             rid = str(phys)
-            out.update(url=f"gs://{phys}", selfLink=f"https://www.googleapis.com/storage/v1/b/{phys}")
+            out.update(
+                url=f"gs://{phys}", selfLink=f"https://www.googleapis.com/storage/v1/b/{phys}"
+            )
         elif typ == "gcp:container/cluster:Cluster":
-            out.update(endpoint=f"10.{int(h[:2], 16)}.0.2",
-                       masterAuth={"clusterCaCertificate": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1PQ0sKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo="},
-                       selfLink=f"https://container.googleapis.com/v1/{rid}")
+            out.update(
+                endpoint=f"10.{int(h[:2], 16)}.0.2",
+                masterAuth={"clusterCaCertificate": MOCK_CA},
+                selfLink=f"https://container.googleapis.com/v1/{rid}",
+            )
         elif typ == "gcp:sql/databaseInstance:DatabaseInstance":
             rid = str(phys)
-            out.update(connectionName=f"{project}:{region}:{phys}",
-                       privateIpAddress=f"10.70.0.{int(h[:2], 16) % 250 + 2}",
-                       selfLink=f"https://sqladmin.googleapis.com/sql/v1beta4/projects/{project}/instances/{phys}")
+            out.update(
+                connectionName=f"{project}:{region}:{phys}",
+                privateIpAddress=f"10.70.0.{int(h[:2], 16) % 250 + 2}",
+                selfLink=f"https://sqladmin.googleapis.com/sql/v1beta4/projects/{project}/instances/{phys}",
+            )
         elif typ == "gcp:redis/instance:Instance":
-            out.update(host=f"10.70.1.{int(h[:2], 16) % 250 + 2}", port=6378,
-                       authString=UNKNOWN, serverCaCerts=UNKNOWN)
+            out.update(
+                host=f"10.70.1.{int(h[:2], 16) % 250 + 2}",
+                port=6378,
+                authString=UNKNOWN,
+                serverCaCerts=UNKNOWN,
+            )
         elif typ == "gcp:serviceaccount/account:Account":
             email = f"{inputs.get('accountId')}@{project}.iam.gserviceaccount.com"
             rid = f"projects/{project}/serviceAccounts/{email}"
@@ -257,9 +288,14 @@ class DexMocks(Mocks):
         out["id"] = rid
         return rid
 
-    def _random(self, typ: str, name: str, h: str, inputs: dict[str, Any], out: dict[str, Any]) -> str:
+    def _random(
+        self, typ: str, name: str, h: str, inputs: dict[str, Any], out: dict[str, Any]
+    ) -> str:
         # A generated secret cannot be known before it is generated.
-        if typ in ("random:index/randomPassword:RandomPassword", "random:index/randomString:RandomString"):
+        if typ in (
+            "random:index/randomPassword:RandomPassword",
+            "random:index/randomString:RandomString",
+        ):
             out.update(result=UNKNOWN)
             if typ.endswith("RandomPassword"):
                 out["bcryptHash"] = UNKNOWN
@@ -267,7 +303,9 @@ class DexMocks(Mocks):
             out.update(hex=UNKNOWN, b64Url=UNKNOWN, dec=UNKNOWN)
         return "none"
 
-    def _kubernetes(self, typ: str, name: str, h: str, inputs: dict[str, Any], out: dict[str, Any]) -> str:
+    def _kubernetes(
+        self, typ: str, name: str, h: str, inputs: dict[str, Any], out: dict[str, Any]
+    ) -> str:
         meta = inputs.get("metadata") or {}
         ns = meta.get("namespace")
         obj_name = meta.get("name") or name

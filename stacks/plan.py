@@ -158,7 +158,5 @@ def parse_plan(doc: object, source: str = "<plan>") -> Plan:
     dex = doc.get("dex")
     stack = dex.get("stack") if isinstance(dex, Mapping) else None
     if stack is None:
-        stack = next(
-            (r.urn.split("::")[0].removeprefix("urn:pulumi:") for r in resources), None
-        )
+        stack = next((r.urn.split("::")[0].removeprefix("urn:pulumi:") for r in resources), None)
     return Plan(tuple(resources), source, stack)

@@ -31,7 +31,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from stacks.mocks import DexMocks
-from stacks.plan import SECRET_SIG, SIG_KEY, UNKNOWN, redacted_secret
+from stacks.plan import SECRET_SIG, SIG_KEY, UNKNOWN, is_secret, redacted_secret
 from stacks.stackfiles import PROJECT, StackFile, read_stack_file
 
 PLAN_FORMAT = "dex-plan/1"
@@ -96,8 +96,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.registered_outputs: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
-        response = super().RegisterResource(request)
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         inputs = _wire(request.object)
         outputs = _wire(response.object) if request.custom else {}
         for key, value in inputs.items():
@@ -106,7 +106,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             if request.custom and (key not in outputs or _contains_special(value)):
                 outputs[key] = value
         for key in request.additionalSecretOutputs:
-            if key in outputs:
+            if key in outputs and not is_secret(outputs[key]):
                 outputs[key] = redacted_secret(unknown=outputs[key] == UNKNOWN)
         record = _Record(
             urn=response.urn,
@@ -133,10 +133,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             self.records[response.urn] = record
         return response
 
-    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+    def RegisterResourceOutputs(self, request: Any) -> Any:
         with self._lock:
             self.registered_outputs[request.urn] = _wire(request.outputs)
-        return super().RegisterResourceOutputs(request)
+        return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
 
 
 def _reset_runtime() -> None:

@@ -77,11 +77,13 @@ def _k8s_root(version: str) -> Path:
 def _k8s_registry(version: str) -> Registry:
     root = _k8s_root(version)
     definitions = json.loads((root / "_definitions.json").read_text())
-    return Resource.from_contents(definitions) @ Registry()  # type: ignore[return-value]
+    return Resource.from_contents(definitions) @ Registry()
 
 
 @functools.cache
-def kubernetes_validator(version: str, api_version: str, kind: str) -> jsonschema.Draft202012Validator:
+def kubernetes_validator(
+    version: str, api_version: str, kind: str
+) -> jsonschema.Draft202012Validator:
     """The strict validator of one kind, built once."""
     group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
     path = _k8s_root(version) / f"{kind.lower()}-{group_version}.json"
@@ -124,7 +126,7 @@ def crd_validator(schemas_dir: Path, api_version: str, kind: str) -> jsonschema.
         raise SchemaNotFound(f"no CRD schema for {api_version} {kind}; have {known}")
     schema = json.loads(path.read_text())
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
-    return cls(schema)  # type: ignore[no-any-return]
+    return cls(schema)
 
 
 def validate_custom_resource(obj: Mapping[str, Any], schemas_dir: Path = SCHEMAS_DIR) -> list[str]:
@@ -208,9 +210,11 @@ def kubernetes_objects(plan: Plan) -> Iterable[tuple[str, str, Mapping[str, Any]
     """(urn, type, object) for every Kubernetes object a plan registers (not Helm releases,
     not providers)."""
     for res in plan:
-        if res.type.startswith("kubernetes:") and not res.type.startswith("kubernetes:helm.sh/"):
-            if "apiVersion" in res.inputs and "kind" in res.inputs:
-                yield res.urn, res.type, res.inputs
+        is_object = res.type.startswith("kubernetes:") and not res.type.startswith(
+            "kubernetes:helm.sh/"
+        )
+        if is_object and "apiVersion" in res.inputs and "kind" in res.inputs:
+            yield res.urn, res.type, res.inputs
 
 
 def validate_plan(
@@ -240,9 +244,16 @@ def validate_plan(
             continue
         version_pin = str(res.inputs.get("version", ""))
         if version_pin != spec.version:
-            findings.append(Finding(res.urn, "helm", f"chart {chart} version {version_pin!r} "
-                                    f"differs from the schema's {spec.version!r}"))
+            findings.append(
+                Finding(
+                    res.urn,
+                    "helm",
+                    f"chart {chart} version {version_pin!r} "
+                    f"differs from the schema's {spec.version!r}",
+                )
+            )
         values = res.inputs.get("values") or {}
-        findings += [Finding(res.urn, "helm", e) for e in validate_helm_values(chart, values,
-                                                                               schemas_dir)]
+        findings += [
+            Finding(res.urn, "helm", e) for e in validate_helm_values(chart, values, schemas_dir)
+        ]
     return findings

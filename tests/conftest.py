@@ -53,7 +53,9 @@ def plans() -> dict[str, Plan]:
 def only(plan: Plan, type_: str, name_part: str = "") -> Resource:
     """The single resource of a type (whose name contains `name_part`)."""
     found = [r for r in plan.of_type(type_) if name_part in r.name]
-    assert len(found) == 1, f"expected one {type_} named *{name_part}*, got {[r.name for r in found]}"
+    assert len(found) == 1, (
+        f"expected one {type_} named *{name_part}*, got {[r.name for r in found]}"
+    )
     return found[0]
 
 
@@ -65,4 +67,4 @@ def named(plan: Plan, type_: str, name_part: str = "") -> list[Resource]:
 def tmp_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """An empty project folder that `dex` reads stack files from."""
     monkeypatch.setenv("DEX_PROJECT_DIR", str(tmp_path))
-    yield tmp_path
+    return tmp_path

@@ -45,15 +45,23 @@ class Cache(pulumi.ComponentResource):
         tags = {"component": "cache"}
         if args.high_availability and args.replicas < 1:
             raise ValueError(f"high_availability needs replicas >= 1, got {args.replicas}")
-        key = customer_key(f"{name}-key", f"ElastiCache {args.replication_group_id}", self,
-                           args.protect, tags)
+        key = customer_key(
+            f"{name}-key", f"ElastiCache {args.replication_group_id}", self, args.protect, tags
+        )
         subnets = aws.elasticache.SubnetGroup(
-            f"{name}-subnets", subnet_ids=args.subnet_ids,
-            description="DEX cache subnets", tags=tags, opts=child,
+            f"{name}-subnets",
+            subnet_ids=args.subnet_ids,
+            description="DEX cache subnets",
+            tags=tags,
+            opts=child,
         )
         sg = aws.ec2.SecurityGroup(
-            f"{name}-sg", vpc_id=args.vpc_id, description="Redis from the cluster only",
-            egress=[], tags=tags, opts=child,
+            f"{name}-sg",
+            vpc_id=args.vpc_id,
+            description="Redis from the cluster only",
+            egress=[],
+            tags=tags,
+            opts=child,
         )
         for i, client in enumerate(args.client_security_group_ids):
             aws.vpc.SecurityGroupIngressRule(
@@ -69,11 +77,17 @@ class Cache(pulumi.ComponentResource):
             )
         token = random.RandomPassword(
             # ElastiCache tokens: 16-128 printable characters, none of @ " /
-            f"{name}-auth-token", length=64, special=False, opts=child,
+            f"{name}-auth-token",
+            length=64,
+            special=False,
+            opts=child,
         )
         slow_log = aws.cloudwatch.LogGroup(
-            f"{name}-slow-log", name=f"/dex/{args.replication_group_id}/redis-slow-log",
-            retention_in_days=30, tags=tags, opts=child,
+            f"{name}-slow-log",
+            name=f"/dex/{args.replication_group_id}/redis-slow-log",
+            retention_in_days=30,
+            tags=tags,
+            opts=child,
         )
         group = aws.elasticache.ReplicationGroup(
             f"{name}-redis",
@@ -88,16 +102,16 @@ class Cache(pulumi.ComponentResource):
             port=6379,
             subnet_group_name=subnets.name,
             security_group_ids=[sg.id],
-            at_rest_encryption_enabled="true",
+            at_rest_encryption_enabled=True,
             kms_key_id=key.arn,
             transit_encryption_enabled=True,
             transit_encryption_mode="required",
             auth_token=token.result,
-            auth_token_update_strategy="ROTATE",
+            auth_token_update_strategy="ROTATE",  # noqa: S106 - a strategy name
             snapshot_retention_limit=args.snapshot_retention_days,
             snapshot_window="03:00-04:00",
             maintenance_window="sun:04:30-sun:05:30",
-            auto_minor_version_upgrade="true",
+            auto_minor_version_upgrade=True,
             apply_immediately=not args.protect,
             log_delivery_configurations=[
                 aws.elasticache.ReplicationGroupLogDeliveryConfigurationArgs(
@@ -110,7 +124,7 @@ class Cache(pulumi.ComponentResource):
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
-        secret_token = pulumi.Output.secret(token.result)
+        secret_token: pulumi.Output[str] = pulumi.Output.secret(token.result)
         self.contract = CacheOutputs(
             host=group.primary_endpoint_address,
             port=group.port.apply(lambda p: int(p or 6379)),
@@ -121,6 +135,4 @@ class Cache(pulumi.ComponentResource):
                 )
             ),
         )
-        self.register_outputs(
-            {"host": group.primary_endpoint_address, "security_group_id": sg.id}
-        )
+        self.register_outputs({"host": group.primary_endpoint_address, "security_group_id": sg.id})

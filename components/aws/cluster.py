@@ -72,8 +72,11 @@ class Cluster(pulumi.ComponentResource):
         partition = args.partition
 
         secrets_key = customer_key(
-            f"{name}-secrets", f"EKS secrets envelope encryption for {args.cluster_name}",
-            self, args.protect, tags,
+            f"{name}-secrets",
+            f"EKS secrets envelope encryption for {args.cluster_name}",
+            self,
+            args.protect,
+            tags,
         )
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-control-plane-logs",
@@ -84,8 +87,10 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
         role = aws.iam.Role(
-            f"{name}-role", assume_role_policy=iam.service_trust("eks.amazonaws.com"),
-            tags=tags, opts=child,
+            f"{name}-role",
+            assume_role_policy=iam.service_trust("eks.amazonaws.com"),
+            tags=tags,
+            opts=child,
         )
         attachments = [
             aws.iam.RolePolicyAttachment(
@@ -133,8 +138,10 @@ class Cluster(pulumi.ComponentResource):
         )
 
         node_role = aws.iam.Role(
-            f"{name}-node-role", assume_role_policy=iam.service_trust("ec2.amazonaws.com"),
-            tags=tags, opts=child,
+            f"{name}-node-role",
+            assume_role_policy=iam.service_trust("ec2.amazonaws.com"),
+            tags=tags,
+            opts=child,
         )
         node_attachments = [
             aws.iam.RolePolicyAttachment(
@@ -151,10 +158,12 @@ class Cluster(pulumi.ComponentResource):
             )
         ]
         groups = [
-            self._node_group(name, "system", args.system_nodes, cluster, node_role,
-                             node_attachments, args, tags),
-            self._node_group(name, "batch", args.batch_nodes, cluster, node_role,
-                             node_attachments, args, tags),
+            self._node_group(
+                name, "system", args.system_nodes, cluster, node_role, node_attachments, args, tags
+            ),
+            self._node_group(
+                name, "batch", args.batch_nodes, cluster, node_role, node_attachments, args, tags
+            ),
         ]
 
         ebs_role = aws.iam.Role(
@@ -195,7 +204,9 @@ class Cluster(pulumi.ComponentResource):
             ).apply(lambda a: kubeconfig(a[0], a[1], a[2], args.region))
         )
         self.contract = ClusterOutputs(
-            name=self.name, endpoint=self.endpoint, kubeconfig=self.kubeconfig,
+            name=self.name,
+            endpoint=self.endpoint,
+            kubeconfig=self.kubeconfig,
             kubernetes_version=args.kubernetes_version,
         )
         self.register_outputs(
@@ -286,11 +297,14 @@ def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> s
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [
-                {"name": cluster_name,
-                 "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}
+                {
+                    "name": cluster_name,
+                    "cluster": {"server": endpoint, "certificate-authority-data": ca_data},
+                }
             ],
-            "contexts": [{"name": cluster_name,
-                          "context": {"cluster": cluster_name, "user": cluster_name}}],
+            "contexts": [
+                {"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}
+            ],
             "current-context": cluster_name,
             "users": [
                 {
@@ -299,8 +313,16 @@ def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> s
                         "exec": {
                             "apiVersion": "client.authentication.k8s.io/v1beta1",
                             "command": "aws",
-                            "args": ["eks", "get-token", "--cluster-name", cluster_name,
-                                     "--region", region, "--output", "json"],
+                            "args": [
+                                "eks",
+                                "get-token",
+                                "--cluster-name",
+                                cluster_name,
+                                "--region",
+                                region,
+                                "--output",
+                                "json",
+                            ],
                         }
                     },
                 }

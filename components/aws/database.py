@@ -59,15 +59,27 @@ class Database(pulumi.ComponentResource):
         super().__init__("dex:aws:Database", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = {"component": "database"}
-        key = customer_key(f"{name}-key", f"RDS storage for {args.identifier}", self,
-                           args.deletion_protection, tags)
+        key = customer_key(
+            f"{name}-key",
+            f"RDS storage for {args.identifier}",
+            self,
+            args.deletion_protection,
+            tags,
+        )
         subnet_group = aws.rds.SubnetGroup(
-            f"{name}-subnets", subnet_ids=args.subnet_ids,
-            description="DEX database subnets (no internet route)", tags=tags, opts=child,
+            f"{name}-subnets",
+            subnet_ids=args.subnet_ids,
+            description="DEX database subnets (no internet route)",
+            tags=tags,
+            opts=child,
         )
         sg = aws.ec2.SecurityGroup(
-            f"{name}-sg", vpc_id=args.vpc_id,
-            description="PostgreSQL from the cluster only", egress=[], tags=tags, opts=child,
+            f"{name}-sg",
+            vpc_id=args.vpc_id,
+            description="PostgreSQL from the cluster only",
+            egress=[],
+            tags=tags,
+            opts=child,
         )
         for i, client in enumerate(args.client_security_group_ids):
             aws.vpc.SecurityGroupIngressRule(
@@ -87,10 +99,12 @@ class Database(pulumi.ComponentResource):
             description="DEX: TLS only, slow-query and connection logging",
             parameters=[
                 aws.rds.ParameterGroupParameterArgs(name="rds.force_ssl", value="1"),
-                aws.rds.ParameterGroupParameterArgs(name="ssl_min_protocol_version",
-                                                    value="TLSv1.2"),
-                aws.rds.ParameterGroupParameterArgs(name="log_min_duration_statement",
-                                                    value="1000"),
+                aws.rds.ParameterGroupParameterArgs(
+                    name="ssl_min_protocol_version", value="TLSv1.2"
+                ),
+                aws.rds.ParameterGroupParameterArgs(
+                    name="log_min_duration_statement", value="1000"
+                ),
                 aws.rds.ParameterGroupParameterArgs(name="log_connections", value="1"),
                 aws.rds.ParameterGroupParameterArgs(name="log_disconnections", value="1"),
             ],
@@ -156,6 +170,10 @@ class Database(pulumi.ComponentResource):
             sslmode="verify-full",
         )
         self.register_outputs(
-            {"host": self.host, "port": self.port, "security_group_id": sg.id,
-             "admin_user": ADMIN_USER}
+            {
+                "host": self.host,
+                "port": self.port,
+                "security_group_id": sg.id,
+                "admin_user": ADMIN_USER,
+            }
         )

@@ -24,7 +24,9 @@ def service_trust(service: str) -> str:
     )
 
 
-def irsa_trust(oidc_provider_arn: str, issuer_url: str, namespace: str, service_account: str) -> str:
+def irsa_trust(
+    oidc_provider_arn: str, issuer_url: str, namespace: str, service_account: str
+) -> str:
     """Trust policy for IRSA: only one Kubernetes service account, only for STS audiences."""
     issuer = issuer_url.removeprefix("https://")
     return document(
@@ -60,15 +62,17 @@ def bucket_access(
             "Resource": arn,
         }
         if grant.prefixes:
-            listing["Condition"] = {
-                "StringLike": {"s3:prefix": [f"{p}*" for p in grant.prefixes]}
-            }
+            listing["Condition"] = {"StringLike": {"s3:prefix": [f"{p}*" for p in grant.prefixes]}}
         statements.append(listing)
         objects = [f"{arn}/{p}*" for p in grant.prefixes] or [f"{arn}/*"]
         actions = WRITE_ACTIONS if grant.access == "write" else READ_ACTIONS
         statements.append(
-            {"Sid": f"Objects{sid}", "Effect": "Allow", "Action": list(actions),
-             "Resource": objects}
+            {
+                "Sid": f"Objects{sid}",
+                "Effect": "Allow",
+                "Action": list(actions),
+                "Resource": objects,
+            }
         )
     statements.append(
         {
@@ -126,8 +130,13 @@ def key_policy(account_id: str, partition: str, service_principals: Sequence[str
                 "Sid": "ServicesEncrypt",
                 "Effect": "Allow",
                 "Principal": {"Service": list(service_principals)},
-                "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*",
-                           "kms:GenerateDataKey*", "kms:Describe*"],
+                "Action": [
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*",
+                ],
                 "Resource": "*",
                 "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
             }

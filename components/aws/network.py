@@ -119,8 +119,12 @@ class Network(pulumi.ComponentResource):
                         cidr_block=block,
                         availability_zone=zone,
                         map_public_ip_on_launch=False,
-                        tags={**tags, **role_tags[tier], "Name": f"{name}-{tier}-{zone}",
-                              "tier": tier},
+                        tags={
+                            **tags,
+                            **role_tags[tier],
+                            "Name": f"{name}-{tier}-{zone}",
+                            "tier": tier,
+                        },
                         opts=child,
                     )
                 )
@@ -134,7 +138,9 @@ class Network(pulumi.ComponentResource):
         )
         for i, subnet in enumerate(subnets["public"]):
             aws.ec2.RouteTableAssociation(
-                f"{name}-public-rta-{i}", subnet_id=subnet.id, route_table_id=public_rt.id,
+                f"{name}-public-rta-{i}",
+                subnet_id=subnet.id,
+                route_table_id=public_rt.id,
                 opts=child,
             )
 
@@ -142,7 +148,9 @@ class Network(pulumi.ComponentResource):
         nats = []
         for i in range(nat_count):
             eip = aws.ec2.Eip(
-                f"{name}-nat-eip-{i}", domain="vpc", tags={**tags, "Name": f"{name}-nat-{i}"},
+                f"{name}-nat-eip-{i}",
+                domain="vpc",
+                tags={**tags, "Name": f"{name}-nat-{i}"},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
             )
             nats.append(
@@ -174,13 +182,18 @@ class Network(pulumi.ComponentResource):
             )
         # Database subnets: local routes only, no path to or from the internet.
         database_rt = aws.ec2.RouteTable(
-            f"{name}-database-rt", vpc_id=vpc.id, routes=[],
-            tags={**tags, "Name": f"{name}-database"}, opts=child,
+            f"{name}-database-rt",
+            vpc_id=vpc.id,
+            routes=[],
+            tags={**tags, "Name": f"{name}-database"},
+            opts=child,
         )
         for i, subnet in enumerate(subnets["database"]):
             aws.ec2.RouteTableAssociation(
-                f"{name}-database-rta-{i}", subnet_id=subnet.id,
-                route_table_id=database_rt.id, opts=child,
+                f"{name}-database-rta-{i}",
+                subnet_id=subnet.id,
+                route_table_id=database_rt.id,
+                opts=child,
             )
 
         self._flow_logs(name, vpc, args.flow_logs_retention_days, tags)
@@ -200,7 +213,10 @@ class Network(pulumi.ComponentResource):
             description="HTTPS from inside the VPC to AWS interface endpoints",
             ingress=[
                 aws.ec2.SecurityGroupIngressArgs(
-                    protocol="tcp", from_port=443, to_port=443, cidr_blocks=[args.cidr],
+                    protocol="tcp",
+                    from_port=443,
+                    to_port=443,
+                    cidr_blocks=[args.cidr],
                     description="HTTPS from the VPC",
                 )
             ],

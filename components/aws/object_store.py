@@ -8,6 +8,7 @@ access logs go to a separate log bucket (SSE-S3, which is what S3 log delivery s
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,30 +42,52 @@ class ObjectStoreArgs:
 def lifecycle_rules(purpose: str, args: ObjectStoreArgs) -> list[dict[str, Any]]:
     """Lifecycle rules per bucket purpose, as plain data (tested on its own)."""
     common: list[dict[str, Any]] = [
-        {"id": "abort-incomplete-uploads", "status": "Enabled", "filter": {},
-         "abort_incomplete_multipart_upload": {"days_after_initiation": 7}},
-        {"id": "expire-noncurrent-versions", "status": "Enabled", "filter": {},
-         "noncurrent_version_expiration": {
-             "noncurrent_days": args.noncurrent_version_expiration_days}},
+        {
+            "id": "abort-incomplete-uploads",
+            "status": "Enabled",
+            "filter": {},
+            "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
+        },
+        {
+            "id": "expire-noncurrent-versions",
+            "status": "Enabled",
+            "filter": {},
+            "noncurrent_version_expiration": {
+                "noncurrent_days": args.noncurrent_version_expiration_days
+            },
+        },
     ]
     if purpose == "raw":
         common.append(
-            {"id": "tier-raw", "status": "Enabled", "filter": {},
-             "transitions": [
-                 {"days": args.raw_infrequent_access_after_days, "storage_class": "STANDARD_IA"},
-                 {"days": args.raw_archive_after_days, "storage_class": "GLACIER_IR"},
-             ]}
+            {
+                "id": "tier-raw",
+                "status": "Enabled",
+                "filter": {},
+                "transitions": [
+                    {"days": args.raw_infrequent_access_after_days, "storage_class": "STANDARD_IA"},
+                    {"days": args.raw_archive_after_days, "storage_class": "GLACIER_IR"},
+                ],
+            }
         )
     elif purpose in ("bronze", "silver"):
         common.append(
-            {"id": f"tier-{purpose}", "status": "Enabled", "filter": {},
-             "transitions": [{"days": args.raw_archive_after_days,
-                              "storage_class": "STANDARD_IA"}]}
+            {
+                "id": f"tier-{purpose}",
+                "status": "Enabled",
+                "filter": {},
+                "transitions": [
+                    {"days": args.raw_archive_after_days, "storage_class": "STANDARD_IA"}
+                ],
+            }
         )
     elif purpose in ("airflow-logs", "access-logs"):
         common.append(
-            {"id": "expire-logs", "status": "Enabled", "filter": {},
-             "expiration": {"days": args.log_retention_days}}
+            {
+                "id": "expire-logs",
+                "status": "Enabled",
+                "filter": {},
+                "expiration": {"days": args.log_retention_days},
+            }
         )
     return common
 
@@ -79,21 +102,27 @@ def _rules_args(rules: list[dict[str, Any]]) -> list[aws.s3.BucketLifecycleConfi
                 filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
                 abort_incomplete_multipart_upload=(
                     aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
-                        **r["abort_incomplete_multipart_upload"])
-                    if "abort_incomplete_multipart_upload" in r else None
+                        **r["abort_incomplete_multipart_upload"]
+                    )
+                    if "abort_incomplete_multipart_upload" in r
+                    else None
                 ),
                 noncurrent_version_expiration=(
                     aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                        **r["noncurrent_version_expiration"])
-                    if "noncurrent_version_expiration" in r else None
+                        **r["noncurrent_version_expiration"]
+                    )
+                    if "noncurrent_version_expiration" in r
+                    else None
                 ),
                 transitions=[
                     aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(**t)
                     for t in r.get("transitions", [])
-                ] or None,
+                ]
+                or None,
                 expiration=(
                     aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(**r["expiration"])
-                    if "expiration" in r else None
+                    if "expiration" in r
+                    else None
                 ),
             )
         )
@@ -114,8 +143,7 @@ class ObjectStore(pulumi.ComponentResource):
         super().__init__("dex:aws:ObjectStore", name, None, opts)
         tags = {"component": "object-store"}
         self._args = args
-        key = customer_key(f"{name}-key", "DEX lake and platform buckets", self, args.protect,
-                           tags)
+        key = customer_key(f"{name}-key", "DEX lake and platform buckets", self, args.protect, tags)
         log_bucket = None
         if args.access_logging:
             log_bucket = self._bucket(name, "access-logs", None, None, tags)
@@ -131,8 +159,11 @@ class ObjectStore(pulumi.ComponentResource):
             bucket_urls={p: b.bucket.apply(lambda n: f"s3://{n}") for p, b in buckets.items()},
         )
         self.register_outputs(
-            {"kms_key_arn": self.kms_key_arn, "bucket_names": self.bucket_names,
-             "access_log_bucket": log_bucket.bucket if log_bucket else None}
+            {
+                "kms_key_arn": self.kms_key_arn,
+                "bucket_names": self.bucket_names,
+                "access_log_bucket": log_bucket.bucket if log_bucket else None,
+            }
         )
 
     def _bucket(
@@ -150,8 +181,11 @@ class ObjectStore(pulumi.ComponentResource):
             f"{name}-{purpose}",
             bucket_prefix=f"{args.name_prefix}-{purpose}-",
             force_destroy=args.force_destroy,
-            tags={**tags, "purpose": purpose,
-                  "data-layer": purpose if purpose in LAKE_LAYERS else "platform"},
+            tags={
+                **tags,
+                "purpose": purpose,
+                "data-layer": purpose if purpose in LAKE_LAYERS else "platform",
+            },
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect and holds_data),
         )
         aws.s3.BucketOwnershipControls(
@@ -226,8 +260,6 @@ class ObjectStore(pulumi.ComponentResource):
 
 
 def _log_bucket_policy(bucket_arn: str, account_id: str) -> str:
-    import json
-
     doc = json.loads(iam.deny_insecure_transport(bucket_arn))
     doc["Statement"].append(
         {

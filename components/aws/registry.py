@@ -20,15 +20,22 @@ def lifecycle_policy(keep_images: int) -> str:
                 {
                     "rulePriority": 1,
                     "description": "drop untagged images after a day",
-                    "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed",
-                                  "countUnit": "days", "countNumber": 1},
+                    "selection": {
+                        "tagStatus": "untagged",
+                        "countType": "sinceImagePushed",
+                        "countUnit": "days",
+                        "countNumber": 1,
+                    },
                     "action": {"type": "expire"},
                 },
                 {
                     "rulePriority": 2,
                     "description": f"keep the newest {keep_images} images",
-                    "selection": {"tagStatus": "any", "countType": "imageCountMoreThan",
-                                  "countNumber": keep_images},
+                    "selection": {
+                        "tagStatus": "any",
+                        "countType": "imageCountMoreThan",
+                        "countNumber": keep_images,
+                    },
                     "action": {"type": "expire"},
                 },
             ]

@@ -4,7 +4,9 @@ needs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -41,7 +43,7 @@ class WorkloadIdentity(pulumi.ComponentResource):
         identities: dict[str, pulumi.Output[str]] = {}
         for spec in args.workloads:
             trust = pulumi.Output.all(args.oidc_provider_arn, args.oidc_issuer_url).apply(
-                lambda a, s=spec: iam.irsa_trust(a[0], a[1], s.namespace, s.service_account)
+                _trust_for(spec)
             )
             role = aws.iam.Role(
                 f"{name}-{spec.name}",
@@ -55,11 +57,7 @@ class WorkloadIdentity(pulumi.ComponentResource):
             if spec.grants:
                 policy = pulumi.Output.all(
                     args.kms_key_arn, *[args.bucket_arns[p] for p in purposes]
-                ).apply(
-                    lambda a, s=spec: iam.bucket_access(
-                        s.grants, dict(zip(purposes, a[1:], strict=True)), a[0]
-                    )
-                )
+                ).apply(_access_for(spec, purposes))
                 aws.iam.RolePolicy(
                     f"{name}-{spec.name}-buckets", role=role.id, policy=policy, opts=child
                 )
@@ -69,3 +67,18 @@ class WorkloadIdentity(pulumi.ComponentResource):
             service_account_annotations=annotations, identities=identities
         )
         self.register_outputs({"role_arns": identities})
+
+
+def _trust_for(spec: WorkloadSpec) -> Callable[[list[Any]], str]:
+    def trust(values: list[Any]) -> str:
+        return iam.irsa_trust(values[0], values[1], spec.namespace, spec.service_account)
+
+    return trust
+
+
+def _access_for(spec: WorkloadSpec, purposes: list[str]) -> Callable[[list[Any]], str]:
+    def access(values: list[Any]) -> str:
+        arns = dict(zip(purposes, values[1:], strict=True))
+        return iam.bucket_access(spec.grants, arns, values[0])
+
+    return access

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from stacks.config import ConfigError, StackConfig, load_config
-from stacks.synth import run_program
 from stacks.stackfiles import read_stack_file
+from stacks.synth import run_program
 
 pytestmark = pytest.mark.unit
 
@@ -21,55 +21,139 @@ GCP = {"cloud": "gcp", "environment": "dev", "region": "europe-west1", "gcp_proj
 # (config, text every error must contain: the key and the value or what is allowed)
 BAD_CONFIGS: list[tuple[str, dict[str, object], list[str]]] = [
     ("unknown top key", {**AWS, "databse": {}}, ["dex:databse", "did you mean dex:database"]),
-    ("unknown nested key", {**AWS, "database": {"instance_clas": "db.t4g.large"}},
-     ["dex:database.instance_clas", "did you mean dex:database.instance_class"]),
+    (
+        "unknown nested key",
+        {**AWS, "database": {"instance_clas": "db.t4g.large"}},
+        ["dex:database.instance_clas", "did you mean dex:database.instance_class"],
+    ),
     ("missing cloud", {"environment": "dev", "region": "eu-west-1"}, ["dex:cloud is required"]),
     ("bad cloud", {**AWS, "cloud": "azure"}, ["dex:cloud", "'azure'", "'aws', 'gcp'"]),
-    ("bad environment", {**AWS, "environment": "prd"}, ["dex:environment", "'prd'", "did you mean 'prod'"]),
-    ("region of no cloud", {**AWS, "region": "eu-west-9"}, ["dex:region", "'eu-west-9'", "not an AWS region", "did you mean"]),
-    ("gcp region on aws", {**AWS, "region": "europe-west1"}, ["dex:region", "'europe-west1'", "AWS region"]),
-    ("aws region on gcp", {**GCP, "region": "eu-west-1"}, ["dex:region", "'eu-west-1'", "GCP region"]),
-    ("wrong type int", {**AWS, "database": {"backup_retention_days": "seven"}},
-     ["dex:database.backup_retention_days", "'seven'", "whole number"]),
-    ("wrong type bool", {**AWS, "storage": {"access_logging": "sometimes"}},
-     ["dex:storage.access_logging", "'sometimes'", "true or false"]),
-    ("section not a mapping", {**AWS, "network": "10.0.0.0/16"},
-     ["dex:network", "mapping"]),
-    ("malformed cidr", {**AWS, "network": {"cidr": "10.0.0.0/33"}}, ["dex:network.cidr", "10.0.0.0/33", "IPv4 CIDR"]),
-    ("cidr with host bits", {**AWS, "network": {"cidr": "10.0.0.1/16"}}, ["dex:network.cidr", "10.0.0.1/16"]),
-    ("vpc too small", {**AWS, "network": {"cidr": "10.0.0.0/24"}}, ["dex:network.cidr", "10.0.0.0/24", "/16 to /20"]),
-    ("overlapping cidrs", {**GCP, "network": {"pods_cidr": "10.0.0.0/14"}},
-     ["dex:network.pods_cidr", "10.0.0.0/14", "overlaps dex:network.cidr"]),
-    ("prod unprotected", {**AWS_PROD, "deletion_protection": False},
-     ["dex:deletion_protection", "acknowledge_unprotected_prod"]),
-    ("prod short backups", {**AWS_PROD, "database": {"backup_retention_days": 3}},
-     ["dex:database.backup_retention_days", "3", "at least 7"]),
-    ("gcp without project", {k: v for k, v in GCP.items() if k != "gcp_project"}, ["dex:gcp_project is required"]),
+    (
+        "bad environment",
+        {**AWS, "environment": "prd"},
+        ["dex:environment", "'prd'", "did you mean 'prod'"],
+    ),
+    (
+        "region of no cloud",
+        {**AWS, "region": "eu-west-9"},
+        ["dex:region", "'eu-west-9'", "not an AWS region", "did you mean"],
+    ),
+    (
+        "gcp region on aws",
+        {**AWS, "region": "europe-west1"},
+        ["dex:region", "'europe-west1'", "AWS region"],
+    ),
+    (
+        "aws region on gcp",
+        {**GCP, "region": "eu-west-1"},
+        ["dex:region", "'eu-west-1'", "GCP region"],
+    ),
+    (
+        "wrong type int",
+        {**AWS, "database": {"backup_retention_days": "seven"}},
+        ["dex:database.backup_retention_days", "'seven'", "whole number"],
+    ),
+    (
+        "wrong type bool",
+        {**AWS, "storage": {"access_logging": "sometimes"}},
+        ["dex:storage.access_logging", "'sometimes'", "true or false"],
+    ),
+    ("section not a mapping", {**AWS, "network": "10.0.0.0/16"}, ["dex:network", "mapping"]),
+    (
+        "malformed cidr",
+        {**AWS, "network": {"cidr": "10.0.0.0/33"}},
+        ["dex:network.cidr", "10.0.0.0/33", "IPv4 CIDR"],
+    ),
+    (
+        "cidr with host bits",
+        {**AWS, "network": {"cidr": "10.0.0.1/16"}},
+        ["dex:network.cidr", "10.0.0.1/16"],
+    ),
+    (
+        "vpc too small",
+        {**AWS, "network": {"cidr": "10.0.0.0/24"}},
+        ["dex:network.cidr", "10.0.0.0/24", "/16 to /20"],
+    ),
+    (
+        "overlapping cidrs",
+        {**GCP, "network": {"pods_cidr": "10.0.0.0/14"}},
+        ["dex:network.pods_cidr", "10.0.0.0/14", "overlaps dex:network.cidr"],
+    ),
+    (
+        "prod unprotected",
+        {**AWS_PROD, "deletion_protection": False},
+        ["dex:deletion_protection", "acknowledge_unprotected_prod"],
+    ),
+    (
+        "prod short backups",
+        {**AWS_PROD, "database": {"backup_retention_days": 3}},
+        ["dex:database.backup_retention_days", "3", "at least 7"],
+    ),
+    (
+        "gcp without project",
+        {k: v for k, v in GCP.items() if k != "gcp_project"},
+        ["dex:gcp_project is required"],
+    ),
     ("bad gcp project", {**GCP, "gcp_project": "My_Project"}, ["dex:gcp_project", "'My_Project'"]),
-    ("node bounds", {**AWS, "cluster": {"system_nodes": {"min_size": 5}}},
-     ["dex:cluster.system_nodes", "min_size=5", "max_size=3"]),
-    ("negative count", {**AWS, "cluster": {"batch_nodes": {"max_size": 0}}},
-     ["dex:cluster.batch_nodes.max_size", "0"]),
-    ("unsupported k8s", {**AWS, "cluster": {"kubernetes_version": "1.20"}},
-     ["dex:cluster.kubernetes_version", "'1.20'", "'1.34'"]),
-    ("world-open endpoint", {**AWS, "cluster": {"public_access_cidrs": ["0.0.0.0/0"]}},
-     ["dex:cluster.public_access_cidrs", "0.0.0.0/0"]),
-    ("aws instance class on gcp", {**GCP, "database": {"instance_class": "db.t4g.medium"}},
-     ["dex:database.instance_class", "'db.t4g.medium'", "Cloud SQL tier"]),
-    ("bad cache node", {**AWS, "cache": {"node_type": "t3.micro"}}, ["dex:cache.node_type", "'t3.micro'"]),
-    ("ha without replicas", {**AWS, "cache": {"high_availability": True, "replicas": 0}},
-     ["dex:cache", "replicas"]),
-    ("reserved tag", {**AWS, "tags": {"environment": "staging"}}, ["dex:tags.environment", "reserved"]),
+    (
+        "node bounds",
+        {**AWS, "cluster": {"system_nodes": {"min_size": 5}}},
+        ["dex:cluster.system_nodes", "min_size=5", "max_size=3"],
+    ),
+    (
+        "negative count",
+        {**AWS, "cluster": {"batch_nodes": {"max_size": 0}}},
+        ["dex:cluster.batch_nodes.max_size", "0"],
+    ),
+    (
+        "unsupported k8s",
+        {**AWS, "cluster": {"kubernetes_version": "1.20"}},
+        ["dex:cluster.kubernetes_version", "'1.20'", "'1.34'"],
+    ),
+    (
+        "world-open endpoint",
+        {**AWS, "cluster": {"public_access_cidrs": ["0.0.0.0/0"]}},
+        ["dex:cluster.public_access_cidrs", "0.0.0.0/0"],
+    ),
+    (
+        "aws instance class on gcp",
+        {**GCP, "database": {"instance_class": "db.t4g.medium"}},
+        ["dex:database.instance_class", "'db.t4g.medium'", "Cloud SQL tier"],
+    ),
+    (
+        "bad cache node",
+        {**AWS, "cache": {"node_type": "t3.micro"}},
+        ["dex:cache.node_type", "'t3.micro'"],
+    ),
+    (
+        "ha without replicas",
+        {**AWS, "cache": {"high_availability": True, "replicas": 0}},
+        ["dex:cache", "replicas"],
+    ),
+    (
+        "reserved tag",
+        {**AWS, "tags": {"environment": "staging"}},
+        ["dex:tags.environment", "reserved"],
+    ),
     ("bad gcp label", {**GCP, "tags": {"CostCenter": "x"}}, ["CostCenter", "GCP label key"]),
-    ("archive before ia", {**AWS, "storage": {"raw_archive_after_days": 31, "raw_infrequent_access_after_days": 60}},
-     ["raw_archive_after_days", "31", "60"]),
+    (
+        "archive before ia",
+        {**AWS, "storage": {"raw_archive_after_days": 31, "raw_infrequent_access_after_days": 60}},
+        ["raw_archive_after_days", "31", "60"],
+    ),
     ("not json", {**AWS, "cluster": "{not json"}, ["dex:cluster", "mapping"]),
-    ("two azs only", {**AWS, "region": "us-west-1"}, ["dex:network.availability_zones", "us-west-1"]),
+    (
+        "two azs only",
+        {**AWS, "region": "us-west-1"},
+        ["dex:network.availability_zones", "us-west-1"],
+    ),
 ]
 
 
 @pytest.mark.parametrize(("case", "raw", "expected"), BAD_CONFIGS, ids=[c[0] for c in BAD_CONFIGS])
-def test_bad_config_gives_one_clear_error(case: str, raw: dict[str, object], expected: list[str]) -> None:
+def test_bad_config_gives_one_clear_error(
+    case: str, raw: dict[str, object], expected: list[str]
+) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(raw, stack="t")
     message = str(info.value)
@@ -89,9 +173,12 @@ def test_profiles_differ_where_they_should() -> None:
     assert (dev.database.high_availability, prod.database.high_availability) == (False, True)
     assert (dev.deletion_protection, prod.deletion_protection) == (False, True)
     assert dev.database.backup_retention_days < prod.database.backup_retention_days
-    assert prod.cluster.batch_nodes.spot and not dev.cluster.batch_nodes.spot
-    assert prod.cache.high_availability and prod.cache.replicas >= 1
-    assert prod.storage.access_logging and not dev.storage.access_logging
+    assert prod.cluster.batch_nodes.spot
+    assert not dev.cluster.batch_nodes.spot
+    assert prod.cache.high_availability
+    assert prod.cache.replicas >= 1
+    assert prod.storage.access_logging
+    assert not dev.storage.access_logging
 
 
 def test_cloud_profiles_choose_cloud_sizes() -> None:
@@ -107,15 +194,21 @@ def test_user_key_overrides_profile_and_keeps_siblings() -> None:
 
 def test_pulumi_style_string_values_are_decoded() -> None:
     # The engine hands structured config as JSON strings and scalars as strings.
-    raw = {**AWS, "database": json.dumps({"storage_gib": "50", "high_availability": "true"}),
-           "tags": json.dumps({"cost-center": "42"})}
+    raw = {
+        **AWS,
+        "database": json.dumps({"storage_gib": "50", "high_availability": "true"}),
+        "tags": json.dumps({"cost-center": "42"}),
+    }
     cfg = load_config(raw)
-    assert cfg.database.storage_gib == 50 and cfg.database.high_availability is True
+    assert cfg.database.storage_gib == 50
+    assert cfg.database.high_availability is True
     assert cfg.tags == {"cost-center": "42"}
 
 
 def test_prod_unprotected_with_acknowledgement_is_allowed() -> None:
-    cfg = load_config({**AWS_PROD, "deletion_protection": False, "acknowledge_unprotected_prod": True})
+    cfg = load_config(
+        {**AWS_PROD, "deletion_protection": False, "acknowledge_unprotected_prod": True}
+    )
     assert cfg.deletion_protection is False
 
 
@@ -130,13 +223,13 @@ def test_bad_config_registers_no_resource() -> None:
     import pulumi
 
     stack_file = read_stack_file("prod")
-    with pytest.raises(pulumi.RunError, match="dex:database.storage_gib"):
+    with pytest.raises(pulumi.RunError, match=r"dex:database\.storage_gib"):
         run_program(stack_file, overrides={"dex:database": {"storage_gib": "lots"}})
 
 
 def test_bad_config_registers_nothing_before_failing() -> None:
-    from stacks.synth import RecordingMonitor
     import stacks.synth as synth_module
+    from stacks.synth import RecordingMonitor
 
     seen: list[RecordingMonitor] = []
     original = synth_module.RecordingMonitor
@@ -161,9 +254,13 @@ def test_cli_reports_bad_config_without_traceback(tmp_project) -> None:  # type:
         "config:\n  dex:cloud: aws\n  dex:environment: prod\n  dex:region: eu-west-1\n"
         "  dex:databse:\n    instance_class: db.r7g.large\n"
     )
-    proc = subprocess.run([sys.executable, "-m", "dex.cli", "plan", "broken"],
-                          capture_output=True, text=True, check=False,
-                          env={**__import__("os").environ, "DEX_PROJECT_DIR": str(tmp_project)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "dex.cli", "plan", "broken"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**__import__("os").environ, "DEX_PROJECT_DIR": str(tmp_project)},
+    )
     assert proc.returncode == 2
     assert "dex:databse is not a known key" in proc.stderr
     assert "did you mean dex:database" in proc.stderr

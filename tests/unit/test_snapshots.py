@@ -1,7 +1,7 @@
 """Plan snapshots: a change to the infrastructure shows up as a reviewed diff of these files.
 
-After an intended change, refresh them with `DEX_UPDATE_SNAPSHOTS=1 pytest tests/unit/test_snapshots.py`
-(or `scripts/update-snapshots`) and review `git diff tests/snapshots`.
+After an intended change, refresh them with
+`DEX_UPDATE_SNAPSHOTS=1 pytest tests/unit/test_snapshots.py` and review `git diff tests/snapshots`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import pytest
 
 from stacks.plan import SECRET_SIG, SIG_KEY, UNKNOWN, Plan, is_secret, load_plan
 from stacks.synth import dump_plan, order_resources, synthesize
-from tests.conftest import STACKS, ROOT
+from tests.conftest import ROOT, STACKS
 
 pytestmark = pytest.mark.unit
 
@@ -30,7 +30,8 @@ def test_plan_has_the_shape_of_a_stack_export(plans: dict[str, Plan], stack: str
         assert res.urn.rsplit("::", 1)[0].endswith(res.type)
         if res.custom and not res.type.startswith("pulumi:providers:"):
             assert res.id, res.urn
-            assert "inputs" in res.raw and "outputs" in res.raw
+            assert "inputs" in res.raw
+            assert "outputs" in res.raw
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -100,8 +101,7 @@ def test_generated_passwords_are_unknown_not_invented(plans: dict[str, Plan]) ->
 
 
 def test_unknown_sentinel_marks_values_only_known_after_apply(plans: dict[str, Plan]) -> None:
-    unknown = {(r.type, key) for r in plans["prod"] for key, v in r.outputs.items()
-               if v == UNKNOWN}
+    unknown = {(r.type, key) for r in plans["prod"] for key, v in r.outputs.items() if v == UNKNOWN}
     # EKS resolves an add-on's default version at creation; nothing else is left unknown
     # (generated credentials are unknown too, inside their secret envelopes).
     assert unknown == {("aws:eks/addon:Addon", "addonVersion")}
@@ -110,8 +110,14 @@ def test_unknown_sentinel_marks_values_only_known_after_apply(plans: dict[str, P
 def test_stack_outputs_are_recorded(plans: dict[str, Plan]) -> None:
     outputs = plans["dev"].resources[0].outputs
     assert outputs["cloud"] == "aws"
-    assert set(outputs["bucket_names"]) == {"raw", "bronze", "silver", "gold", "mlflow",
-                                            "airflow-logs"}
+    assert set(outputs["bucket_names"]) == {
+        "raw",
+        "bronze",
+        "silver",
+        "gold",
+        "mlflow",
+        "airflow-logs",
+    }
     assert outputs["cluster_name"] == "dex-dev-eks"
 
 
@@ -129,4 +135,5 @@ def test_reader_accepts_a_real_stack_export() -> None:
     assert len(plan) == 5
     rds = plan.of_type("aws:rds/instance:Instance")[0]
     assert is_secret(rds.inputs["password"])
-    assert rds.provider and rds.provider.endswith("f2a1a5a5-66c3-4a0d-9c3f-1f4b7c4b0d21")
+    assert rds.provider
+    assert rds.provider.endswith("f2a1a5a5-66c3-4a0d-9c3f-1f4b7c4b0d21")
