@@ -164,14 +164,16 @@ def run_program(
     stack_file: StackFile,
     program: Callable[[], None] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    mocks: pulumi_mocks.Mocks | None = None,
 ) -> RecordingMonitor:
-    """Run `program` (default: the real entry point) for a stack under the mock engine."""
+    """Run `program` (default: the real entry point) for a stack under the mock engine,
+    answered by `mocks` (default: `DexMocks`)."""
     if program is None:
         from stacks.program import main as program
 
     config = {**stack_file.config, **(overrides or {})}
     _reset_runtime()
-    monitor = RecordingMonitor(DexMocks(stack_file.name))
+    monitor = RecordingMonitor(mocks or DexMocks(stack_file.name))
     set_all_config(_config_strings(config), [])
     pulumi_mocks.set_mocks(
         monitor.mocks, project=PROJECT, stack=stack_file.name, preview=True, monitor=monitor
@@ -197,10 +199,11 @@ def synthesize(
     stack: str,
     project_dir: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
+    mocks: pulumi_mocks.Mocks | None = None,
 ) -> dict[str, Any]:
     """The plan of `stack`: a dict in the shape of `pulumi stack export`."""
     stack_file = read_stack_file(stack, project_dir)
-    monitor = run_program(stack_file, overrides=overrides)
+    monitor = run_program(stack_file, overrides=overrides, mocks=mocks)
     return build_plan(monitor, stack_file)
 
 
