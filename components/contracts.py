@@ -9,8 +9,8 @@ Field names are the same wherever the meaning is the same.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any, Literal
 
 import pulumi
 
@@ -166,3 +166,15 @@ class WorkloadIdentityOutputs:
     cloud identity (`eks.amazonaws.com/role-arn` / `iam.gke.io/gcp-service-account`)."""
     identities: dict[str, pulumi.Output[str]]
     """Per workload: the cloud identity (IAM role ARN / Google service account email)."""
+
+
+def contract_outputs(contract: object) -> dict[str, Any]:
+    """A contract as a component's registered outputs: the same keys on every cloud, so a
+    plan shows (and a test checks) that AWS and GCP expose the same shape."""
+    out: dict[str, Any] = {}
+    for f in fields(contract):  # type: ignore[arg-type]
+        value = getattr(contract, f.name)
+        if isinstance(value, dict):
+            value = {k: contract_outputs(v) if is_dataclass(v) else v for k, v in value.items()}
+        out[f.name] = value
+    return out

@@ -51,7 +51,7 @@ class ConfigError(Exception):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class NodeGroupConfig(_Section):
@@ -718,3 +718,74 @@ def _explain_one(err: ErrorDetails, merged: Mapping[str, Any]) -> list[str]:
     if kind in ("too_short", "string_too_short"):
         return [f"{key} = {value!r}: must not be empty"]
     return [f"{key} = {value!r}: {err['msg']}"]
+
+
+# --------------------------------------------------------------------------------------------
+# Reference documentation, generated from the model and the profiles (the README embeds it and
+# a test keeps the two equal).
+
+_CLOUD_ONLY = {
+    "network.availability_zones": "aws",
+    "network.pods_cidr": "gcp",
+    "network.services_cidr": "gcp",
+    "network.private_services_cidr": "gcp",
+    "network.control_plane_cidr": "gcp",
+    "cluster.release_channel": "gcp",
+    "cache.node_type": "aws",
+    "cache.memory_size_gib": "gcp",
+    "cache.replicas": "aws",
+    "gcp_project": "gcp",
+}
+
+
+def _leaf_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    for name, info in model.model_fields.items():
+        key = f"{prefix}{name}"
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel) and ann is not NodeGroupConfig:
+            rows += _leaf_fields(ann, f"{key}.")
+        else:
+            text = " ".join(line.strip() for line in (info.description or "").splitlines())
+            rows.append((key, text))
+    return rows
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    if isinstance(value, (dict, list)):
+        return "`" + json.dumps(value, separators=(", ", ": ")) + "`"
+    return f"`{value}`"
+
+
+def reference_markdown(cloud: Cloud) -> str:
+    """The table of every `dex:*` key for one cloud with its dev and prod defaults."""
+    region = "eu-west-1" if cloud == "aws" else "europe-west1"
+    base: dict[str, Any] = {"cloud": cloud, "region": region}
+    if cloud == "gcp":
+        base["gcp_project"] = "example-project"
+    configs = {env: load_config({**base, "environment": env}) for env in ("dev", "prod")}
+    lines = ["| key | dev | prod | meaning |", "| --- | --- | --- | --- |"]
+    for key, doc in _leaf_fields(StackConfig):
+        only = _CLOUD_ONLY.get(key)
+        if only is not None and only != cloud:
+            continue
+        values = []
+        for env in ("dev", "prod"):
+            value: Any = configs[env]
+            for part in key.split("."):
+                value = getattr(value, part)
+            values.append(value)
+        if key in ("cloud", "region", "gcp_project"):
+            shown = ["(required)", "(required)"]
+        elif key == "environment":
+            shown = ["`dev`", "`prod`"]
+        else:
+            shown = [_shown(v) for v in values]
+        lines.append(f"| `dex:{key}` | {shown[0]} | {shown[1]} | {doc.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"

@@ -1,25 +1,173 @@
-"""The GCP composition. The GCP components (issue: GCP foundation) plug in here; until they
-land, a GCP stack registers its provider with the platform's labels and nothing else."""
+"""The GCP composition: the capability components wired together for one stack."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pulumi
 import pulumi_gcp as gcp
+import pulumi_kubernetes as k8s
+import pulumi_random as random
 
-from stacks.config import StackConfig
+from components.contracts import APP_IMAGES, WORKLOAD_SPECS, NodePoolArgs
+from components.gcp.cache import Cache, CacheArgs
+from components.gcp.cluster import Cluster, ClusterArgs
+from components.gcp.database import Database, DatabaseArgs
+from components.gcp.network import Network, NetworkArgs
+from components.gcp.object_store import ObjectStore, ObjectStoreArgs
+from components.gcp.registry import Registry, RegistryArgs
+from components.gcp.services import ProjectServices
+from components.gcp.workload_identity import WorkloadIdentity, WorkloadIdentityArgs
+from stacks.config import NodeGroupConfig, StackConfig
+
+
+def node_pool(spec: NodeGroupConfig) -> NodePoolArgs:
+    return NodePoolArgs(**spec.model_dump())
 
 
 def build_gcp(cfg: StackConfig) -> dict[str, Any]:
-    gcp.Provider(
-        "gcp",
-        project=cfg.gcp_project,
-        region=cfg.region,
-        default_labels=cfg.base_tags(),
+    assert cfg.gcp_project is not None  # the config refuses gcp without a project
+    project, region, prefix = cfg.gcp_project, cfg.region, cfg.name_prefix
+    protect = cfg.deletion_protection
+    provider = gcp.Provider("gcp", project=project, region=region, default_labels=cfg.base_tags())
+    random_provider = random.Provider("random")
+    invoke = pulumi.InvokeOptions(provider=provider)
+    project_number = gcp.organizations.get_project(project_id=project, opts=invoke).number
+    zone = gcp.compute.get_zones(project=project, region=region, opts=invoke).names[0]
+    storage_agent = gcp.storage.get_project_service_account(project=project, opts=invoke)
+
+    apis = ProjectServices(f"{prefix}-apis", project, pulumi.ResourceOptions(providers=[provider]))
+    opts = pulumi.ResourceOptions(providers=[provider, random_provider], depends_on=[apis])
+
+    network = Network(
+        f"{prefix}-network",
+        NetworkArgs(
+            project=project,
+            region=region,
+            nodes_cidr=str(cfg.network.cidr),
+            pods_cidr=str(cfg.network.pods_cidr),
+            services_cidr=str(cfg.network.services_cidr),
+            private_services_cidr=str(cfg.network.private_services_cidr),
+            control_plane_cidr=str(cfg.network.control_plane_cidr),
+        ),
+        opts,
+    )
+    cluster = Cluster(
+        f"{prefix}-cluster",
+        ClusterArgs(
+            project=project,
+            project_number=str(project_number),
+            region=region,
+            regional=cfg.is_prod,
+            zone=zone,
+            cluster_name=f"{prefix}-gke",
+            kubernetes_version=cfg.cluster.kubernetes_version,
+            release_channel=cfg.cluster.release_channel,
+            network=network.network_id,
+            subnetwork=network.subnet_self_link,
+            control_plane_cidr=str(cfg.network.control_plane_cidr),
+            public_access_cidrs=[str(c) for c in cfg.cluster.public_access_cidrs],
+            node_cidr=str(cfg.network.cidr),
+            system_nodes=node_pool(cfg.cluster.system_nodes),
+            batch_nodes=node_pool(cfg.cluster.batch_nodes),
+            encrypt_secrets=cfg.is_prod,
+            protect=protect,
+        ),
+        opts,
+    )
+    store = ObjectStore(
+        f"{prefix}-storage",
+        ObjectStoreArgs(
+            project=project,
+            region=region,
+            name_prefix=prefix,
+            raw_infrequent_access_after_days=cfg.storage.raw_infrequent_access_after_days,
+            raw_archive_after_days=cfg.storage.raw_archive_after_days,
+            noncurrent_version_expiration_days=cfg.storage.noncurrent_version_expiration_days,
+            access_logging=cfg.storage.access_logging,
+            cmek=cfg.is_prod,
+            storage_service_account=storage_agent.email_address,
+            force_destroy=cfg.storage.force_destroy,
+            protect=protect,
+        ),
+        opts,
+    )
+    database = Database(
+        f"{prefix}-database",
+        DatabaseArgs(
+            project=project,
+            region=region,
+            instance_name=f"{prefix}-postgres",
+            engine_version=cfg.database.engine_version,
+            tier=cfg.database.instance_class,
+            storage_gib=cfg.database.storage_gib,
+            max_storage_gib=cfg.database.max_storage_gib,
+            regional=cfg.database.high_availability,
+            backup_retention_days=cfg.database.backup_retention_days,
+            point_in_time_recovery=cfg.database.point_in_time_recovery,
+            query_insights=cfg.database.performance_insights,
+            deletion_protection=protect,
+            private_network=network.network_id,
+            depends_on=[network.private_services_connection],
+        ),
+        opts,
+    )
+    cache = Cache(
+        f"{prefix}-cache",
+        CacheArgs(
+            project=project,
+            region=region,
+            instance_name=f"{prefix}-redis",
+            engine_version=cfg.cache.engine_version,
+            memory_size_gib=cfg.cache.memory_size_gib,
+            high_availability=cfg.cache.high_availability,
+            authorized_network=network.network_id,
+            depends_on=[network.private_services_connection],
+            protect=protect,
+        ),
+        opts,
+    )
+    registry = Registry(
+        f"{prefix}-registry",
+        RegistryArgs(
+            project=project,
+            region=region,
+            repository_id=prefix,
+            apps=APP_IMAGES,
+            keep_images=cfg.registry.keep_images,
+            protect=protect,
+        ),
+        opts,
+    )
+    identity = WorkloadIdentity(
+        f"{prefix}-identity",
+        WorkloadIdentityArgs(
+            project=project,
+            name_prefix=prefix,
+            workload_pool=cluster.workload_pool,
+            workloads=WORKLOAD_SPECS,
+            bucket_names=store.bucket_names,
+        ),
+        opts,
+    )
+    k8s.Provider(
+        "k8s",
+        kubeconfig=cluster.kubeconfig,
+        enable_server_side_apply=True,
+        delete_unreachable=False,
     )
     return {
         "cloud": "gcp",
         "environment": cfg.environment,
-        "region": cfg.region,
-        "project": cfg.gcp_project,
+        "region": region,
+        "project": project,
+        "network": network.network_self_link,
+        "cluster_name": cluster.name,
+        "cluster_endpoint": cluster.endpoint,
+        "kubeconfig": cluster.kubeconfig,
+        "bucket_names": store.bucket_names,
+        "registry_urls": registry.contract.repository_urls,
+        "database_host": database.contract.host,
+        "cache_host": cache.contract.host,
+        "workload_identities": identity.contract.identities,
     }

@@ -96,6 +96,9 @@ class DexMocks(Mocks):
             return {"name": self.aws_region, "region": self.aws_region, "id": self.aws_region}
         if token == "gcp:organizations/getProject:getProject":
             return {"projectId": self.gcp_project, "number": "123456789012", "id": self.gcp_project}
+        if token == "gcp:storage/getProjectServiceAccount:getProjectServiceAccount":
+            email = "service-123456789012@gs-project-accounts.iam.gserviceaccount.com"
+            return {"emailAddress": email, "member": f"serviceAccount:{email}", "id": email}
         if token == "gcp:compute/getZones:getZones":
             return {"names": [f"{self.gcp_region}-{s}" for s in "bcd"], "id": self.gcp_region}
         return {}

@@ -13,7 +13,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.aws.kms import customer_key
-from components.contracts import CacheOutputs
+from components.contracts import CacheOutputs, contract_outputs
 
 
 @dataclass(frozen=True)
@@ -135,4 +135,4 @@ class Cache(pulumi.ComponentResource):
                 )
             ),
         )
-        self.register_outputs({"host": group.primary_endpoint_address, "security_group_id": sg.id})
+        self.register_outputs({**contract_outputs(self.contract), "security_group_id": sg.id})

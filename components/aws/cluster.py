@@ -16,7 +16,7 @@ import pulumi_aws as aws
 
 from components.aws import iam
 from components.aws.kms import customer_key
-from components.contracts import ClusterOutputs, NodePoolArgs
+from components.contracts import ClusterOutputs, NodePoolArgs, contract_outputs
 
 AMI_TYPE = "AL2023_x86_64_STANDARD"
 """Pinned AMI family for every node group (never the provider's default)."""
@@ -211,11 +211,9 @@ class Cluster(pulumi.ComponentResource):
         )
         self.register_outputs(
             {
-                "name": self.name,
-                "endpoint": self.endpoint,
+                **contract_outputs(self.contract),
                 "oidc_provider_arn": self.oidc_provider_arn,
                 "cluster_security_group_id": self.cluster_security_group_id,
-                "kubeconfig": self.kubeconfig,
             }
         )
 

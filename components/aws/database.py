@@ -17,7 +17,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.aws.kms import customer_key
-from components.contracts import AppDatabase, DatabaseOutputs
+from components.contracts import AppDatabase, DatabaseOutputs, contract_outputs
 
 APP_DATABASES = ("mlflow", "airflow")
 ADMIN_USER = "dex_admin"
@@ -169,11 +169,4 @@ class Database(pulumi.ComponentResource):
             app_databases=app_dbs,
             sslmode="verify-full",
         )
-        self.register_outputs(
-            {
-                "host": self.host,
-                "port": self.port,
-                "security_group_id": sg.id,
-                "admin_user": ADMIN_USER,
-            }
-        )
+        self.register_outputs({**contract_outputs(self.contract), "security_group_id": sg.id})

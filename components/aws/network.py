@@ -16,7 +16,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from components.contracts import NetworkOutputs
+from components.contracts import NetworkOutputs, contract_outputs
 
 TIERS = ("public", "private", "database")
 
@@ -245,6 +245,7 @@ class Network(pulumi.ComponentResource):
         self.contract = NetworkOutputs(network_id=vpc.id, node_subnet_ids=self.private_subnet_ids)
         self.register_outputs(
             {
+                **contract_outputs(self.contract),
                 "vpc_id": self.vpc_id,
                 "vpc_cidr": self.vpc_cidr,
                 "public_subnet_ids": self.public_subnet_ids,

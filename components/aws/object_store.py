@@ -17,7 +17,7 @@ import pulumi_aws as aws
 
 from components.aws import iam
 from components.aws.kms import customer_key
-from components.contracts import BUCKET_PURPOSES, LAKE_LAYERS, ObjectStoreOutputs
+from components.contracts import BUCKET_PURPOSES, LAKE_LAYERS, ObjectStoreOutputs, contract_outputs
 
 
 @dataclass(frozen=True)
@@ -160,8 +160,8 @@ class ObjectStore(pulumi.ComponentResource):
         )
         self.register_outputs(
             {
+                **contract_outputs(self.contract),
                 "kms_key_arn": self.kms_key_arn,
-                "bucket_names": self.bucket_names,
                 "access_log_bucket": log_bucket.bucket if log_bucket else None,
             }
         )

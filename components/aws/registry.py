@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.contracts import RegistryOutputs
+from components.contracts import RegistryOutputs, contract_outputs
 
 
 def lifecycle_policy(keep_images: int) -> str:
@@ -86,4 +86,4 @@ class Registry(pulumi.ComponentResource):
             )
             urls[app] = repo.repository_url
         self.contract = RegistryOutputs(repository_urls=urls)
-        self.register_outputs({"repository_urls": urls})
+        self.register_outputs(contract_outputs(self.contract))

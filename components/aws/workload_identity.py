@@ -12,7 +12,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws import iam
-from components.contracts import WorkloadIdentityOutputs, WorkloadSpec
+from components.contracts import WorkloadIdentityOutputs, WorkloadSpec, contract_outputs
 
 ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
 
@@ -66,7 +66,7 @@ class WorkloadIdentity(pulumi.ComponentResource):
         self.contract = WorkloadIdentityOutputs(
             service_account_annotations=annotations, identities=identities
         )
-        self.register_outputs({"role_arns": identities})
+        self.register_outputs(contract_outputs(self.contract))
 
 
 def _trust_for(spec: WorkloadSpec) -> Callable[[list[Any]], str]:

@@ -1,0 +1,308 @@
+"""GCP cluster: GKE with private nodes, Workload Identity, shielded nodes with secure boot,
+Dataplane V2 (network policy enforced), a release channel, no default node pool, no legacy
+ABAC, no basic auth or client certificate, and (prod) application-layer secrets encryption
+with Cloud KMS. Regional in prod, zonal in dev."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from components.contracts import ClusterOutputs, NodePoolArgs, contract_outputs
+from components.gcp.network import PODS_RANGE, SERVICES_RANGE
+
+NODE_ROLES = (
+    "roles/logging.logWriter",
+    "roles/monitoring.metricWriter",
+    "roles/monitoring.viewer",
+    "roles/stackdriver.resourceMetadata.writer",
+    "roles/artifactregistry.reader",
+)
+"""The minimal roles of the nodes' own service account (never the default compute SA)."""
+
+
+@dataclass(frozen=True)
+class ClusterArgs:
+    project: str
+    project_number: str
+    region: str
+    regional: bool
+    """Regional control plane and nodes across zones (prod), or one zone (dev)."""
+    zone: str
+    """The zone of a zonal cluster."""
+    cluster_name: str
+    kubernetes_version: str
+    release_channel: str
+    network: pulumi.Input[str]
+    subnetwork: pulumi.Input[str]
+    control_plane_cidr: str
+    public_access_cidrs: list[str]
+    """Who may reach the control plane from outside; empty = private endpoint only."""
+    node_cidr: str
+    """The node range, always allowed to reach the private endpoint."""
+    system_nodes: NodePoolArgs
+    batch_nodes: NodePoolArgs
+    encrypt_secrets: bool
+    """Cloud KMS application-layer encryption of Kubernetes secrets (prod)."""
+    protect: bool
+
+
+class Cluster(pulumi.ComponentResource):
+    """GKE cluster and node pools. Type token `dex:gcp:Cluster`."""
+
+    name: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+    workload_pool: str
+    node_service_account: pulumi.Output[str]
+    contract: ClusterOutputs
+
+    def __init__(
+        self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("dex:gcp:Cluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        labels = {"component": "cluster"}
+        location = args.region if args.regional else args.zone
+        self.workload_pool = f"{args.project}.svc.id.goog"
+
+        nodes_sa = gcp.serviceaccount.Account(
+            f"{name}-nodes-sa",
+            account_id=f"{args.cluster_name}-nodes"[:30],
+            display_name=f"GKE nodes of {args.cluster_name}",
+            project=args.project,
+            opts=child,
+        )
+        for role in NODE_ROLES:
+            gcp.projects.IAMMember(
+                f"{name}-nodes-{role.split('/')[1].replace('.', '-')}",
+                project=args.project,
+                role=role,
+                member=nodes_sa.member,
+                opts=child,
+            )
+
+        encryption = None
+        depends: list[pulumi.Resource] = []
+        if args.encrypt_secrets:
+            ring = gcp.kms.KeyRing(
+                f"{name}-keyring",
+                name=f"{args.cluster_name}-keyring",
+                location=args.region,
+                project=args.project,
+                opts=pulumi.ResourceOptions(parent=self, protect=True),
+            )
+            key = gcp.kms.CryptoKey(
+                f"{name}-secrets-key",
+                name=f"{args.cluster_name}-secrets",
+                key_ring=ring.id,
+                rotation_period="7776000s",
+                purpose="ENCRYPT_DECRYPT",
+                labels=labels,
+                opts=pulumi.ResourceOptions(parent=self, protect=True),
+            )
+            agent = (
+                f"serviceAccount:service-{args.project_number}"
+                "@container-engine-robot.iam.gserviceaccount.com"
+            )
+            depends.append(
+                gcp.kms.CryptoKeyIAMMember(
+                    f"{name}-secrets-key-gke",
+                    crypto_key_id=key.id,
+                    role="roles/cloudkms.cryptoKeyEncrypterDecrypter",
+                    member=agent,
+                    opts=child,
+                )
+            )
+            encryption = gcp.container.ClusterDatabaseEncryptionArgs(
+                state="ENCRYPTED", key_name=key.id
+            )
+
+        public = bool(args.public_access_cidrs)
+        authorized = [
+            gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
+                cidr_block=args.node_cidr, display_name="nodes"
+            ),
+            *[
+                gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
+                    cidr_block=cidr, display_name=f"allowed-{i}"
+                )
+                for i, cidr in enumerate(args.public_access_cidrs)
+            ],
+        ]
+        cluster = gcp.container.Cluster(
+            f"{name}-gke",
+            name=args.cluster_name,
+            project=args.project,
+            location=location,
+            network=args.network,
+            subnetwork=args.subnetwork,
+            networking_mode="VPC_NATIVE",
+            ip_allocation_policy=gcp.container.ClusterIpAllocationPolicyArgs(
+                cluster_secondary_range_name=PODS_RANGE,
+                services_secondary_range_name=SERVICES_RANGE,
+            ),
+            remove_default_node_pool=True,
+            initial_node_count=1,
+            min_master_version=args.kubernetes_version,
+            release_channel=gcp.container.ClusterReleaseChannelArgs(channel=args.release_channel),
+            private_cluster_config=gcp.container.ClusterPrivateClusterConfigArgs(
+                enable_private_nodes=True,
+                enable_private_endpoint=not public,
+                master_ipv4_cidr_block=args.control_plane_cidr,
+                master_global_access_config=gcp.container.ClusterPrivateClusterConfigMasterGlobalAccessConfigArgs(
+                    enabled=False
+                ),
+            ),
+            master_authorized_networks_config=gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(
+                cidr_blocks=authorized,
+            ),
+            master_auth=gcp.container.ClusterMasterAuthArgs(
+                client_certificate_config=gcp.container.ClusterMasterAuthClientCertificateConfigArgs(
+                    issue_client_certificate=False
+                )
+            ),
+            workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
+                workload_pool=self.workload_pool
+            ),
+            datapath_provider="ADVANCED_DATAPATH",
+            enable_shielded_nodes=True,
+            enable_legacy_abac=False,
+            enable_intranode_visibility=True,
+            database_encryption=encryption,
+            logging_config=gcp.container.ClusterLoggingConfigArgs(
+                enable_components=["SYSTEM_COMPONENTS", "WORKLOADS", "APISERVER"]
+            ),
+            monitoring_config=gcp.container.ClusterMonitoringConfigArgs(
+                enable_components=["SYSTEM_COMPONENTS"]
+            ),
+            addons_config=gcp.container.ClusterAddonsConfigArgs(
+                gce_persistent_disk_csi_driver_config=gcp.container.ClusterAddonsConfigGcePersistentDiskCsiDriverConfigArgs(
+                    enabled=True
+                ),
+                http_load_balancing=gcp.container.ClusterAddonsConfigHttpLoadBalancingArgs(
+                    disabled=False
+                ),
+            ),
+            resource_labels=labels,
+            deletion_protection=args.protect,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=depends,
+                protect=args.protect,
+                # The first node pool is removed right after creation; do not re-create it.
+                ignore_changes=["initialNodeCount"],
+            ),
+        )
+        pools = []
+        for pool, spec in (("system", args.system_nodes), ("batch", args.batch_nodes)):
+            taints = (
+                [
+                    gcp.container.NodePoolNodeConfigTaintArgs(
+                        key="dex.io/pool", value="batch", effect="NO_SCHEDULE"
+                    )
+                ]
+                if pool == "batch"
+                else []
+            )
+            pools.append(
+                gcp.container.NodePool(
+                    f"{name}-{pool}-pool",
+                    name=pool,
+                    project=args.project,
+                    cluster=cluster.name,
+                    location=location,
+                    autoscaling=gcp.container.NodePoolAutoscalingArgs(
+                        total_min_node_count=spec.min_size,
+                        total_max_node_count=spec.max_size,
+                        location_policy="BALANCED" if not spec.spot else "ANY",
+                    ),
+                    initial_node_count=max(spec.desired_size, spec.min_size, 1)
+                    if pool == "system"
+                    else spec.desired_size,
+                    management=gcp.container.NodePoolManagementArgs(
+                        auto_repair=True, auto_upgrade=True
+                    ),
+                    node_config=gcp.container.NodePoolNodeConfigArgs(
+                        machine_type=spec.instance_types[0],
+                        disk_size_gb=spec.disk_size_gib,
+                        disk_type="pd-balanced",
+                        spot=spec.spot,
+                        service_account=nodes_sa.email,
+                        oauth_scopes=["https://www.googleapis.com/auth/cloud-platform"],
+                        workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(
+                            mode="GKE_METADATA"
+                        ),
+                        shielded_instance_config=gcp.container.NodePoolNodeConfigShieldedInstanceConfigArgs(
+                            enable_secure_boot=True, enable_integrity_monitoring=True
+                        ),
+                        metadata={"disable-legacy-endpoints": "true"},
+                        labels={"dex.io/pool": pool},
+                        resource_labels=labels,
+                        taints=taints,
+                    ),
+                    opts=pulumi.ResourceOptions(parent=self, ignore_changes=["initialNodeCount"]),
+                )
+            )
+
+        self.name = cluster.name
+        self.endpoint = cluster.endpoint.apply(lambda e: f"https://{e}")
+        self.node_service_account = nodes_sa.email
+        self.kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(
+                cluster.name, cluster.endpoint, cluster.master_auth.cluster_ca_certificate
+            ).apply(lambda a: kubeconfig(str(a[0]), str(a[1]), str(a[2])))
+        )
+        self.contract = ClusterOutputs(
+            name=self.name,
+            endpoint=self.endpoint,
+            kubeconfig=self.kubeconfig,
+            kubernetes_version=args.kubernetes_version,
+        )
+        self.register_outputs(
+            {
+                **contract_outputs(self.contract),
+                "workload_pool": self.workload_pool,
+                "node_service_account": nodes_sa.email,
+            }
+        )
+
+
+def kubeconfig(cluster_name: str, endpoint: str, ca_data: str) -> str:
+    """A kubeconfig (JSON) that authenticates through `gke-gcloud-auth-plugin`."""
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": cluster_name,
+                    "cluster": {
+                        "server": f"https://{endpoint}",
+                        "certificate-authority-data": ca_data,
+                    },
+                }
+            ],
+            "contexts": [
+                {"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}
+            ],
+            "current-context": cluster_name,
+            "users": [
+                {
+                    "name": cluster_name,
+                    "user": {
+                        "exec": {
+                            "apiVersion": "client.authentication.k8s.io/v1beta1",
+                            "command": "gke-gcloud-auth-plugin",
+                            "installHint": "gcloud components install gke-gcloud-auth-plugin",
+                            "provideClusterInfo": True,
+                        }
+                    },
+                }
+            ],
+        },
+        sort_keys=True,
+    )

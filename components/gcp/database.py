@@ -1,0 +1,152 @@
+"""GCP database: Cloud SQL for PostgreSQL on a private IP only, SSL required, automated
+backups with point-in-time recovery, a maintenance window, Query Insights; REGIONAL and
+deletion-protected in prod. Unlike RDS, Cloud SQL creates databases and users through its
+API, so the MLflow and Airflow databases and users are created here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+import pulumi_random as random
+
+from components.contracts import AppDatabase, DatabaseOutputs, contract_outputs
+
+APP_DATABASES = ("mlflow", "airflow")
+ADMIN_USER = "dex_admin"
+
+
+@dataclass(frozen=True)
+class DatabaseArgs:
+    project: str
+    region: str
+    instance_name: str
+    engine_version: str
+    tier: str
+    storage_gib: int
+    max_storage_gib: int
+    regional: bool
+    """REGIONAL availability (a standby in another zone)."""
+    backup_retention_days: int
+    point_in_time_recovery: bool
+    query_insights: bool
+    deletion_protection: bool
+    private_network: pulumi.Input[str]
+    depends_on: list[pulumi.Resource]
+    """The private service access connection, which must exist first."""
+
+
+class Database(pulumi.ComponentResource):
+    """Cloud SQL instance, databases and users. Type token `dex:gcp:Database`."""
+
+    contract: DatabaseOutputs
+
+    def __init__(
+        self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("dex:gcp:Database", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        labels = {"component": "database"}
+        instance = gcp.sql.DatabaseInstance(
+            f"{name}-postgres",
+            name=args.instance_name,
+            project=args.project,
+            region=args.region,
+            database_version=f"POSTGRES_{args.engine_version}",
+            deletion_protection=args.deletion_protection,
+            settings=gcp.sql.DatabaseInstanceSettingsArgs(
+                tier=args.tier,
+                edition="ENTERPRISE",
+                availability_type="REGIONAL" if args.regional else "ZONAL",
+                disk_type="PD_SSD",
+                disk_size=args.storage_gib,
+                disk_autoresize=True,
+                disk_autoresize_limit=args.max_storage_gib,
+                deletion_protection_enabled=args.deletion_protection,
+                ip_configuration=gcp.sql.DatabaseInstanceSettingsIpConfigurationArgs(
+                    ipv4_enabled=False,
+                    private_network=args.private_network,
+                    ssl_mode="ENCRYPTED_ONLY",
+                    enable_private_path_for_google_cloud_services=True,
+                ),
+                backup_configuration=gcp.sql.DatabaseInstanceSettingsBackupConfigurationArgs(
+                    enabled=True,
+                    start_time="02:00",
+                    point_in_time_recovery_enabled=args.point_in_time_recovery,
+                    transaction_log_retention_days=min(7, args.backup_retention_days),
+                    backup_retention_settings=gcp.sql.DatabaseInstanceSettingsBackupConfigurationBackupRetentionSettingsArgs(
+                        retained_backups=args.backup_retention_days, retention_unit="COUNT"
+                    ),
+                ),
+                maintenance_window=gcp.sql.DatabaseInstanceSettingsMaintenanceWindowArgs(
+                    day=7, hour=3, update_track="stable"
+                ),
+                insights_config=gcp.sql.DatabaseInstanceSettingsInsightsConfigArgs(
+                    query_insights_enabled=args.query_insights,
+                    record_application_tags=args.query_insights,
+                    record_client_address=False,
+                ),
+                database_flags=[
+                    gcp.sql.DatabaseInstanceSettingsDatabaseFlagArgs(
+                        name="cloudsql.iam_authentication", value="on"
+                    ),
+                    gcp.sql.DatabaseInstanceSettingsDatabaseFlagArgs(
+                        name="log_min_duration_statement", value="1000"
+                    ),
+                    gcp.sql.DatabaseInstanceSettingsDatabaseFlagArgs(
+                        name="log_connections", value="on"
+                    ),
+                    gcp.sql.DatabaseInstanceSettingsDatabaseFlagArgs(
+                        name="log_disconnections", value="on"
+                    ),
+                ],
+                user_labels=labels,
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=args.depends_on, protect=args.deletion_protection
+            ),
+        )
+        admin_password = random.RandomPassword(
+            f"{name}-admin-password", length=40, special=False, opts=child
+        )
+        gcp.sql.User(
+            f"{name}-admin",
+            name=ADMIN_USER,
+            instance=instance.name,
+            project=args.project,
+            password=admin_password.result,
+            opts=child,
+        )
+        apps = {}
+        for app in APP_DATABASES:
+            password = random.RandomPassword(
+                f"{name}-{app}-password", length=32, special=False, opts=child
+            )
+            gcp.sql.Database(
+                f"{name}-{app}-db",
+                name=app,
+                instance=instance.name,
+                project=args.project,
+                opts=child,
+            )
+            gcp.sql.User(
+                f"{name}-{app}-user",
+                name=app,
+                instance=instance.name,
+                project=args.project,
+                password=password.result,
+                opts=child,
+            )
+            apps[app] = AppDatabase(name=app, user=app, password=password.result)
+        self.contract = DatabaseOutputs(
+            host=instance.private_ip_address,
+            port=pulumi.Output.from_input(5432),
+            admin_user=ADMIN_USER,
+            admin_password=pulumi.Output.secret(admin_password.result),
+            app_databases=apps,
+            sslmode="require",
+        )
+        self.register_outputs(
+            {**contract_outputs(self.contract), "connection_name": instance.connection_name}
+        )

@@ -1,0 +1,185 @@
+"""GCP object store: the lake (raw, bronze, silver, gold), MLflow artifacts and Airflow logs in
+GCS. Every bucket: uniform bucket-level access, public access prevention enforced,
+versioning, a lifecycle of its own, soft delete; CMEK and access logs in prod."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_gcp as gcp
+
+from components.contracts import BUCKET_PURPOSES, LAKE_LAYERS, ObjectStoreOutputs, contract_outputs
+
+
+@dataclass(frozen=True)
+class ObjectStoreArgs:
+    project: str
+    region: str
+    name_prefix: str
+    raw_infrequent_access_after_days: int
+    raw_archive_after_days: int
+    noncurrent_version_expiration_days: int
+    access_logging: bool
+    cmek: bool
+    """Encrypt with a customer-managed Cloud KMS key (prod)."""
+    storage_service_account: str
+    """The project's GCS service agent, which must be allowed to use the key."""
+    force_destroy: bool
+    protect: bool
+    log_retention_days: int = 90
+
+
+def lifecycle_rules(purpose: str, args: ObjectStoreArgs) -> list[dict[str, Any]]:
+    """Lifecycle rules per purpose as plain data: (action, condition) pairs."""
+    rules: list[dict[str, Any]] = [
+        {"action": {"type": "AbortIncompleteMultipartUpload"}, "condition": {"age": 7}},
+        {
+            "action": {"type": "Delete"},
+            "condition": {
+                "days_since_noncurrent_time": args.noncurrent_version_expiration_days,
+                "with_state": "ARCHIVED",
+            },
+        },
+    ]
+    if purpose == "raw":
+        rules += [
+            {
+                "action": {"type": "SetStorageClass", "storage_class": "NEARLINE"},
+                "condition": {
+                    "age": args.raw_infrequent_access_after_days,
+                    "matches_storage_classes": ["STANDARD"],
+                },
+            },
+            {
+                "action": {"type": "SetStorageClass", "storage_class": "ARCHIVE"},
+                "condition": {
+                    "age": args.raw_archive_after_days,
+                    "matches_storage_classes": ["NEARLINE"],
+                },
+            },
+        ]
+    elif purpose in ("bronze", "silver"):
+        rules.append(
+            {
+                "action": {"type": "SetStorageClass", "storage_class": "NEARLINE"},
+                "condition": {
+                    "age": args.raw_archive_after_days,
+                    "matches_storage_classes": ["STANDARD"],
+                },
+            }
+        )
+    elif purpose in ("airflow-logs", "access-logs"):
+        rules.append({"action": {"type": "Delete"}, "condition": {"age": args.log_retention_days}})
+    return rules
+
+
+class ObjectStore(pulumi.ComponentResource):
+    """GCS buckets per purpose. Type token `dex:gcp:ObjectStore`."""
+
+    bucket_names: dict[str, pulumi.Output[str]]
+    contract: ObjectStoreOutputs
+
+    def __init__(
+        self, name: str, args: ObjectStoreArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("dex:gcp:ObjectStore", name, None, opts)
+        self._args = args
+        labels = {"component": "object-store"}
+        key_name: pulumi.Output[str] | None = None
+        depends: list[pulumi.Resource] = []
+        if args.cmek:
+            ring = gcp.kms.KeyRing(
+                f"{name}-keyring",
+                name=f"{args.name_prefix}-storage",
+                location=args.region,
+                project=args.project,
+                opts=pulumi.ResourceOptions(parent=self, protect=True),
+            )
+            key = gcp.kms.CryptoKey(
+                f"{name}-key",
+                name=f"{args.name_prefix}-buckets",
+                key_ring=ring.id,
+                rotation_period="7776000s",
+                labels=labels,
+                opts=pulumi.ResourceOptions(parent=self, protect=True),
+            )
+            depends.append(
+                gcp.kms.CryptoKeyIAMMember(
+                    f"{name}-key-gcs",
+                    crypto_key_id=key.id,
+                    role="roles/cloudkms.cryptoKeyEncrypterDecrypter",
+                    member=f"serviceAccount:{args.storage_service_account}",
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+            )
+            key_name = key.id
+        log_bucket = (
+            self._bucket(name, "access-logs", None, None, labels, depends)
+            if args.access_logging
+            else None
+        )
+        buckets = {
+            p: self._bucket(name, p, key_name, log_bucket, labels, depends) for p in BUCKET_PURPOSES
+        }
+        self.bucket_names = {p: b.name for p, b in buckets.items()}
+        self.contract = ObjectStoreOutputs(
+            bucket_names=self.bucket_names,
+            bucket_urls={p: b.name.apply(lambda n: f"gs://{n}") for p, b in buckets.items()},
+        )
+        self.register_outputs(contract_outputs(self.contract))
+
+    def _bucket(
+        self,
+        name: str,
+        purpose: str,
+        key_name: pulumi.Output[str] | None,
+        log_bucket: gcp.storage.Bucket | None,
+        labels: dict[str, str],
+        depends: list[pulumi.Resource],
+    ) -> gcp.storage.Bucket:
+        args = self._args
+        holds_data = purpose in (*LAKE_LAYERS, "mlflow")
+        return gcp.storage.Bucket(
+            f"{name}-{purpose}",
+            # Bucket names are global; the project id makes them unique.
+            name=f"{args.project}-{args.name_prefix}-{purpose}"[:63],
+            project=args.project,
+            location=args.region,
+            storage_class="STANDARD",
+            uniform_bucket_level_access=True,
+            public_access_prevention="enforced",
+            versioning=gcp.storage.BucketVersioningArgs(enabled=True),
+            soft_delete_policy=gcp.storage.BucketSoftDeletePolicyArgs(
+                retention_duration_seconds=7 * 24 * 3600
+            ),
+            lifecycle_rules=[
+                gcp.storage.BucketLifecycleRuleArgs(
+                    action=gcp.storage.BucketLifecycleRuleActionArgs(**r["action"]),
+                    condition=gcp.storage.BucketLifecycleRuleConditionArgs(**r["condition"]),
+                )
+                for r in lifecycle_rules(purpose, args)
+            ],
+            encryption=(
+                gcp.storage.BucketEncryptionArgs(default_kms_key_name=key_name)
+                if key_name is not None
+                else None
+            ),
+            logging=(
+                gcp.storage.BucketLoggingArgs(
+                    log_bucket=log_bucket.name, log_object_prefix=f"{purpose}/"
+                )
+                if log_bucket is not None
+                else None
+            ),
+            force_destroy=args.force_destroy,
+            labels={
+                **labels,
+                "purpose": purpose,
+                "data-layer": purpose if purpose in LAKE_LAYERS else "platform",
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=depends, protect=args.protect and holds_data
+            ),
+        )

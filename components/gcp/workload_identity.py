@@ -1,0 +1,100 @@
+"""GCP workload identity: one Google service account per workload, impersonable only by its
+Kubernetes service account, with bucket-level (never project-wide) storage roles, narrowed
+to key prefixes by IAM conditions where the grant names prefixes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from components.contracts import (
+    BucketGrant,
+    WorkloadIdentityOutputs,
+    WorkloadSpec,
+    contract_outputs,
+)
+
+SA_ANNOTATION = "iam.gke.io/gcp-service-account"
+ROLES = {"read": "roles/storage.objectViewer", "write": "roles/storage.objectUser"}
+
+
+def _condition_for(grant: BucketGrant) -> Callable[[str], gcp.storage.BucketIAMMemberConditionArgs]:
+    def condition(bucket: str) -> gcp.storage.BucketIAMMemberConditionArgs:
+        found = prefix_condition(bucket, grant)
+        assert found is not None
+        return gcp.storage.BucketIAMMemberConditionArgs(**found)
+
+    return condition
+
+
+def prefix_condition(bucket: str, grant: BucketGrant) -> dict[str, str] | None:
+    """The IAM condition limiting a grant to its prefixes (listing the bucket stays allowed,
+    since a list request names the bucket, not an object)."""
+    if not grant.prefixes:
+        return None
+    objects = " || ".join(
+        f'resource.name.startsWith("projects/_/buckets/{bucket}/objects/{p}")'
+        for p in grant.prefixes
+    )
+    return {
+        "title": f"{grant.purpose}-prefixes",
+        "description": f"Only {', '.join(grant.prefixes)} in {grant.purpose}",
+        "expression": f'resource.type == "storage.googleapis.com/Bucket" || {objects}',
+    }
+
+
+@dataclass(frozen=True)
+class WorkloadIdentityArgs:
+    project: str
+    name_prefix: str
+    workload_pool: str
+    workloads: tuple[WorkloadSpec, ...]
+    bucket_names: dict[str, pulumi.Output[str]]
+
+
+class WorkloadIdentity(pulumi.ComponentResource):
+    """Service accounts and bindings. Type token `dex:gcp:WorkloadIdentity`."""
+
+    contract: WorkloadIdentityOutputs
+
+    def __init__(
+        self, name: str, args: WorkloadIdentityArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("dex:gcp:WorkloadIdentity", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        annotations: dict[str, pulumi.Output[dict[str, str]]] = {}
+        identities: dict[str, pulumi.Output[str]] = {}
+        for spec in args.workloads:
+            sa = gcp.serviceaccount.Account(
+                f"{name}-{spec.name}",
+                account_id=f"{args.name_prefix}-{spec.name}"[:30],
+                display_name=f"DEX {spec.name} ({spec.namespace}/{spec.service_account})",
+                project=args.project,
+                opts=child,
+            )
+            gcp.serviceaccount.IAMMember(
+                f"{name}-{spec.name}-wi",
+                service_account_id=sa.name,
+                role="roles/iam.workloadIdentityUser",
+                member=f"serviceAccount:{args.workload_pool}[{spec.namespace}/{spec.service_account}]",
+                opts=child,
+            )
+            for grant in spec.grants:
+                bucket = args.bucket_names[grant.purpose]
+                gcp.storage.BucketIAMMember(
+                    f"{name}-{spec.name}-{grant.purpose}",
+                    bucket=bucket,
+                    role=ROLES[grant.access],
+                    member=sa.member,
+                    condition=bucket.apply(_condition_for(grant)) if grant.prefixes else None,
+                    opts=child,
+                )
+            identities[spec.name] = sa.email
+            annotations[spec.name] = sa.email.apply(lambda e: {SA_ANNOTATION: e})
+        self.contract = WorkloadIdentityOutputs(
+            service_account_annotations=annotations, identities=identities
+        )
+        self.register_outputs(contract_outputs(self.contract))

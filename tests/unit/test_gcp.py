@@ -1,0 +1,301 @@
+"""The GCP foundation under the mock engine, and its parity with AWS."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+
+import pytest
+
+from components import contracts
+from components.contracts import BUCKET_PURPOSES, WORKLOAD_SPECS, BucketGrant
+from components.gcp.workload_identity import prefix_condition
+from stacks.plan import Plan, is_secret
+from tests.conftest import Synth, named, only
+
+pytestmark = pytest.mark.unit
+
+ENVS = ("gcp-dev", "gcp-prod")
+
+
+@pytest.mark.parametrize("stack", ENVS)
+def test_network(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    vpc = only(plan, "gcp:compute/network:Network")
+    assert vpc.inputs["autoCreateSubnetworks"] is False
+    subnet = only(plan, "gcp:compute/subnetwork:Subnetwork").inputs
+    assert subnet["privateIpGoogleAccess"] is True
+    assert {r["rangeName"]: r["ipCidrRange"] for r in subnet["secondaryIpRanges"]} == {
+        "pods": "10.64.0.0/14",
+        "services": "10.68.0.0/20",
+    }
+    assert subnet["logConfig"]["metadata"] == "INCLUDE_ALL_METADATA"  # flow logs on
+    nat = only(plan, "gcp:compute/routerNat:RouterNat").inputs
+    assert nat["router"] == only(plan, "gcp:compute/router:Router").outputs["name"]
+    psa = only(plan, "gcp:compute/globalAddress:GlobalAddress").inputs
+    assert (psa["purpose"], psa["address"], psa["prefixLength"]) == ("VPC_PEERING", "10.70.0.0", 16)
+    conn = only(plan, "gcp:servicenetworking/connection:Connection").inputs
+    assert conn["service"] == "servicenetworking.googleapis.com"
+
+
+@pytest.mark.parametrize("stack", ENVS)
+def test_firewall_denies_by_default(plans: dict[str, Plan], stack: str) -> None:
+    rules = {
+        r.inputs["name"].rsplit("-", 2)[-2] + "-" + r.inputs["name"].rsplit("-", 1)[-1]: r.inputs
+        for r in plans[stack].of_type("gcp:compute/firewall:Firewall")
+    }
+    deny = rules["all-ingress"]
+    assert deny["denies"] == [{"protocol": "all"}]
+    assert deny["sourceRanges"] == ["0.0.0.0/0"]
+    assert deny["priority"] == 65534
+    for name, rule in rules.items():
+        if name != "all-ingress":
+            assert "0.0.0.0/0" not in rule["sourceRanges"], name
+            assert rule["priority"] < deny["priority"]
+
+
+@pytest.mark.parametrize(("stack", "regional"), [("gcp-dev", False), ("gcp-prod", True)])
+def test_gke_hardening(plans: dict[str, Plan], stack: str, regional: bool) -> None:
+    plan = plans[stack]
+    gke = only(plan, "gcp:container/cluster:Cluster").inputs
+    assert gke["location"] == ("europe-west1" if regional else "europe-west1-b")
+    private = gke["privateClusterConfig"]
+    assert private["enablePrivateNodes"] is True
+    assert private["enablePrivateEndpoint"] is True
+    assert gke["removeDefaultNodePool"] is True
+    assert gke["enableLegacyAbac"] is False
+    assert gke["masterAuth"]["clientCertificateConfig"]["issueClientCertificate"] is False
+    assert "username" not in gke["masterAuth"]
+    assert "password" not in gke["masterAuth"]
+    assert gke["workloadIdentityConfig"]["workloadPool"] == f"dex-platform-{stack[4:]}.svc.id.goog"
+    assert gke["enableShieldedNodes"] is True
+    assert gke["datapathProvider"] == "ADVANCED_DATAPATH"  # Dataplane V2 enforces NetworkPolicy
+    assert gke["releaseChannel"]["channel"] == ("STABLE" if regional else "REGULAR")
+    assert gke["minMasterVersion"] == "1.34"
+    if regional:
+        key = only(plan, "gcp:kms/cryptoKey:CryptoKey", "secrets-key")
+        assert gke["databaseEncryption"] == {"state": "ENCRYPTED", "keyName": key.outputs["id"]}
+    else:
+        assert "databaseEncryption" not in gke
+    pools = {p.inputs["name"]: p.inputs for p in plan.of_type("gcp:container/nodePool:NodePool")}
+    assert set(pools) == {"system", "batch"}
+    nodes_sa = only(plan, "gcp:serviceaccount/account:Account", "nodes-sa").outputs["email"]
+    for name, pool in pools.items():
+        node = pool["nodeConfig"]
+        assert node["shieldedInstanceConfig"] == {
+            "enableSecureBoot": True,
+            "enableIntegrityMonitoring": True,
+        }
+        assert node["workloadMetadataConfig"]["mode"] == "GKE_METADATA"
+        assert node["serviceAccount"] == nodes_sa  # never the default compute account
+        assert pool["management"] == {"autoRepair": True, "autoUpgrade": True}
+        assert node.get("spot", False) is (regional and name == "batch")
+        assert pool["autoscaling"]["totalMinNodeCount"] <= pool["autoscaling"]["totalMaxNodeCount"]
+
+
+def test_master_authorized_networks_from_config(synth: Synth) -> None:
+    plan = synth("gcp-dev", cluster={"public_access_cidrs": ["198.51.100.0/24"]})
+    gke = only(plan, "gcp:container/cluster:Cluster").inputs
+    assert gke["privateClusterConfig"]["enablePrivateEndpoint"] is False
+    cidrs = [b["cidrBlock"] for b in gke["masterAuthorizedNetworksConfig"]["cidrBlocks"]]
+    assert cidrs == ["10.0.0.0/16", "198.51.100.0/24"]
+
+
+@pytest.mark.parametrize("stack", ENVS)
+def test_buckets(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    prod = stack == "gcp-prod"
+    buckets = {b.inputs["labels"]["purpose"]: b for b in plan.of_type("gcp:storage/bucket:Bucket")}
+    assert set(buckets) == set(BUCKET_PURPOSES) | ({"access-logs"} if prod else set())
+    for purpose, bucket in buckets.items():
+        i = bucket.inputs
+        assert i["uniformBucketLevelAccess"] is True
+        assert i["publicAccessPrevention"] == "enforced"
+        assert i["versioning"] == {"enabled": True}
+        actions = {r["action"]["type"] for r in i["lifecycleRules"]}
+        assert {"Delete", "AbortIncompleteMultipartUpload"} <= actions
+        if prod and purpose != "access-logs":
+            assert i["encryption"]["defaultKmsKeyName"].endswith("/cryptoKeys/dex-prod-buckets")
+            assert i["logging"]["logBucket"] == buckets["access-logs"].inputs["name"]
+        if not prod:
+            assert "encryption" not in i
+    raw = buckets["raw"].inputs["lifecycleRules"]
+    classes = [
+        r["action"].get("storageClass") for r in raw if r["action"]["type"] == "SetStorageClass"
+    ]
+    assert classes == ["NEARLINE", "ARCHIVE"]
+
+
+def test_cmek_key_is_usable_by_the_storage_agent(plans: dict[str, Plan]) -> None:
+    member = only(
+        plans["gcp-prod"], "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember", "storage-key-gcs"
+    )
+    assert member.inputs["member"].endswith("@gs-project-accounts.iam.gserviceaccount.com")
+    assert member.inputs["role"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+
+
+@pytest.mark.parametrize(("stack", "ha"), [("gcp-dev", False), ("gcp-prod", True)])
+def test_cloud_sql(plans: dict[str, Plan], stack: str, ha: bool) -> None:
+    plan = plans[stack]
+    sql = only(plan, "gcp:sql/databaseInstance:DatabaseInstance")
+    s = sql.inputs["settings"]
+    assert sql.inputs["databaseVersion"] == "POSTGRES_17"
+    assert s["ipConfiguration"]["ipv4Enabled"] is False
+    assert s["ipConfiguration"]["sslMode"] == "ENCRYPTED_ONLY"
+    assert (
+        s["ipConfiguration"]["privateNetwork"]
+        == only(plan, "gcp:compute/network:Network").outputs["id"]
+    )
+    backup = s["backupConfiguration"]
+    assert backup["enabled"] is True
+    assert backup["pointInTimeRecoveryEnabled"] is True
+    assert s["availabilityType"] == ("REGIONAL" if ha else "ZONAL")
+    assert sql.inputs["deletionProtection"] is ha
+    assert s["deletionProtectionEnabled"] is ha
+    assert sql.protect is ha
+    assert s["maintenanceWindow"]["day"] == 7
+    assert s["insightsConfig"]["queryInsightsEnabled"] is ha
+    conn = only(plan, "gcp:servicenetworking/connection:Connection")
+    assert conn.urn in sql.dependencies
+    assert {d.inputs["name"] for d in plan.of_type("gcp:sql/database:Database")} == {
+        "mlflow",
+        "airflow",
+    }
+    users = {u.inputs["name"]: u for u in plan.of_type("gcp:sql/user:User")}
+    assert set(users) == {"dex_admin", "mlflow", "airflow"}
+    assert all(is_secret(u.inputs["password"]) for u in users.values())
+
+
+@pytest.mark.parametrize(("stack", "tier"), [("gcp-dev", "BASIC"), ("gcp-prod", "STANDARD_HA")])
+def test_memorystore(plans: dict[str, Plan], stack: str, tier: str) -> None:
+    redis = only(plans[stack], "gcp:redis/instance:Instance").inputs
+    assert redis["tier"] == tier
+    assert redis["authEnabled"] is True
+    assert redis["transitEncryptionMode"] == "SERVER_AUTHENTICATION"
+    assert redis["connectMode"] == "PRIVATE_SERVICE_ACCESS"
+
+
+@pytest.mark.parametrize(("stack", "keep"), [("gcp-dev", 10), ("gcp-prod", 30)])
+def test_artifact_registry(plans: dict[str, Plan], stack: str, keep: int) -> None:
+    repo = only(plans[stack], "gcp:artifactregistry/repository:Repository").inputs
+    assert repo["format"] == "DOCKER"
+    assert repo["dockerConfig"] == {"immutableTags": True}
+    keep_rule = next(p for p in repo["cleanupPolicies"] if p["action"] == "KEEP")
+    assert keep_rule["mostRecentVersions"]["keepCount"] == keep
+
+
+@pytest.mark.parametrize("stack", ENVS)
+def test_workload_identity_is_per_workload_and_bucket_scoped(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    plan = plans[stack]
+    pool = only(plan, "gcp:container/cluster:Cluster").inputs["workloadIdentityConfig"][
+        "workloadPool"
+    ]
+    bindings = {
+        b.name.rsplit("-", 2)[-2]: b.inputs
+        for b in named(plan, "gcp:serviceaccount/iAMMember:IAMMember", "-wi")
+    }
+    assert set(bindings) == {w.name for w in WORKLOAD_SPECS}
+    for spec in WORKLOAD_SPECS:
+        b = bindings[spec.name]
+        assert b["role"] == "roles/iam.workloadIdentityUser"
+        assert b["member"] == f"serviceAccount:{pool}[{spec.namespace}/{spec.service_account}]"
+    # No project-wide storage role for any workload: storage roles are bucket-level only.
+    for member in plan.of_type("gcp:projects/iAMMember:IAMMember"):
+        assert not member.inputs["role"].startswith("roles/storage"), member.name
+    bucket_bindings = plan.of_type("gcp:storage/bucketIAMMember:BucketIAMMember")
+    expected = sum(len(w.grants) for w in WORKLOAD_SPECS)
+    assert len(bucket_bindings) == expected
+    api_raw = next(b for b in bucket_bindings if b.name.endswith("-api-raw"))
+    assert "objects/predictions/" in api_raw.inputs["condition"]["expression"]
+
+
+def test_prefix_condition() -> None:
+    assert prefix_condition("b", BucketGrant("raw", "write")) is None
+    cond = prefix_condition("b", BucketGrant("raw", "write", ("a/", "c/")))
+    assert cond is not None
+    assert 'startsWith("projects/_/buckets/b/objects/a/")' in cond["expression"]
+    assert 'startsWith("projects/_/buckets/b/objects/c/")' in cond["expression"]
+
+
+@pytest.mark.parametrize("stack", ENVS)
+def test_everything_labelled(plans: dict[str, Plan], stack: str) -> None:
+    import json
+
+    plan = plans[stack]
+    provider = only(plan, "pulumi:providers:gcp")
+    labels = json.loads(provider.inputs["defaultLabels"])
+    assert labels == {
+        "project": "dex",
+        "environment": stack[4:],
+        "owner": "platform-team",
+        "managed-by": "pulumi",
+    }
+    for res in plan:
+        for key in ("labels", "resourceLabels"):
+            if key in res.inputs:
+                assert "component" in res.inputs[key], res.urn
+
+
+def test_services_enabled_before_use(plans: dict[str, Plan]) -> None:
+    plan = plans["gcp-prod"]
+    services = {s.urn for s in plan.of_type("gcp:projects/service:Service")}
+    assert len(services) >= 8
+    for comp in plan:
+        if comp.type.startswith("dex:gcp:") and comp.type != "dex:gcp:ProjectServices":
+            assert services <= set(comp.dependencies), comp.type
+
+
+# -- parity --------------------------------------------------------------------------------------
+
+CAPABILITIES = {
+    "Network": contracts.NetworkOutputs,
+    "Cluster": contracts.ClusterOutputs,
+    "ObjectStore": contracts.ObjectStoreOutputs,
+    "Database": contracts.DatabaseOutputs,
+    "Cache": contracts.CacheOutputs,
+    "Registry": contracts.RegistryOutputs,
+    "WorkloadIdentity": contracts.WorkloadIdentityOutputs,
+}
+
+
+@pytest.mark.parametrize("capability", sorted(CAPABILITIES))
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_both_clouds_expose_the_same_contract(
+    plans: dict[str, Plan], capability: str, env: str
+) -> None:
+    fields = {f.name for f in dataclasses.fields(CAPABILITIES[capability])}
+    shapes = {}
+    for cloud, stack in (("aws", env), ("gcp", f"gcp-{env}")):
+        comp = only(plans[stack], f"dex:{cloud}:{capability}")
+        assert fields <= set(comp.outputs), (
+            f"{cloud} {capability} lacks {fields - set(comp.outputs)}"
+        )
+        shapes[cloud] = {k: _shape(comp.outputs[k]) for k in fields}
+    assert shapes["aws"] == shapes["gcp"]
+
+
+def _shape(value: object, depth: int = 0) -> object:
+    """The structure of a value (keys of mappings, secret-ness), not the value itself. Below
+    the per-workload/per-app level a mapping is just a mapping: annotation keys are
+    cloud-specific by design."""
+    if is_secret(value):
+        return "secret"
+    if isinstance(value, dict):
+        if depth >= 1 and all(isinstance(v, str) for v in value.values()):
+            return "mapping"
+        return {k: _shape(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return "list"
+    return type(value).__name__
+
+
+def test_gcp_ranges_in_the_shipped_stacks_are_disjoint(plans: dict[str, Plan]) -> None:
+    subnet = only(plans["gcp-prod"], "gcp:compute/subnetwork:Subnetwork").inputs
+    ranges = [ipaddress.ip_network(subnet["ipCidrRange"])] + [
+        ipaddress.ip_network(r["ipCidrRange"]) for r in subnet["secondaryIpRanges"]
+    ]
+    for i, a in enumerate(ranges):
+        for b in ranges[i + 1 :]:
+            assert not a.overlaps(b)
