@@ -112,6 +112,18 @@ def diff(
         sys.stdout.write(render_text(result))
 
 
+@app.command("config-reference")
+def config_reference(
+    cloud: Annotated[str, typer.Argument(help="aws or gcp")],
+) -> None:
+    """Print the table of `dex:*` keys with their dev and prod defaults (as in the README)."""
+    from stacks.config import reference_markdown
+
+    if cloud not in ("aws", "gcp"):
+        _fail(f"cloud must be 'aws' or 'gcp', got {cloud!r}")
+    sys.stdout.write(reference_markdown(cloud))  # type: ignore[arg-type]
+
+
 @app.command("stacks")
 def list_stacks_cmd() -> None:
     """List the project's stacks and what each targets."""

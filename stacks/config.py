@@ -100,7 +100,8 @@ class NetworkConfig(_Section):
     control_plane_cidr: ipaddress.IPv4Network
     """GCP: the /28 for the GKE control plane's private endpoint."""
     flow_logs_retention_days: int = Field(ge=1, le=3653)
-    """How long VPC flow logs are kept."""
+    """AWS: how long VPC flow logs are kept in CloudWatch (GCP: subnet flow logs go to Cloud
+    Logging under the project's log retention)."""
 
 
 class ClusterConfig(_Section):
@@ -118,7 +119,7 @@ class ClusterConfig(_Section):
     release_channel: Literal["RAPID", "REGULAR", "STABLE"]
     """GCP: the GKE release channel."""
     log_retention_days: int = Field(ge=1, le=3653)
-    """How long control-plane logs are kept."""
+    """AWS: how long EKS control-plane logs are kept in CloudWatch."""
 
 
 class DatabaseConfig(_Section):
@@ -735,6 +736,8 @@ _CLOUD_ONLY = {
     "cache.memory_size_gib": "gcp",
     "cache.replicas": "aws",
     "gcp_project": "gcp",
+    "network.flow_logs_retention_days": "aws",
+    "cluster.log_retention_days": "aws",
 }
 
 

@@ -265,3 +265,17 @@ def test_cli_reports_bad_config_without_traceback(tmp_project) -> None:  # type:
     assert "dex:databse is not a known key" in proc.stderr
     assert "did you mean dex:database" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_readme_config_reference_matches_the_code(cloud: str) -> None:
+    from stacks.config import reference_markdown
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    start = f"<!-- config-reference:{cloud} -->\n"
+    end = f"<!-- /config-reference:{cloud} -->"
+    block = readme[readme.index(start) + len(start) : readme.index(end)]
+    assert block == reference_markdown(cloud), (
+        f"README table is stale: paste `dex config-reference {cloud}`"
+    )  # type: ignore[arg-type]
