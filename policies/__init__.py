@@ -1,0 +1,20 @@
+"""DEX's policy pack: plain rules over resource types and properties.
+
+`all_rules()` loads every rule module once and returns the rules in id order. The CrossGuard
+pack (`policies/__main__.py`) and the offline runner (`policies/runner.py`) both use it.
+"""
+
+from __future__ import annotations
+
+from policies.model import RULES, Rule
+
+
+def all_rules() -> list[Rule]:
+    from policies import rules_aws, rules_gcp, rules_k8s  # noqa: F401 - they register rules
+
+    seen: set[str] = set()
+    for rule in RULES:
+        if rule.id in seen:
+            raise ValueError(f"duplicate policy id {rule.id}")
+        seen.add(rule.id)
+    return sorted(RULES, key=lambda r: r.id)

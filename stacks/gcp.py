@@ -109,6 +109,7 @@ def build_gcp(cfg: StackConfig) -> dict[str, Any]:
             deletion_protection=protect,
             private_network=network.network_id,
             depends_on=[network.private_services_connection],
+            labels=cfg.base_tags(),
         ),
         opts,
     )

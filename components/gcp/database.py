@@ -35,6 +35,8 @@ class DatabaseArgs:
     private_network: pulumi.Input[str]
     depends_on: list[pulumi.Resource]
     """The private service access connection, which must exist first."""
+    labels: dict[str, str]
+    """The platform's labels: `settings.user_labels` does not inherit the provider's."""
 
 
 class Database(pulumi.ComponentResource):
@@ -47,7 +49,7 @@ class Database(pulumi.ComponentResource):
     ) -> None:
         super().__init__("dex:gcp:Database", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        labels = {"component": "database"}
+        labels = {**args.labels, "component": "database"}
         instance = gcp.sql.DatabaseInstance(
             f"{name}-postgres",
             name=args.instance_name,
