@@ -66,8 +66,10 @@ def main() -> None:
     print(f"resources checked          {opts.resources:>10}")
     print(f"rules                      {len(rules):>10}")
     print(f"violations found           {len(report.violations):>10}")
-    print(f"full check (best of {opts.repeat})     {full:>9.3f} s   target < 1 s: "
-          f"{'met' if full < 1 else 'NOT met'}")
+    print(
+        f"full check (best of {opts.repeat})     {full:>9.3f} s   target < 1 s: "
+        f"{'met' if full < 1 else 'NOT met'}"
+    )
     print(f"floor: build the views     {floor:>9.3f} s")
     print(f"ratio full / floor         {full / floor:>9.1f} x")
     print(f"throughput                 {opts.resources / full:>9.0f} resources/s")

@@ -234,6 +234,36 @@ def _pack_config(path: Path | None) -> object:
     return pack_config(settings)
 
 
+@app.command()
+def review(
+    stack: Annotated[str, typer.Argument(help="The stack the two plans belong to.")],
+    base: Annotated[Path, typer.Argument(help="The base branch's plan (or export).")],
+    head: Annotated[Path, typer.Argument(help="The pull request's plan.")],
+    env: Annotated[Env | None, typer.Option("--env")] = None,
+    sha: Annotated[str | None, typer.Option(help="The head commit, shown in the title.")] = None,
+) -> None:
+    """Print the PR comment for STACK: plan diff and policy results, one comment."""
+    from dex.review import build_comment
+    from policies.runner import InputError, check, infer_environment
+    from stacks.diff import diff_plans
+    from stacks.plan import PlanError, load_plan, parse_plan
+
+    try:
+        before, after = load_plan(base), load_plan(head)
+    except PlanError as exc:
+        _fail(str(exc))
+    doc = {"version": 3, "deployment": {"resources": [dict(r.raw) for r in after]}}
+    try:
+        environment = env.value if env else infer_environment(doc)
+        if environment is None:
+            _fail(f"{head}: cannot tell dev from prod; pass --env")
+        report = check(doc, environment, source=str(head))
+    except InputError as exc:
+        _fail(f"{head}: {exc}")
+    diff = diff_plans(before, parse_plan(doc, str(head)))
+    sys.stdout.write(build_comment(stack, diff, report, head_sha=sha))
+
+
 @app.command("config-reference")
 def config_reference(
     cloud: Annotated[str, typer.Argument(help="aws or gcp")],
