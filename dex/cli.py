@@ -264,6 +264,106 @@ def review(
     sys.stdout.write(build_comment(stack, diff, report, head_sha=sha))
 
 
+pipelines_app = typer.Typer(help="The bundled data pipelines.", no_args_is_help=True)
+app.add_typer(pipelines_app, name="pipelines")
+
+
+@pipelines_app.command("run")
+def pipelines_run(
+    pipeline: Annotated[str, typer.Argument(help="The pipeline: weather.")],
+    source: Annotated[
+        str,
+        typer.Option(
+            help="file://, s3://, gs:// folder of responses, or the "
+            "Open-Meteo archive API's http(s) URL."
+        ),
+    ],
+    lake: Annotated[str, typer.Option(help="The lake: file://, s3:// or gs:// URL.")],
+    start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option(help="Last day, YYYY-MM-DD.")] = None,
+    locations: Annotated[str | None, typer.Option(help="berlin,oslo or name:lat:lon,...")] = None,
+    lineage: Annotated[
+        str | None, typer.Option(help="OpenLineage: file:///x.jsonl or http(s)://")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Write the run report (JSON) here.")] = None,
+) -> None:
+    """Run a pipeline through every layer and print a summary."""
+    import datetime as dt
+
+    from apps.pipelines import cli as pipelines
+
+    if pipeline != "weather":
+        _fail(f"unknown pipeline {pipeline!r}; available: weather")
+    try:
+        first = dt.date.fromisoformat(start) if start else None
+        last = dt.date.fromisoformat(end) if end else None
+    except ValueError as exc:
+        _fail(f"--start/--end: {exc} (expected YYYY-MM-DD)")
+    try:
+        result = pipelines.run(source, lake, first, last, locations, lineage)
+    except (
+        pipelines.SourceError,
+        pipelines.ReconciliationError,
+        pipelines.QualityGateError,
+        pipelines.UnitError,
+    ) as exc:
+        _fail(f"the run failed: {exc}", code=1)
+    except (pipelines.LakeError, ValueError) as exc:
+        _fail(str(exc))
+    if report is not None:
+        _write_atomically(report, json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
+    _print_pipeline_summary(result)
+
+
+def _print_pipeline_summary(result: dict[str, object]) -> None:
+    layers = result["layers"]
+    assert isinstance(layers, dict)
+    table = Table(
+        "layer",
+        "rows in",
+        "rows out",
+        "partitions written",
+        title=f"weather run {result['run_id']}",
+    )
+    raw = layers.get("raw", {})
+    table.add_row(
+        "raw",
+        "",
+        f"{raw.get('files_landed', 0)} files landed",
+        f"{raw.get('files_already_landed', 0)} already there",
+    )
+    for name in ("bronze", "silver"):
+        d = layers.get(name, {})
+        table.add_row(
+            name,
+            str(d.get("rows_in", 0)),
+            str(d.get("rows", 0)),
+            str(d.get("partitions_written", 0)),
+        )
+    gold = layers.get("gold", {})
+    table.add_row(
+        "gold",
+        "",
+        f"{gold.get('daily_rows', 0)} daily / {gold.get('feature_rows', 0)} feature rows",
+        str(gold.get("partitions_written", 0)),
+    )
+    out.print(table)
+    quarantine = result["quarantine"]
+    assert isinstance(quarantine, dict)
+    q = Table("quarantined", "rows", title=f"{quarantine['rows']} rows quarantined")
+    for reason, n in quarantine["by_reason"].items():
+        q.add_row(reason, str(n))
+    out.print(q)
+    validation = result.get("validation") or {}
+    assert isinstance(validation, dict)
+    if validation:
+        out.print(
+            f"validation: {validation['rows_evaluated']} rows, "
+            f"{validation['failed_rows']} failed an expectation (quarantined); "
+            f"result at {validation['result']}"
+        )
+
+
 @app.command("config-reference")
 def config_reference(
     cloud: Annotated[str, typer.Argument(help="aws or gcp")],

@@ -1,0 +1,5 @@
+import sys
+
+from apps.pipelines.cli import main
+
+sys.exit(main())

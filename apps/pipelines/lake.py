@@ -1,0 +1,140 @@
+"""The lake: storage addressed by URL (`file://`, `s3://`, `gs://`) through fsspec.
+
+Every write is atomic for readers: a local file is written beside its target and renamed into
+place; an object store receives the whole object in one PUT, so a reader sees the old object
+or the new one, never half. Each partition of a layer is exactly one object, so a partition
+is replaced atomically too.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import posixpath
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import urlparse
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+class LakeError(Exception):
+    """A lake URL that cannot be used, with what is wrong."""
+
+
+class Lake:
+    """A root URL and the filesystem behind it."""
+
+    def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
+        parsed = urlparse(url)
+        if parsed.scheme in ("", "file"):
+            root = os.path.abspath(parsed.path if parsed.scheme else url)
+            self.protocol = "file"
+            self.root = root
+        elif parsed.scheme in ("s3", "gs"):
+            if not parsed.netloc:
+                raise LakeError(f"lake URL {url!r} names no bucket")
+            self.protocol = parsed.scheme
+            self.root = f"{parsed.netloc}{parsed.path}".rstrip("/")
+        else:
+            raise LakeError(f"lake URL {url!r}: scheme must be file://, s3:// or gs://")
+        self.url = url.rstrip("/")
+        self.fs = fsspec.filesystem(self.protocol, **dict(storage_options or {}))
+
+    def path(self, *parts: str) -> str:
+        return (
+            posixpath.join(self.root, *parts)
+            if self.protocol != "file"
+            else os.path.join(self.root, *parts)
+        )
+
+    def uri(self, *parts: str) -> str:
+        """A full URL for lineage and reports."""
+        if self.protocol == "file":
+            return "file://" + self.path(*parts)
+        return f"{self.protocol}://{self.path(*parts)}"
+
+    # -- reads ---------------------------------------------------------------------------------
+    def exists(self, *parts: str) -> bool:
+        return bool(self.fs.exists(self.path(*parts)))
+
+    def read_bytes(self, *parts: str) -> bytes:
+        with self.fs.open(self.path(*parts), "rb") as fh:
+            return fh.read()  # type: ignore[no-any-return]
+
+    def read_json(self, *parts: str, default: Any = None) -> Any:
+        if not self.exists(*parts):
+            return default
+        return json.loads(self.read_bytes(*parts))
+
+    def read_parquet(self, *parts: str) -> pa.Table:
+        return pq.read_table(io.BytesIO(self.read_bytes(*parts)))
+
+    def glob(self, pattern: str) -> list[str]:
+        """Paths relative to the root matching `pattern`, sorted."""
+        found = self.fs.glob(self.path(pattern))
+        prefix = self.root.rstrip("/") + "/"
+        out = []
+        for found_path in found:
+            p = os.path.abspath(str(found_path)) if self.protocol == "file" else str(found_path)
+            out.append(p[len(prefix) :] if p.startswith(prefix) else p)
+        return sorted(out)
+
+    def walk_files(self, *parts: str) -> Iterator[str]:
+        base = self.path(*parts)
+        if not self.fs.exists(base):
+            return
+        for p in sorted(self.fs.find(base)):
+            yield str(p)
+
+    # -- writes --------------------------------------------------------------------------------
+    def write_bytes(self, data: bytes, *parts: str) -> str:
+        target = self.path(*parts)
+        if self.protocol == "file":
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            tmp = f"{target}.tmp-{uuid.uuid4().hex}"
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        else:
+            self.fs.pipe_file(target, data)  # one PUT: the object appears whole or not at all
+        return target
+
+    def write_json(self, value: Any, *parts: str) -> str:
+        return self.write_bytes(
+            (json.dumps(value, indent=2, sort_keys=True, default=str) + "\n").encode(), *parts
+        )
+
+    def write_parquet(self, table: pa.Table, *parts: str) -> str:
+        buf = io.BytesIO()
+        # Fixed settings and no writer-time metadata: the same rows give the same bytes.
+        pq.write_table(
+            table,
+            buf,
+            compression="zstd",
+            use_dictionary=True,
+            write_statistics=True,
+            store_schema=True,
+        )
+        return self.write_bytes(buf.getvalue(), *parts)
+
+    def delete(self, *parts: str) -> None:
+        if self.exists(*parts):
+            self.fs.rm(self.path(*parts), recursive=True)
+
+
+def storage_options_from_env() -> dict[str, Any]:
+    """S3-compatible endpoints (moto, MinIO) through `DEX_S3_ENDPOINT_URL`."""
+    endpoint = os.environ.get("DEX_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
+    return {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
+
+
+def open_lake(url: str) -> Lake:
+    scheme = urlparse(url).scheme
+    return Lake(url, storage_options_from_env() if scheme == "s3" else None)

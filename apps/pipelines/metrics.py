@@ -1,0 +1,85 @@
+"""Profiling per layer (row counts, null rates, min/max) and freshness per location, as a
+Prometheus text file the dashboards scrape (node-exporter textfile collector, or a sidecar
+serving it) and as plain data for the run report."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+
+def profile(table: pa.Table) -> dict[str, Any]:
+    """Row count, and per numeric column the null rate, min and max."""
+    out: dict[str, Any] = {"rows": table.num_rows, "columns": {}}
+    for name in table.column_names:
+        col = table[name]
+        if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)) or name.startswith(
+            "_"
+        ):
+            continue
+        stats = pc.min_max(col)
+        out["columns"][name] = {
+            "null_rate": round(col.null_count / table.num_rows, 6) if table.num_rows else 0.0,
+            "min": stats["min"].as_py(),
+            "max": stats["max"].as_py(),
+        }
+    return out
+
+
+def render(
+    profiles: dict[str, dict[str, Any]],
+    freshness_hours: dict[str, float],
+    last_success: dt.datetime,
+) -> bytes:
+    registry = CollectorRegistry()
+    rows = Gauge(
+        "dex_pipeline_layer_rows",
+        "Rows in the layer's partitions written by the run",
+        ["pipeline", "layer"],
+        registry=registry,
+    )
+    nulls = Gauge(
+        "dex_pipeline_column_null_ratio",
+        "Share of nulls per column",
+        ["pipeline", "layer", "column"],
+        registry=registry,
+    )
+    lo = Gauge(
+        "dex_pipeline_column_min",
+        "Minimum per column",
+        ["pipeline", "layer", "column"],
+        registry=registry,
+    )
+    hi = Gauge(
+        "dex_pipeline_column_max",
+        "Maximum per column",
+        ["pipeline", "layer", "column"],
+        registry=registry,
+    )
+    fresh = Gauge(
+        "dex_pipeline_freshness_hours",
+        "Hours between now and the newest silver observation",
+        ["pipeline", "location"],
+        registry=registry,
+    )
+    success = Gauge(
+        "dex_pipeline_last_success_timestamp_seconds",
+        "When the pipeline last completed",
+        ["pipeline"],
+        registry=registry,
+    )
+    for layer, prof in profiles.items():
+        rows.labels("weather", layer).set(prof["rows"])
+        for column, stats in prof["columns"].items():
+            nulls.labels("weather", layer, column).set(stats["null_rate"])
+            if stats["min"] is not None:
+                lo.labels("weather", layer, column).set(stats["min"])
+                hi.labels("weather", layer, column).set(stats["max"])
+    for location, hours in freshness_hours.items():
+        fresh.labels("weather", location).set(hours)
+    success.labels("weather").set(last_success.timestamp())
+    return generate_latest(registry)
