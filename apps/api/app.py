@@ -1,0 +1,431 @@
+"""The serving API (FastAPI).
+
+    POST /v1/predict              a batch of feature rows -> next-day max temperatures
+    GET  /v1/forecast/{location}  latest gold features -> prediction (cached with a TTL)
+    GET  /v1/model                what is being served
+    GET  /healthz  /readyz  /metrics  /docs
+
+Every /v1 route needs a JWT bearer token with its scope (`predict`, `forecast`, `model:read`)
+and is rate limited per client. Requests carry an `X-Request-ID` (kept or made) into the JSON
+logs, the prediction log and the response.
+"""
+
+# No `from __future__ import annotations`: FastAPI must see the dependency types defined
+# inside create_app at definition time.
+
+import asyncio
+import datetime as dt
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response, status
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+
+from apps.api.auth import Authenticator, Principal, require
+from apps.api.backends import Backends
+from apps.api.model_store import LoadedModel, ModelStore
+from apps.api.observability import Metrics, configure_logging, configure_tracing, request_id
+from apps.api.predlog import PredictionLog
+from apps.api.settings import ApiSettings
+from apps.pipelines.lake import Lake, open_lake
+from apps.pipelines.schema import FEATURE_COLUMNS
+
+log = logging.getLogger("dex.api")
+LOCATION = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
+
+Scope = Callable[..., Awaitable[Any]]
+
+
+class FeatureRow(BaseModel):
+    """One location-day of gold features (nulls allowed where history is missing)."""
+
+    model_config = ConfigDict(extra="forbid")
+    location: str = Field(pattern=LOCATION.pattern, examples=["berlin"])
+    temp_max_c: float = Field(ge=-100, le=70)
+    temp_min_c: float = Field(ge=-100, le=70)
+    temp_mean_c: float = Field(ge=-100, le=70)
+    precipitation_mm: float = Field(ge=0, le=2000)
+    humidity_mean_pct: float = Field(ge=0, le=100)
+    wind_max_ms: float = Field(ge=0, le=150)
+    temp_max_lag1: float | None = Field(None, ge=-100, le=70)
+    temp_max_lag2: float | None = Field(None, ge=-100, le=70)
+    temp_max_lag3: float | None = Field(None, ge=-100, le=70)
+    temp_max_roll7_mean: float | None = Field(None, ge=-100, le=70)
+    precip_roll3_sum: float | None = Field(None, ge=0, le=6000)
+    doy_sin: float = Field(ge=-1, le=1)
+    doy_cos: float = Field(ge=-1, le=1)
+
+
+assert set(FeatureRow.model_fields) == {"location", *FEATURE_COLUMNS}  # the contract with gold
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rows: list[FeatureRow] = Field(min_length=1)
+
+
+class Prediction(BaseModel):
+    location: str
+    temp_max_c: float
+
+
+class PredictResponse(BaseModel):
+    model_name: str
+    model_version: str
+    predictions: list[Prediction]
+    request_id: str
+
+
+class Forecast(BaseModel):
+    location: str
+    date: dt.date
+    """The day forecast (the day after the latest features)."""
+    temp_max_c: float
+    based_on: dt.date
+    model_version: str
+    cached: bool
+
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"strict-transport-security", b"max-age=31536000; includeSubDomains"),
+    (b"permissions-policy", b"geolocation=(), camera=(), microphone=()"),
+]
+API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+
+
+class Edge:
+    """Pure ASGI middleware: request id, body size limit, security headers, access metrics and
+    logs. (Starlette's BaseHTTPMiddleware would cost a task per request.)"""
+
+    def __init__(self, app: Any, settings: ApiSettings, metrics: Metrics) -> None:
+        self.app = app
+        self.max_body = settings.max_body_bytes
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Scope, send: Scope) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        rid = headers.get(b"x-request-id", b"").decode("latin-1")[:128]
+        if not rid or not re.fullmatch(r"[A-Za-z0-9._:-]+", rid):
+            rid = uuid.uuid4().hex
+        token = request_id.set(rid)
+        scope.setdefault("state", {})["request_id"] = rid
+        started = time.perf_counter()
+        state = {"status": 500}
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            await self._too_large(send, rid)
+            self._observe(scope, 413, started)
+            request_id.reset(token)
+            return
+        received = 0
+
+        async def limited_receive() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise _BodyTooLarge
+            return message
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+                extra = [(b"x-request-id", rid.encode()), *SECURITY_HEADERS]
+                if scope["path"].startswith("/v1"):
+                    extra += [API_CSP, (b"cache-control", b"no-store")]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_wrapper)
+        except _BodyTooLarge:
+            await self._too_large(send, rid)
+            state["status"] = 413
+        finally:
+            self._observe(scope, state["status"], started)
+            request_id.reset(token)
+
+    async def _too_large(self, send: Scope, rid: str) -> None:
+        body = b'{"detail":"request body too large"}'
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-request-id", rid.encode()),
+                    *SECURITY_HEADERS,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def _observe(self, scope: dict[str, Any], status_code: int, started: float) -> None:
+        route = scope.get("route")
+        path = getattr(route, "path", None) or "unmatched"
+        elapsed = time.perf_counter() - started
+        self.metrics.requests.labels(path, scope.get("method", ""), str(status_code)).inc()
+        self.metrics.latency.labels(path, scope.get("method", "")).observe(elapsed)
+        if path not in ("/metrics", "/healthz", "/readyz"):
+            log.info(
+                "%s %s %s",
+                scope.get("method"),
+                scope.get("path"),
+                status_code,
+                extra={
+                    "route": path,
+                    "status": status_code,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class Features:
+    """The latest gold features per location, re-read at most once a minute."""
+
+    def __init__(self, lake: Lake | None) -> None:
+        self.lake = lake
+        self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
+
+    def latest(self, location: str) -> dict[str, Any] | None:
+        hit = self._cache.get(location)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        row = None
+        if self.lake is not None:
+            rel = ("gold", "weather", "features", f"location={location}", "part-0.parquet")
+            if self.lake.exists(*rel):
+                table = self.lake.read_parquet(*rel)
+                if table.num_rows:
+                    row = table.slice(table.num_rows - 1).to_pylist()[0]
+        self._cache[location] = (time.monotonic() + 60, row)
+        return row
+
+
+def create_app(settings: ApiSettings | None = None, store: ModelStore | None = None) -> FastAPI:
+    settings = settings or ApiSettings()
+    configure_logging(settings.log_level)
+    metrics = Metrics()
+    store = store or ModelStore(
+        settings.tracking_uri,
+        settings.model_name,
+        settings.model_alias,
+        settings.model_cache_dir,
+        settings.refresh_seconds,
+    )
+    backends = Backends(settings.redis_url, settings.rate_limit)
+    lake = open_lake(settings.lake_url) if settings.lake_url else None
+    predlog = PredictionLog(lake, settings.prediction_log_flush_seconds)
+    features = Features(lake)
+    authenticator = Authenticator(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if store.current is None:
+            await asyncio.to_thread(store.load)
+        store.start()
+        predlog.start()
+        log.info("api started", extra={"status": "model" if store.current else "no model"})
+        yield
+        store.stop()
+        await asyncio.to_thread(predlog.close)  # nothing buffered is lost on shutdown
+
+    app = FastAPI(
+        title="DEX serving API",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Next-day maximum temperature per location, from the registry's "
+        "champion model.",
+    )
+    app.state.store, app.state.backends, app.state.predlog = store, backends, predlog
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    configure_tracing(app, settings.otlp_endpoint)
+
+    def client(request: Request) -> Principal:
+        principal = authenticator.principal(request)
+        wait = backends.hit(principal.subject)
+        if wait is not None:
+            metrics.limited.inc()
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                detail=f"rate limit {settings.rate_limit} exceeded",
+                headers={"Retry-After": str(wait)},
+            )
+        return principal
+
+    Client = Annotated[Principal, Depends(client)]
+
+    def model() -> LoadedModel:
+        current = store.current
+        if current is None:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                detail="no model loaded yet: the registry has no "
+                f"'{settings.model_alias}' and no local copy exists",
+            )
+        metrics.model.labels(current.name, current.version, current.alias).set(1)
+        return current
+
+    Model = Annotated[LoadedModel, Depends(model)]
+
+    @app.post(
+        "/v1/predict",
+        response_model=PredictResponse,
+        tags=["predictions"],
+        responses={401: {}, 403: {}, 413: {}, 422: {}, 429: {}, 503: {}},
+    )
+    async def predict(
+        body: PredictRequest, principal: Client, current: Model, request: Request
+    ) -> PredictResponse:
+        require(principal, "predict")
+        if len(body.rows) > settings.max_batch_rows:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                detail=f"at most {settings.max_batch_rows} rows per request, got {len(body.rows)}",
+            )
+        rows = [r.model_dump() for r in body.rows]
+        values = current.predict(rows)
+        rid = request.state.request_id
+        metrics.predictions.labels(current.version).inc(len(values))
+        now = dt.datetime.now(dt.UTC).isoformat()
+        predlog.add(
+            [
+                {
+                    "ts": now,
+                    "request_id": rid,
+                    "client": principal.subject,
+                    "model_name": current.name,
+                    "model_version": current.version,
+                    "inputs": row,
+                    "output": v,
+                }
+                for row, v in zip(rows, values, strict=True)
+            ]
+        )
+        return PredictResponse(
+            model_name=current.name,
+            model_version=current.version,
+            request_id=rid,
+            predictions=[
+                Prediction(location=r["location"], temp_max_c=round(v, 3))
+                for r, v in zip(rows, values, strict=True)
+            ],
+        )
+
+    @app.get(
+        "/v1/forecast/{location}",
+        response_model=Forecast,
+        tags=["predictions"],
+        responses={401: {}, 403: {}, 404: {}, 429: {}, 503: {}},
+    )
+    async def forecast(
+        principal: Client,
+        current: Model,
+        request: Request,
+        location: Annotated[str, Path(pattern=LOCATION.pattern)],
+    ) -> Forecast:
+        require(principal, "forecast")
+        key = f"dex:forecast:{current.name}:{current.version}:{location}"
+        cached = backends.cache_get(key)
+        if cached is not None:
+            metrics.cache.labels("hit").inc()
+            return Forecast(**{**cached, "cached": True})
+        metrics.cache.labels("miss").inc()
+        row = await asyncio.to_thread(features.latest, location)
+        if row is None:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, detail=f"no gold features for location '{location}'"
+            )
+        inputs = {k: row[k] for k in ("location", *FEATURE_COLUMNS)}
+        (value,) = current.predict([inputs])
+        result = {
+            "location": location,
+            "date": (row["date"] + dt.timedelta(days=1)).isoformat(),
+            "temp_max_c": round(value, 3),
+            "based_on": row["date"].isoformat(),
+            "model_version": current.version,
+        }
+        backends.cache_set(key, result, settings.forecast_ttl_seconds)
+        metrics.predictions.labels(current.version).inc()
+        predlog.add(
+            [
+                {
+                    "ts": dt.datetime.now(dt.UTC).isoformat(),
+                    "request_id": request.state.request_id,
+                    "client": principal.subject,
+                    "model_name": current.name,
+                    "model_version": current.version,
+                    "inputs": inputs,
+                    "output": value,
+                }
+            ]
+        )
+        return Forecast(**result, cached=False)
+
+    @app.get("/v1/model", tags=["model"], responses={401: {}, 403: {}, 429: {}, 503: {}})
+    async def model_info(principal: Client, current: Model) -> dict[str, Any]:
+        require(principal, "model:read")
+        return current.describe()
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz() -> JSONResponse:
+        redis_ok = await asyncio.to_thread(backends.ping)
+        checks = {
+            "model": store.current is not None,
+            "redis": redis_ok,
+            "registry": store.registry_ok,
+        }
+        degraded = [name for name, ok in checks.items() if not ok]
+        body = {
+            "ready": not degraded,
+            "checks": checks,
+            "degraded": degraded,
+            "serving": store.current.describe() if store.current else None,
+            "registry_error": store.last_error,
+        }
+        return JSONResponse(body, status_code=200 if not degraded else 503)
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    async def metrics_endpoint() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"detail": exc.detail, "request_id": request_id.get()},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    return Edge(app, settings, metrics)  # type: ignore[return-value]

@@ -1,0 +1,122 @@
+"""JWT bearer authentication with scopes (PyJWT).
+
+HS256 with a shared secret for local use; RS256 against the provider's JWKS (OIDC) in
+production. A missing, malformed, expired, badly signed or wrong-audience token is 401 with
+`WWW-Authenticate: Bearer`; a valid token without the route's scope is 403.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from fastapi import HTTPException, Request, status
+
+from apps.api.settings import ApiSettings
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    scopes: frozenset[str]
+    claims: dict[str, Any]
+
+
+def _unauthorized(detail: str, error: str = "invalid_token") -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        detail=detail,
+        headers={"WWW-Authenticate": f'Bearer error="{error}"'},
+    )
+
+
+class Authenticator:
+    def __init__(self, settings: ApiSettings) -> None:
+        self.settings = settings
+        self._jwks = (
+            jwt.PyJWKClient(settings.jwks_url, cache_keys=True)
+            if (settings.auth_mode == "jwks" and settings.jwks_url)
+            else None
+        )
+
+    def decode(self, token: str) -> dict[str, Any]:
+        s = self.settings
+        options: Any = {"require": ["exp", "sub"]}
+        try:
+            if self._jwks is not None:
+                key = self._jwks.get_signing_key_from_jwt(token).key
+                return jwt.decode(
+                    token,
+                    key,
+                    algorithms=["RS256"],
+                    audience=s.jwt_audience,
+                    issuer=s.jwt_issuer,
+                    options=options,
+                    leeway=30,
+                )
+            return jwt.decode(
+                token,
+                s.jwt_secret,
+                algorithms=["HS256"],
+                audience=s.jwt_audience,
+                issuer=s.jwt_issuer,
+                options=options,
+                leeway=30,
+            )
+        except jwt.ExpiredSignatureError:
+            raise _unauthorized("token expired") from None
+        except jwt.InvalidAudienceError:
+            raise _unauthorized("token audience is not this API") from None
+        except jwt.InvalidIssuerError:
+            raise _unauthorized("token issuer is not trusted") from None
+        except jwt.PyJWKClientError as exc:
+            raise _unauthorized(f"cannot verify the token's key: {exc}") from None
+        except jwt.InvalidTokenError as exc:
+            raise _unauthorized(f"invalid token: {exc}") from None
+
+    def principal(self, request: Request) -> Principal:
+        header = request.headers.get("Authorization")
+        if not header:
+            raise _unauthorized("missing bearer token", "invalid_request")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _unauthorized(
+                "malformed Authorization header: expected 'Bearer <token>'", "invalid_request"
+            )
+        claims = self.decode(token.strip())
+        raw = claims.get("scope", claims.get("scp", ""))
+        scopes = frozenset(raw.split() if isinstance(raw, str) else raw)
+        return Principal(str(claims["sub"]), scopes, claims)
+
+
+def require(principal: Principal, scope: str) -> None:
+    if scope not in principal.scopes:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=f"token lacks the '{scope}' scope",
+            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
+        )
+
+
+def issue_token(
+    secret: str,
+    subject: str,
+    scopes: list[str],
+    audience: str = "dex-api",
+    ttl_seconds: int = 3600,
+    issuer: str | None = None,
+) -> str:
+    """A local development token (HS256). Production tokens come from the OIDC provider."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": subject,
+        "aud": audience,
+        "iat": now,
+        "exp": now + ttl_seconds,
+        "scope": " ".join(scopes),
+    }
+    if issuer:
+        claims["iss"] = issuer
+    return jwt.encode(claims, secret, algorithm="HS256")

@@ -1,0 +1,65 @@
+"""API settings from the environment (pydantic-settings, prefix `DEX_API_`).
+
+Outside development the settings refuse to start with a placeholder or missing signing key,
+HS256 in production, or a wildcard CORS origin with credentials.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDERS = {"", "changeme", "change-me", "secret", "dev-secret"}
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DEX_API_", extra="ignore")
+
+    environment: Literal["local", "dev", "prod"] = "local"
+    model_name: str = "weather-next-day-tmax"
+    model_alias: str = "champion"
+    tracking_uri: str = Field("sqlite:///mlflow.db", description="MLflow registry URI.")
+    model_cache_dir: str = Field(
+        ".dex/model-cache",
+        description="Local copy of the served model: restarts serve even when MLflow is down.",
+    )
+    refresh_seconds: float = Field(30.0, gt=0, description="How often the alias is re-read.")
+    lake_url: str | None = Field(
+        None,
+        description="Gold features for /v1/forecast; the prediction log goes to its raw layer.",
+    )
+    redis_url: str | None = Field(None, description="Cache and rate limits; in-process if unset.")
+    forecast_ttl_seconds: int = Field(300, ge=1)
+    # auth
+    auth_mode: Literal["hs256", "jwks"] = "hs256"
+    jwt_secret: str = Field("", description="HS256 shared secret (local use).")
+    jwks_url: str | None = Field(None, description="The OIDC provider's JWKS (RS256).")
+    jwt_issuer: str | None = None
+    jwt_audience: str = "dex-api"
+    # limits and headers
+    rate_limit: str = Field("120/minute", description="Per client (JWT subject).")
+    max_body_bytes: int = Field(256 * 1024, ge=1024)
+    max_batch_rows: int = Field(1000, ge=1)
+    cors_origins: list[str] = Field(default_factory=list)
+    # operations
+    otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint, if any.")
+    prediction_log_flush_seconds: float = Field(5.0, gt=0)
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _safe_outside_development(self) -> Self:
+        weak = self.auth_mode == "hs256" and self.jwt_secret.lower() in PLACEHOLDERS
+        if weak and self.environment != "local":
+            raise ValueError(
+                "DEX_API_JWT_SECRET is missing or a placeholder; set a real "
+                "secret or use DEX_API_AUTH_MODE=jwks"
+            )
+        if self.auth_mode == "hs256" and self.environment == "prod":
+            raise ValueError("prod requires DEX_API_AUTH_MODE=jwks (RS256 via the OIDC provider)")
+        if self.auth_mode == "jwks" and not self.jwks_url:
+            raise ValueError("DEX_API_AUTH_MODE=jwks needs DEX_API_JWKS_URL")
+        if "*" in self.cors_origins and self.environment != "local":
+            raise ValueError("DEX_API_CORS_ORIGINS must list origins outside local use, not '*'")
+        return self

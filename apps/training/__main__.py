@@ -1,0 +1,3 @@
+from apps.training.train import main
+
+raise SystemExit(main())

@@ -1,0 +1,314 @@
+"""Train, evaluate, track, register and (maybe) promote the next-day max temperature model.
+
+The model is a gradient-boosted tree ensemble over the gold features (plus the location,
+one-hot). It is judged on a time-based holdout against a persistence baseline (tomorrow's
+max = today's max) and against the current `champion` on the same holdout: it takes the
+`champion` alias only if its MAE beats the champion's by the configured margin, else it
+becomes `challenger`. Everything (params, metrics, input dataset with digest and source,
+signature and input example, git commit, data version, decision, model card, the reference
+distribution the API's drift job compares against) is logged to MLflow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from apps.pipelines.schema import FEATURE_COLUMNS
+from apps.training.data import load_features, time_split, xy
+from apps.training.settings import TrainingSettings
+
+PARAMS = {"max_iter": 300, "learning_rate": 0.05, "max_leaf_nodes": 31, "l2_regularization": 0.1}
+REFERENCE_BINS = 10
+TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    model_name: str
+    version: str
+    alias: str
+    metrics: dict[str, float]
+    champion_mae: float | None
+    data_version: str
+    skipped: bool = False
+
+
+def build_model(seed: int) -> Pipeline:
+    encode = ColumnTransformer(
+        [("location", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["location"])],
+        remainder="passthrough",
+    )
+    return Pipeline(
+        [("encode", encode), ("gbm", HistGradientBoostingRegressor(random_state=seed, **PARAMS))]
+    )
+
+
+def scores(y: pd.Series, pred: np.ndarray) -> dict[str, float]:
+    err = np.asarray(pred, dtype=float) - y.to_numpy(dtype=float)
+    return {"mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err**2)))}
+
+
+def reference_distribution(frame: pd.DataFrame) -> dict[str, Any]:
+    """Per feature: quantile bin edges and the training share in each bin (PSI reference)."""
+    out: dict[str, Any] = {}
+    for col in FEATURE_COLUMNS:
+        values = frame[col].dropna().to_numpy(dtype=float)
+        if len(values) < REFERENCE_BINS:
+            continue
+        edges = np.unique(np.quantile(values, np.linspace(0, 1, REFERENCE_BINS + 1)))
+        counts, _ = np.histogram(values, bins=edges)
+        out[col] = {"edges": edges.tolist(), "share": (counts / counts.sum()).tolist()}
+    return out
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH, as a developer runs it
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return os.environ.get("DEX_GIT_COMMIT", "unknown")
+
+
+def _requirements() -> list[str]:
+    pins = [f"{pkg}=={metadata.version(pkg)}" for pkg in ("scikit-learn", "pandas", "numpy")]
+    return [*pins, f"mlflow=={metadata.version('mlflow')}"]
+
+
+def model_card(result: dict[str, Any]) -> str:
+    m = result["metrics"]
+    return f"""# Model card: {result["model_name"]} v{result["version"]}
+
+**Predicts** the next day's maximum temperature (°C) per location from the gold weather
+features (lags, rolling windows, season), trained on data version `{result["data_version"]}`
+from `{result["source"]}`.
+
+| holdout ({result["holdout_rows"]} rows from {result["cutoff"]}) | model | persistence |
+| --- | ---: | ---: |
+| MAE (°C) | {m["mae"]:.3f} | {m["baseline_mae"]:.3f} |
+| RMSE (°C) | {m["rmse"]:.3f} | {m["baseline_rmse"]:.3f} |
+
+**Promotion:** {result["decision"]}. Champion MAE on the same holdout:
+{"none (first model)" if result["champion_mae"] is None else f"{result['champion_mae']:.3f}"};
+required improvement {result["margin"]:.0%}.
+
+**Training data:** {result["train_rows"]} rows before {result["cutoff"]}, locations
+{", ".join(result["locations"])}. **Code:** commit `{result["git_commit"]}`.
+
+**Limits:** synthetic or station data only for the locations seen in training; an unknown
+location is encoded as none of them. Watch the API's drift metrics (PSI per feature).
+"""
+
+
+def train(settings: TrainingSettings, skip_if_unchanged: bool = False) -> TrainResult:
+    dataset = load_features(settings.lake_url)
+    train_df, holdout_df, cutoff = time_split(dataset.frame, settings.holdout_days)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    client = MlflowClient()
+    if skip_if_unchanged:
+        latest = _latest_version(client, settings.model_name)
+        if latest is not None and latest.tags.get("data_version") == dataset.digest:
+            alias = next(iter(latest.aliases), "")
+            run = client.get_run(latest.run_id)
+            return TrainResult(
+                latest.run_id,
+                settings.model_name,
+                latest.version,
+                alias,
+                dict(run.data.metrics),
+                None,
+                dataset.digest,
+                skipped=True,
+            )
+    _ensure_experiment(client, settings)
+    x_train, y_train = xy(train_df)
+    x_hold, y_hold = xy(holdout_df)
+    model = build_model(settings.random_seed).fit(x_train, y_train)
+    metrics = scores(y_hold, model.predict(x_hold))
+    baseline = scores(y_hold, holdout_df["temp_max_c"].to_numpy())
+    metrics |= {
+        "baseline_mae": baseline["mae"],
+        "baseline_rmse": baseline["rmse"],
+        "mae_vs_baseline": metrics["mae"] / baseline["mae"],
+    }
+
+    champion_version, champion_mae = _champion(client, settings.model_name, x_hold, y_hold)
+    with mlflow.start_run(run_name=f"train-{dataset.digest}") as run:
+        mlflow.log_params(
+            {
+                **PARAMS,
+                "holdout_days": settings.holdout_days,
+                "cutoff": cutoff.isoformat(),
+                "train_rows": len(train_df),
+                "holdout_rows": len(holdout_df),
+                "seed": settings.random_seed,
+                "promotion_margin": settings.promotion_margin,
+            }
+        )
+        mlflow.log_metrics(metrics)
+        mlflow.set_tags(
+            {
+                "data_version": dataset.digest,
+                "mlflow.source.git.commit": git_commit(),
+                "git_commit": git_commit(),
+                "features_source": dataset.source,
+            }
+        )
+        mlflow.log_input(
+            mlflow.data.from_pandas(  # type: ignore[attr-defined]
+                dataset.frame,
+                source=dataset.source,
+                name="weather-gold-features",
+                digest=dataset.digest,
+            ),
+            context="training",
+        )
+        signature = infer_signature(x_hold.head(50), model.predict(x_hold.head(50)))
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=signature,
+            input_example=x_hold.head(3),
+            pip_requirements=_requirements(),
+            registered_model_name=settings.model_name,
+            # we built this model ourselves: its tree nodes are trusted by construction
+            skops_trusted_types=TRUSTED_TYPES,
+        )
+        version = str(info.registered_model_version)
+        wins = champion_mae is None or metrics["mae"] <= champion_mae * (
+            1 - settings.promotion_margin
+        )
+        alias = "champion" if wins else "challenger"
+        comparison = {
+            "decision": alias,
+            "new_version": version,
+            "new_mae": metrics["mae"],
+            "champion_version": champion_version,
+            "champion_mae": champion_mae,
+            "margin": settings.promotion_margin,
+            "required_mae": None
+            if champion_mae is None
+            else champion_mae * (1 - settings.promotion_margin),
+        }
+        if champion_mae is not None:
+            mlflow.log_metric("champion_holdout_mae", champion_mae)
+        mlflow.set_tag("promotion_decision", alias)
+        mlflow.log_dict(comparison, "promotion.json")
+        mlflow.log_dict(reference_distribution(train_df), "reference.json")
+        card = {
+            "model_name": settings.model_name,
+            "version": version,
+            "metrics": metrics,
+            "data_version": dataset.digest,
+            "source": dataset.source,
+            "cutoff": cutoff,
+            "holdout_rows": len(holdout_df),
+            "train_rows": len(train_df),
+            "decision": alias,
+            "champion_mae": champion_mae,
+            "margin": settings.promotion_margin,
+            "locations": sorted(train_df["location"].unique()),
+            "git_commit": git_commit(),
+        }
+        mlflow.log_text(model_card(card), "model_card.md")
+        client.set_registered_model_alias(settings.model_name, alias, version)
+        for key, value in (
+            ("data_version", dataset.digest),
+            ("git_commit", git_commit()),
+            ("holdout_mae", f"{metrics['mae']:.4f}"),
+        ):
+            client.set_model_version_tag(settings.model_name, version, key, value)
+        run_id = run.info.run_id
+    return TrainResult(
+        run_id, settings.model_name, version, alias, metrics, champion_mae, dataset.digest
+    )
+
+
+def _ensure_experiment(client: MlflowClient, settings: TrainingSettings) -> None:
+    """Use the experiment, creating it with artifacts beside an embedded SQLite store (instead
+    of MLflow's default `./mlruns` in whatever directory the command ran from)."""
+    if client.get_experiment_by_name(settings.experiment) is None:
+        location = None
+        if settings.tracking_uri.startswith("sqlite:///"):
+            db = Path(settings.tracking_uri.removeprefix("sqlite:///")).resolve()
+            location = (db.parent / "artifacts").as_uri()
+        client.create_experiment(settings.experiment, artifact_location=location)
+    mlflow.set_experiment(settings.experiment)
+
+
+def _champion(
+    client: MlflowClient, name: str, x: pd.DataFrame, y: pd.Series
+) -> tuple[str | None, float | None]:
+    try:
+        champ = client.get_model_version_by_alias(name, "champion")
+    except MlflowException:
+        return None, None
+    model = mlflow.sklearn.load_model(f"models:/{name}@champion")
+    return str(champ.version), scores(y, model.predict(x))["mae"]
+
+
+def _latest_version(client: MlflowClient, name: str) -> Any:
+    try:
+        versions = client.search_model_versions(
+            f"name = '{name}'", max_results=1, order_by=["version_number DESC"]
+        )
+    except MlflowException:
+        return None
+    return versions[0] if versions else None
+
+
+def result_json(result: TrainResult) -> str:
+    return json.dumps(asdict(result), indent=2, sort_keys=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    from apps.training.data import NoDataError
+
+    parser = argparse.ArgumentParser(prog="python -m apps.training")
+    parser.add_argument("--lake", default=os.environ.get("DEX_LAKE_URL"))
+    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
+    parser.add_argument("--skip-if-unchanged", action="store_true")
+    opts = parser.parse_args(argv)
+    if not opts.lake:
+        parser.error("--lake (or DEX_LAKE_URL) is required")
+    kwargs: dict[str, Any] = {"lake_url": opts.lake}
+    if opts.tracking_uri:
+        kwargs["MLFLOW_TRACKING_URI"] = opts.tracking_uri
+    try:
+        result = train(TrainingSettings(**kwargs), opts.skip_if_unchanged)
+    except NoDataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(result_json(result))
+    return 0
+
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory():
+        raise SystemExit(main())
