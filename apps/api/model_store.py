@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import shutil
 import threading
 from dataclasses import dataclass, field
@@ -100,6 +101,14 @@ class ModelStore:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.swaps = 0
+        # MLflow's client retries a dead server for minutes by default; a server that must
+        # start from its cache, and a refresher that must notice an outage, cannot wait that.
+        for key, value in (
+            ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1"),
+            ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0.5"),
+            ("MLFLOW_HTTP_REQUEST_TIMEOUT", "5"),
+        ):
+            os.environ.setdefault(key, value)
 
     # -- loading ---------------------------------------------------------------------------------
     def _client(self) -> Any:

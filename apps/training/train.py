@@ -131,12 +131,13 @@ def train(settings: TrainingSettings, skip_if_unchanged: bool = False) -> TrainR
     if skip_if_unchanged:
         latest = _latest_version(client, settings.model_name)
         if latest is not None and latest.tags.get("data_version") == dataset.digest:
-            alias = next(iter(latest.aliases), "")
+            full = client.get_model_version(settings.model_name, str(latest.version))
+            alias = next(iter(full.aliases), "")
             run = client.get_run(latest.run_id)
             return TrainResult(
                 latest.run_id,
                 settings.model_name,
-                latest.version,
+                str(latest.version),
                 alias,
                 dict(run.data.metrics),
                 None,

@@ -1,0 +1,435 @@
+"""The serving API over real HTTP (uvicorn on loopback) with the real Redis: the auth matrix
+on every route, rate limits, the forecast cache, readiness when Redis or MLflow is down, the
+body limit, the prediction log, JWKS (RS256), and a hot swap under load with zero failures."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import http.server
+import json
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import uvicorn
+
+from apps.api.app import create_app
+from apps.api.auth import issue_token
+from apps.api.settings import ApiSettings
+from apps.pipelines import cli as pipelines
+from apps.pipelines.locations import DEFAULT_LOCATIONS
+from apps.pipelines.sample import generate
+from apps.training.settings import TrainingSettings
+from apps.training.train import train
+from tests.integration.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+SECRET = "test-secret-" + "x" * 32
+ALL = ["predict", "forecast", "model:read"]
+ROW = {
+    "location": "berlin",
+    "temp_max_c": 5.0,
+    "temp_min_c": 1.0,
+    "temp_mean_c": 3.0,
+    "precipitation_mm": 0.0,
+    "humidity_mean_pct": 70.0,
+    "wind_max_ms": 4.0,
+    "temp_max_lag1": 4.0,
+    "doy_sin": 0.1,
+    "doy_cos": 0.99,
+}
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("registry")
+    generate(
+        root / "source",
+        dt.date(2023, 1, 1),
+        dt.date(2023, 6, 30),
+        locations=(DEFAULT_LOCATIONS[0],),
+    )
+    lake = f"file://{root}/lake"
+    pipelines.run(f"file://{root}/source", lake)
+    tracking = f"sqlite:///{root}/mlflow.db"
+    train(TrainingSettings(lake_url=lake, MLFLOW_TRACKING_URI=tracking))  # type: ignore[arg-type]
+    return {"lake": lake, "tracking": tracking, "root": str(root)}
+
+
+class Server:
+    def __init__(self, settings: ApiSettings) -> None:
+        self.port = free_port()
+        self.app = create_app(settings)
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                self.app, host="127.0.0.1", port=self.port, log_config=None, access_log=False
+            )
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("API did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+    @property
+    def store(self) -> Any:
+        return self.app.app.state.store  # type: ignore[attr-defined]
+
+
+def api_settings(registry: dict[str, str], tmp_path: Path, **kw: Any) -> ApiSettings:
+    base: dict[str, Any] = {
+        "tracking_uri": registry["tracking"],
+        "lake_url": registry["lake"],
+        "jwt_secret": SECRET,
+        "model_cache_dir": str(tmp_path / "cache"),
+        "prediction_log_flush_seconds": 0.2,
+    }
+    return ApiSettings(**{**base, **kw})
+
+
+def token(scopes: list[str] = ALL, sub: str | None = None, **kw: Any) -> dict[str, str]:
+    return {"Authorization": "Bearer " + issue_token(SECRET, sub or uuid.uuid4().hex, scopes, **kw)}
+
+
+ROUTES = [
+    ("POST", "/v1/predict", "predict"),
+    ("GET", "/v1/forecast/berlin", "forecast"),
+    ("GET", "/v1/model", "model:read"),
+]
+
+
+def call(client: httpx.Client, method: str, path: str, headers: dict[str, str]) -> httpx.Response:
+    body = {"rows": [ROW]} if method == "POST" else None
+    return client.request(method, path, headers=headers, json=body)
+
+
+def test_auth_matrix_on_every_route(
+    registry: dict[str, str], tmp_path: Path, redis_url: str
+) -> None:
+    with (
+        Server(api_settings(registry, tmp_path, redis_url=redis_url)) as srv,
+        httpx.Client(base_url=srv.url) as c,
+    ):
+        expired = {
+            "Authorization": "Bearer "
+            + jwt.encode(
+                {
+                    "sub": "x",
+                    "aud": "dex-api",
+                    "exp": int(time.time()) - 600,
+                    "scope": " ".join(ALL),
+                },
+                SECRET,
+                algorithm="HS256",
+            )
+        }
+        forged = {"Authorization": "Bearer " + issue_token("another-secret-" + "y" * 32, "x", ALL)}
+        cases = {
+            "missing": ({}, 401),
+            "not bearer": ({"Authorization": "Basic dXNlcjpwYXNz"}, 401),
+            "bearer only": ({"Authorization": "Bearer"}, 401),
+            "garbage": ({"Authorization": "Bearer not.a.jwt"}, 401),
+            "expired": (expired, 401),
+            "wrong signature": (forged, 401),
+            "wrong audience": (token(audience="someone-else"), 401),
+        }
+        for method, path, scope in ROUTES:
+            for name, (headers, expected) in cases.items():
+                r = call(c, method, path, headers)
+                assert r.status_code == expected, (path, name, r.text)
+                assert r.headers["WWW-Authenticate"].startswith("Bearer")
+            other = [s for s in ALL if s != scope]
+            r = call(c, method, path, token(other))
+            assert r.status_code == 403, (path, r.text)
+            assert scope in r.json()["detail"]
+            r = call(c, method, path, token([scope]))
+            assert r.status_code == 200, (path, r.text)
+
+
+def test_predict_forecast_model_and_operations(
+    registry: dict[str, str], tmp_path: Path, redis_url: str
+) -> None:
+    import redis
+
+    for key in redis.Redis.from_url(redis_url).scan_iter("dex:forecast:*"):
+        redis.Redis.from_url(redis_url).delete(key)  # earlier tests cached forecasts too
+    with (
+        Server(api_settings(registry, tmp_path, redis_url=redis_url)) as srv,
+        httpx.Client(base_url=srv.url) as c,
+    ):
+        r = c.post(
+            "/v1/predict",
+            headers={**token(), "X-Request-ID": "req-123"},
+            json={"rows": [ROW, {**ROW, "location": "oslo"}]},
+        )
+        assert r.status_code == 200
+        assert r.headers["X-Request-ID"] == "req-123"
+        assert r.json()["request_id"] == "req-123"
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert len(r.json()["predictions"]) == 2
+        assert r.json()["model_version"] == "1"
+        first = c.get("/v1/forecast/berlin", headers=token()).json()
+        second = c.get("/v1/forecast/berlin", headers=token()).json()
+        assert (first["cached"], second["cached"]) == (False, True)
+        assert first["temp_max_c"] == second["temp_max_c"]
+        assert dt.date.fromisoformat(first["date"]) == dt.date.fromisoformat(
+            first["based_on"]
+        ) + dt.timedelta(days=1)
+        keys = redis.Redis.from_url(redis_url).keys("dex:forecast:*:berlin")
+        assert keys  # the cache lives in Redis, with a TTL
+        assert 0 < redis.Redis.from_url(redis_url).ttl(keys[0]) <= 300
+        assert c.get("/v1/forecast/atlantis", headers=token()).status_code == 404
+        model = c.get("/v1/model", headers=token()).json()
+        assert model["alias"] == "champion"
+        assert "mae" in model["metrics"]
+        assert c.get("/healthz").json() == {"status": "alive"}
+        ready = c.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["degraded"] == []
+        metrics = c.get("/metrics").text
+        assert 'dex_api_requests_total{method="POST",route="/v1/predict",status="200"}' in metrics
+        assert "dex_api_request_duration_seconds_bucket" in metrics
+        assert 'dex_api_forecast_cache_total{result="hit"}' in metrics
+        assert (
+            'dex_api_model_info{alias="champion",name="weather-next-day-tmax",version="1"} 1.0'
+            in metrics
+        )
+        assert c.get("/openapi.json").json()["paths"]["/v1/predict"]
+    logs = list(
+        Path(registry["lake"].removeprefix("file://"), "raw", "predictions").rglob("*.jsonl")
+    )
+    records = [json.loads(line) for f in logs for line in f.read_text().splitlines()]
+    mine = [r for r in records if r["request_id"] == "req-123"]
+    assert len(mine) == 2
+    assert mine[0]["model_version"] == "1"
+    assert "output" in mine[0]
+
+
+def test_validation_and_limits(registry: dict[str, str], tmp_path: Path) -> None:
+    settings = api_settings(registry, tmp_path, max_batch_rows=3, max_body_bytes=4096)
+    with Server(settings) as srv, httpx.Client(base_url=srv.url) as c:
+        r = c.post(
+            "/v1/predict", headers=token(), json={"rows": [{**ROW, "humidity_mean_pct": 150}]}
+        )
+        assert r.status_code == 422
+        assert "humidity_mean_pct" in r.text
+        r = c.post("/v1/predict", headers=token(), json={"rows": [{**ROW, "colour": "blue"}]})
+        assert r.status_code == 422
+        assert "colour" in r.text
+        r = c.post("/v1/predict", headers=token(), json={"rows": []})
+        assert r.status_code == 422
+        r = c.post("/v1/predict", headers=token(), json={"rows": [ROW] * 4})
+        assert r.status_code == 422
+        assert "at most 3 rows" in r.text
+        r = c.post("/v1/predict", headers=token(), json={"rows": [ROW] * 30})
+        assert r.status_code == 413
+
+
+def test_rate_limit_answers_429_with_retry_after(
+    registry: dict[str, str], tmp_path: Path, redis_url: str
+) -> None:
+    settings = api_settings(registry, tmp_path, redis_url=redis_url, rate_limit="5/minute")
+    with Server(settings) as srv, httpx.Client(base_url=srv.url) as c:
+        me = token(sub=f"limited-{uuid.uuid4().hex}")
+        codes = [c.get("/v1/model", headers=me).status_code for _ in range(6)]
+        assert codes == [200] * 5 + [429]
+        r = c.get("/v1/model", headers=me)
+        assert r.status_code == 429
+        assert 1 <= int(r.headers["Retry-After"]) <= 60
+        assert c.get("/v1/model", headers=token()).status_code == 200  # another client is fine
+        assert "dex_api_rate_limited_total 2.0" in c.get("/metrics").text
+
+
+def test_redis_down_degrades_readiness_but_keeps_serving(
+    registry: dict[str, str], tmp_path: Path
+) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    with (
+        Server(api_settings(registry, tmp_path, redis_url=dead, rate_limit="3/minute")) as srv,
+        httpx.Client(base_url=srv.url) as c,
+    ):
+        ready = c.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["degraded"] == ["redis"]
+        me = token(sub="fallback")
+        assert [
+            c.post("/v1/predict", headers=me, json={"rows": [ROW]}).status_code for _ in range(4)
+        ] == [200, 200, 200, 429]
+        assert c.get("/v1/forecast/berlin", headers=token()).status_code == 200
+
+
+def test_mlflow_down_serves_the_cached_model(registry: dict[str, str], tmp_path: Path) -> None:
+    with Server(api_settings(registry, tmp_path)) as srv:  # fills the cache from the registry
+        assert srv.store.current.version == "1"
+    down = api_settings(registry, tmp_path, tracking_uri=f"http://127.0.0.1:{free_port()}")
+    with Server(down) as srv, httpx.Client(base_url=srv.url) as c:
+        ready = c.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["degraded"] == ["registry"]
+        assert ready.json()["serving"]["version"] == "1"
+        r = c.post("/v1/predict", headers=token(), json={"rows": [ROW]})
+        assert r.status_code == 200
+        assert r.json()["model_version"] == "1"
+    empty = api_settings(
+        registry, tmp_path / "nothing", tracking_uri=f"http://127.0.0.1:{free_port()}"
+    )
+    with Server(empty) as srv, httpx.Client(base_url=srv.url) as c:
+        assert c.post("/v1/predict", headers=token(), json={"rows": [ROW]}).status_code == 503
+        assert c.get("/readyz").json()["checks"]["model"] is False
+
+
+def test_hot_swap_under_load_fails_no_request(registry: dict[str, str], tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    settings = api_settings(registry, tmp_path, refresh_seconds=0.3, rate_limit="100000/minute")
+    results: list[tuple[int, str]] = []
+    stop = threading.Event()
+    with Server(settings) as srv:
+        headers = token()
+
+        def hammer() -> None:
+            with httpx.Client(base_url=srv.url, timeout=10) as c:
+                while not stop.is_set():
+                    r = c.post("/v1/predict", headers=headers, json={"rows": [ROW]})
+                    results.append((r.status_code, r.json().get("model_version", "")))
+
+        with ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(hammer) for _ in range(4)]
+            time.sleep(0.5)
+            new = train(
+                TrainingSettings(
+                    lake_url=registry["lake"],
+                    MLFLOW_TRACKING_URI=registry["tracking"],  # type: ignore[arg-type]
+                    promotion_margin=0.0,
+                )
+            )
+            assert new.alias == "champion"
+            deadline = time.monotonic() + 30
+            while srv.store.current.version != new.version and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(0.5)
+            stop.set()
+            for f in futures:
+                f.result()
+        assert srv.store.current.version == new.version
+    codes = {code for code, _ in results}
+    versions = {v for _, v in results}
+    assert codes == {200}, f"failed requests during the swap: {codes}"
+    assert {"1", new.version} <= versions  # served before and after
+    MlflowClient(tracking_uri=registry["tracking"]).set_registered_model_alias(
+        "weather-next-day-tmax", "champion", "1"
+    )  # leave the registry as other tests expect
+
+
+def _jwks_server(public_key: Any) -> tuple[http.server.ThreadingHTTPServer, str]:
+    numbers = public_key.public_numbers()
+
+    def b64(n: int) -> str:
+        return (
+            base64.urlsafe_b64encode(n.to_bytes((n.bit_length() + 7) // 8, "big"))
+            .rstrip(b"=")
+            .decode()
+        )
+
+    body = json.dumps(
+        {
+            "keys": [
+                {
+                    "kty": "RSA",
+                    "kid": "k1",
+                    "use": "sig",
+                    "alg": "RS256",
+                    "n": b64(numbers.n),
+                    "e": b64(numbers.e),
+                }
+            ]
+        }
+    ).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+
+
+def test_rs256_through_jwks(registry: dict[str, str], tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwks, url = _jwks_server(key.public_key())
+    settings = api_settings(
+        registry,
+        tmp_path,
+        auth_mode="jwks",
+        jwks_url=url,
+        jwt_issuer="https://idp.example",
+        environment="prod",
+        jwt_secret="",
+    )
+    try:
+        with Server(settings) as srv, httpx.Client(base_url=srv.url) as c:
+            now = int(time.time())
+            claims = {
+                "sub": "svc",
+                "aud": "dex-api",
+                "iss": "https://idp.example",
+                "iat": now,
+                "exp": now + 300,
+                "scope": "model:read",
+            }
+            good = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1"})
+            assert (
+                c.get("/v1/model", headers={"Authorization": f"Bearer {good}"}).status_code == 200
+            )
+            wrong_iss = jwt.encode(
+                {**claims, "iss": "https://evil.example"},
+                key,
+                algorithm="RS256",
+                headers={"kid": "k1"},
+            )
+            assert (
+                c.get("/v1/model", headers={"Authorization": f"Bearer {wrong_iss}"}).status_code
+                == 401
+            )
+            hs = issue_token(
+                SECRET, "svc", ["model:read"]
+            )  # an HS256 token is refused in jwks mode
+            assert c.get("/v1/model", headers={"Authorization": f"Bearer {hs}"}).status_code == 401
+    finally:
+        jwks.shutdown()
+
+
+def test_settings_refuse_unsafe_production() -> None:
+    with pytest.raises(ValueError, match="DEX_API_JWT_SECRET"):
+        ApiSettings(environment="dev", jwt_secret="changeme")
+    with pytest.raises(ValueError, match="jwks"):
+        ApiSettings(environment="prod", jwt_secret=SECRET)
+    with pytest.raises(ValueError, match="CORS"):
+        ApiSettings(environment="dev", jwt_secret=SECRET, cors_origins=["*"])
