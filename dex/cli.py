@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections import Counter
 from enum import StrEnum
 from pathlib import Path
@@ -362,6 +363,183 @@ def _print_pipeline_summary(result: dict[str, object]) -> None:
             f"{validation['failed_rows']} failed an expectation (quarantined); "
             f"result at {validation['result']}"
         )
+
+
+@app.command()
+def train(
+    lake: Annotated[str, typer.Option(help="The lake with gold features (file://, s3://, gs://).")],
+    tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = "sqlite:///mlflow.db",
+    margin: Annotated[
+        float, typer.Option(help="Required MAE improvement to become champion.")
+    ] = 0.02,
+    skip_if_unchanged: Annotated[
+        bool, typer.Option(help="Skip when gold has not changed.")
+    ] = False,
+) -> None:
+    """Train, register and (maybe) promote the next-day max temperature model."""
+    from apps.training.data import NoDataError
+    from apps.training.settings import TrainingSettings
+    from apps.training.train import train as run_training
+
+    try:
+        settings = TrainingSettings(
+            lake_url=lake,
+            MLFLOW_TRACKING_URI=tracking_uri,
+            promotion_margin=margin,
+        )
+        result = run_training(settings, skip_if_unchanged)
+    except NoDataError as exc:
+        _fail(str(exc))
+    table = Table("", "model", "persistence baseline", title=f"run {result.run_id}")
+    m = result.metrics
+    table.add_row("MAE (°C)", f"{m['mae']:.3f}", f"{m['baseline_mae']:.3f}")
+    table.add_row("RMSE (°C)", f"{m['rmse']:.3f}", f"{m['baseline_rmse']:.3f}")
+    out.print(table)
+    if result.skipped:
+        out.print(
+            f"gold unchanged (data version {result.data_version}): kept "
+            f"{result.model_name} v{result.version}"
+        )
+        return
+    champion = "none" if result.champion_mae is None else f"{result.champion_mae:.3f}"
+    out.print(
+        f"registered {result.model_name} v{result.version} -> [bold]{result.alias}[/] "
+        f"(champion MAE on the same holdout: {champion}, margin {margin:.0%})"
+    )
+
+
+local_app = typer.Typer(help="The whole platform loop on this machine.", no_args_is_help=True)
+app.add_typer(local_app, name="local")
+DATA_DIR = Path(".dex") / "local"
+
+
+@local_app.command("up")
+def local_up(
+    data_dir: Annotated[Path, typer.Option(help="Where everything is written.")] = DATA_DIR,
+    api_port: Annotated[int, typer.Option()] = 8000,
+    mlflow_port: Annotated[int, typer.Option()] = 5000,
+    once: Annotated[bool, typer.Option(help="Run the flow, predict once, stop, exit.")] = False,
+    postgres: Annotated[str | None, typer.Option(help="MLflow backend store URL.")] = None,
+    redis: Annotated[str | None, typer.Option(help="Redis URL for cache and rate limits.")] = None,
+    s3_endpoint: Annotated[str | None, typer.Option(help="S3-compatible endpoint URL.")] = None,
+    with_airflow: Annotated[bool, typer.Option(help="Run the pipeline through Airflow.")] = False,
+) -> None:
+    """Sample data -> pipeline -> MLflow -> training -> serving API, on 127.0.0.1."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from dex.local import LocalError, LocalOptions, LocalRun
+
+    run = LocalRun(
+        LocalOptions(data_dir, api_port, mlflow_port, postgres, redis, s3_endpoint, with_airflow)
+    )
+    try:
+        run.check()
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=out
+        ) as progress:
+
+            def step(label: str, fn):  # type: ignore[no-untyped-def]
+                task = progress.add_task(label, total=1)
+                value = fn()
+                progress.update(task, completed=1, description=f"[green]✓[/] {label}")
+                return value
+
+            sample = step("sample data (synthetic, 4 locations, 2 years hourly)", run.sample)
+            step("object store bucket", run.prepare_s3)
+            report = step(
+                "weather pipeline: raw -> bronze -> silver -> gold"
+                + (" (Airflow)" if with_airflow else ""),
+                lambda: run.pipeline(sample),
+            )
+            step(f"MLflow on 127.0.0.1:{mlflow_port}", run.start_mlflow)
+            trained = step("train, register, promote", run.train)
+            step(f"serving API on 127.0.0.1:{api_port}", run.start_api)
+        _print_local_summary(run, report, trained)
+        if once:
+            prediction = run.predict_once()
+            out.print_json(json.dumps(prediction))
+            return
+        out.print("[bold]running[/]: Ctrl-C stops everything")
+        while all(p.poll() is None for p in run.processes.values()):
+            time.sleep(1)
+        _fail("a service stopped unexpectedly; see the logs in " + str(data_dir), code=1)
+    except LocalError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        out.print("stopping")
+    finally:
+        run.stop()
+
+
+def _print_local_summary(
+    run: object, report: dict[str, object], trained: dict[str, object]
+) -> None:
+    from dex.local import LocalRun
+
+    assert isinstance(run, LocalRun)
+    layers = report.get("layers", {}) if report else {}
+    assert isinstance(layers, dict)
+    table = Table("what", "value", title="DEX local platform")
+    for layer in ("bronze", "silver"):
+        d = layers.get(layer, {})
+        table.add_row(f"{layer} rows (this run)", str(d.get("rows", 0)))
+    gold = layers.get("gold", {})
+    table.add_row(
+        "gold daily / feature rows", f"{gold.get('daily_rows', 0)} / {gold.get('feature_rows', 0)}"
+    )
+    quarantine = report.get("quarantine", {}) if report else {}
+    assert isinstance(quarantine, dict)
+    table.add_row("quarantined rows (this run)", str(quarantine.get("rows", 0)))
+    metrics = trained["metrics"]
+    assert isinstance(metrics, dict)
+    table.add_row(
+        "model",
+        f"{MODEL} v{trained['version']} ({trained['alias']})"
+        + (" (gold unchanged: not retrained)" if trained["skipped"] else ""),
+    )
+    table.add_row(
+        "holdout MAE vs persistence", f"{metrics['mae']:.2f} °C vs {metrics['baseline_mae']:.2f} °C"
+    )
+    api = f"http://127.0.0.1:{run.options.api_port}"
+    table.add_row("API / docs", f"{api}  {api}/docs")
+    table.add_row("MLflow UI", run.tracking_uri)
+    table.add_row("lake", run.lake_url)
+    out.print(table)
+    out.print("try it:", style="bold")
+    out.print(
+        f"curl -s -H 'Authorization: Bearer {run.token()}' {api}/v1/forecast/berlin",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+MODEL = "weather-next-day-tmax"
+
+
+@local_app.command("status")
+def local_status(data_dir: Annotated[Path, typer.Option()] = DATA_DIR) -> None:
+    """What `dex local up` started, and whether it still runs."""
+    from dex.local import status
+
+    state = status(data_dir)
+    if state is None:
+        out.print(f"nothing running from {data_dir}")
+        raise typer.Exit(0)
+    table = Table("service", "pid", "running", "url")
+    for name, pid in state["pids"].items():
+        table.add_row(
+            name, str(pid), "yes" if state["alive"][name] else "no", str(state.get(name, ""))
+        )
+    out.print(table)
+
+
+@local_app.command("down")
+def local_down(data_dir: Annotated[Path, typer.Option()] = DATA_DIR) -> None:
+    """Stop what `dex local up` started."""
+    from dex.local import down
+
+    stopped = down(data_dir)
+    out.print(f"stopped: {', '.join(stopped)}" if stopped else f"nothing running from {data_dir}")
 
 
 @app.command("config-reference")

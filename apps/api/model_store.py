@@ -105,7 +105,7 @@ class ModelStore:
         # start from its cache, and a refresher that must notice an outage, cannot wait that.
         for key, value in (
             ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1"),
-            ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0.5"),
+            ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"),
             ("MLFLOW_HTTP_REQUEST_TIMEOUT", "5"),
         ):
             os.environ.setdefault(key, value)

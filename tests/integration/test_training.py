@@ -147,7 +147,7 @@ def mlflow_server(
             f"s3://{bucket}/mlflow",
         ],
         env=env,
-        stdout=open(tmp_path / "mlflow.log", "w"),
+        stdout=open(tmp_path / "mlflow.log", "w"),  # noqa: SIM115 - the child owns it
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"

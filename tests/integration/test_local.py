@@ -1,0 +1,106 @@
+"""`dex local up --once`, end to end: sample data, pipeline, MLflow, training, the API, one
+authenticated prediction over HTTP, then everything stopped; and again on the machine's real
+PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.integration.conftest import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def local_up(data_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dex.cli", "local", "up", "--once", "--data-dir", str(data_dir),
+         "--api-port", str(free_port()), "--mlflow-port", str(free_port()), *extra],
+        capture_output=True, text=True, timeout=900, cwd=ROOT, check=False,
+        env={**os.environ, "COLUMNS": "200"})
+
+
+def prediction(output: str) -> dict[str, object]:
+    match = re.search(r"\{\s*\"location\".*?\}", output, re.S)
+    assert match, output[-3000:]
+    return json.loads(match.group(0))  # type: ignore[no-any-return]
+
+
+def champion(tracking_uri: str) -> str:
+    from mlflow.tracking import MlflowClient
+
+    mv = MlflowClient(tracking_uri=tracking_uri).get_model_version_by_alias(
+        "weather-next-day-tmax", "champion")
+    return str(mv.version)
+
+
+def test_local_up_once_end_to_end_then_reuse(tmp_path: Path) -> None:
+    data = tmp_path / "local"
+    first = local_up(data)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+    answer = prediction(first.stdout)
+    assert answer["location"] == "berlin"
+    assert answer["model_version"] == champion(f"sqlite:///{data}/mlflow.db")
+    assert "curl -s -H 'Authorization: Bearer " in first.stdout
+    assert "quarantined rows" in first.stdout
+    assert not (data / "local.json").exists()  # every process it started was stopped
+    lake = data / "lake"
+    assert (lake / "gold" / "weather" / "features" / "location=berlin" / "part-0.parquet").exists()
+    # nothing outside the data directory was written by the run
+    assert not (ROOT / "mlruns").exists()
+    second = local_up(data)
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert "gold unchanged: not retrained" in second.stdout
+    assert prediction(second.stdout)["model_version"] == answer["model_version"]
+
+
+def test_local_up_on_postgres_and_redis(tmp_path: Path, postgres_url: str, redis_url: str) -> None:
+    import psycopg2
+
+    db = f"dex_local_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE DATABASE "{db}"')
+    backend = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db}"
+    try:
+        result = local_up(tmp_path / "local", "--postgres", backend, "--redis", redis_url)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+        assert prediction(result.stdout)["model_version"] == champion(backend)
+    finally:
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        admin.close()
+
+
+def test_clear_errors(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "dex.cli", "local", "up", "--once", "--data-dir",
+             str(tmp_path / "d"), "--api-port", str(port)],
+            capture_output=True, text=True, cwd=ROOT, check=False)
+    assert result.returncode == 2
+    assert f"port {port}" in result.stderr and "--api-port" in result.stderr
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")  # fails for root too, unlike a read-only folder
+    result = subprocess.run([sys.executable, "-m", "dex.cli", "local", "up", "--once",
+                             "--data-dir", str(blocker / "x")],
+                            capture_output=True, text=True, cwd=ROOT, check=False)
+    assert result.returncode == 2
+    assert "is not writable" in result.stderr and "--data-dir" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "dex.cli", "local", "up", "--once",
+                             "--data-dir", str(tmp_path / "e"),
+                             "--redis", f"redis://127.0.0.1:{free_port()}/0"],
+                            capture_output=True, text=True, cwd=ROOT, check=False)
+    assert result.returncode == 2 and "--redis" in result.stderr and "nothing answers" in result.stderr
