@@ -312,7 +312,8 @@ class LocalRun:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        (self.options.data_dir / "local.json").unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the data directory may never have existed
+            (self.options.data_dir / "local.json").unlink(missing_ok=True)
 
 
 def port_in_use(port: int) -> bool:
