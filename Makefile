@@ -1,13 +1,13 @@
-# DEX: the two newcomer commands are `make plan` (set up, then run the main job on the
-# embedded defaults) and `make test` (set up, then lint, type-check and test). CI runs the
-# same `make test` through .ci/run.
+# DEX: the two newcomer commands are `make local` (set up, then run the whole platform loop on
+# the embedded defaults: `dex local up`) and `make test` (set up, then lint, type-check and
+# test). CI runs the same `make test` through .ci/run.
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.dex-installed
 
-.PHONY: setup plan test lint typecheck unit snapshots bench clean
+.PHONY: setup local plan test lint typecheck unit snapshots bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "DEX needs Python 3.11 or newer, found " + sys.version.split()[0])'
@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 setup: $(STAMP)
+
+local: setup
+	$(BIN)/dex local up
 
 plan: setup
 	$(BIN)/dex plan dev
@@ -40,6 +43,8 @@ snapshots: setup
 
 bench: setup
 	$(BIN)/python benchmarks/synth.py
+	$(BIN)/python benchmarks/policy.py
+	$(BIN)/python benchmarks/pipeline.py --sizes 1000000
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-airflow .mypy_cache .ruff_cache .pytest_cache .dex
