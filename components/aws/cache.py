@@ -13,6 +13,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.aws.kms import customer_key
+from components.aws.security import clients_only
 from components.contracts import CacheOutputs, contract_outputs
 
 
@@ -55,26 +56,16 @@ class Cache(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        sg = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            vpc_id=args.vpc_id,
-            description="Redis from the cluster only",
-            egress=[],
-            tags=tags,
-            opts=child,
+        sg = clients_only(
+            name,
+            self,
+            args.vpc_id,
+            6379,
+            "Redis from the cluster only",
+            "Redis (TLS) from cluster workloads",
+            args.client_security_group_ids,
+            tags,
         )
-        for i, client in enumerate(args.client_security_group_ids):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-sg-from-cluster-{i}",
-                security_group_id=sg.id,
-                referenced_security_group_id=client,
-                ip_protocol="tcp",
-                from_port=6379,
-                to_port=6379,
-                description="Redis (TLS) from cluster workloads",
-                tags=tags,
-                opts=child,
-            )
         token = random.RandomPassword(
             # ElastiCache tokens: 16-128 printable characters, none of @ " /
             f"{name}-auth-token",

@@ -17,6 +17,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.aws.kms import customer_key
+from components.aws.security import clients_only
 from components.contracts import AppDatabase, DatabaseOutputs, contract_outputs
 
 APP_DATABASES = ("mlflow", "airflow")
@@ -73,26 +74,16 @@ class Database(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        sg = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            vpc_id=args.vpc_id,
-            description="PostgreSQL from the cluster only",
-            egress=[],
-            tags=tags,
-            opts=child,
+        sg = clients_only(
+            name,
+            self,
+            args.vpc_id,
+            5432,
+            "PostgreSQL from the cluster only",
+            "PostgreSQL from cluster workloads",
+            args.client_security_group_ids,
+            tags,
         )
-        for i, client in enumerate(args.client_security_group_ids):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-sg-from-cluster-{i}",
-                security_group_id=sg.id,
-                referenced_security_group_id=client,
-                ip_protocol="tcp",
-                from_port=5432,
-                to_port=5432,
-                description="PostgreSQL from cluster workloads",
-                tags=tags,
-                opts=child,
-            )
         params = aws.rds.ParameterGroup(
             f"{name}-params",
             family=f"postgres{args.engine_version}",

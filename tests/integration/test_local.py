@@ -22,10 +22,28 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 def local_up(data_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "dex.cli", "local", "up", "--once", "--data-dir", str(data_dir),
-         "--api-port", str(free_port()), "--mlflow-port", str(free_port()), *extra],
-        capture_output=True, text=True, timeout=900, cwd=ROOT, check=False,
-        env={**os.environ, "COLUMNS": "200"})
+        [
+            sys.executable,
+            "-m",
+            "dex.cli",
+            "local",
+            "up",
+            "--once",
+            "--data-dir",
+            str(data_dir),
+            "--api-port",
+            str(free_port()),
+            "--mlflow-port",
+            str(free_port()),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
 
 
 def prediction(output: str) -> dict[str, object]:
@@ -38,7 +56,8 @@ def champion(tracking_uri: str) -> str:
     from mlflow.tracking import MlflowClient
 
     mv = MlflowClient(tracking_uri=tracking_uri).get_model_version_by_alias(
-        "weather-next-day-tmax", "champion")
+        "weather-next-day-tmax", "champion"
+    )
     return str(mv.version)
 
 
@@ -87,20 +106,65 @@ def test_clear_errors(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "dex.cli", "local", "up", "--once", "--data-dir",
-             str(tmp_path / "d"), "--api-port", str(port)],
-            capture_output=True, text=True, cwd=ROOT, check=False)
+            [
+                sys.executable,
+                "-m",
+                "dex.cli",
+                "local",
+                "up",
+                "--once",
+                "--data-dir",
+                str(tmp_path / "d"),
+                "--api-port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=False,
+        )
     assert result.returncode == 2
-    assert f"port {port}" in result.stderr and "--api-port" in result.stderr
+    assert f"port {port}" in result.stderr
+    assert "--api-port" in result.stderr
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")  # fails for root too, unlike a read-only folder
-    result = subprocess.run([sys.executable, "-m", "dex.cli", "local", "up", "--once",
-                             "--data-dir", str(blocker / "x")],
-                            capture_output=True, text=True, cwd=ROOT, check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dex.cli",
+            "local",
+            "up",
+            "--once",
+            "--data-dir",
+            str(blocker / "x"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     assert result.returncode == 2
-    assert "is not writable" in result.stderr and "--data-dir" in result.stderr
-    result = subprocess.run([sys.executable, "-m", "dex.cli", "local", "up", "--once",
-                             "--data-dir", str(tmp_path / "e"),
-                             "--redis", f"redis://127.0.0.1:{free_port()}/0"],
-                            capture_output=True, text=True, cwd=ROOT, check=False)
-    assert result.returncode == 2 and "--redis" in result.stderr and "nothing answers" in result.stderr
+    assert "is not writable" in result.stderr
+    assert "--data-dir" in result.stderr
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dex.cli",
+            "local",
+            "up",
+            "--once",
+            "--data-dir",
+            str(tmp_path / "e"),
+            "--redis",
+            f"redis://127.0.0.1:{free_port()}/0",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--redis" in result.stderr
+    assert "nothing answers" in result.stderr
