@@ -70,6 +70,8 @@ def reference_distribution(frame: pd.DataFrame) -> dict[str, Any]:
     """Per feature: quantile bin edges and the training share in each bin (PSI reference)."""
     out: dict[str, Any] = {}
     for col in FEATURE_COLUMNS:
+        if col not in frame:
+            continue
         values = frame[col].dropna().to_numpy(dtype=float)
         if len(values) < REFERENCE_BINS:
             continue
