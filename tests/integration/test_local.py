@@ -168,3 +168,36 @@ def test_clear_errors(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "--redis" in result.stderr
     assert "nothing answers" in result.stderr
+
+
+def test_local_up_on_an_s3_endpoint(tmp_path: Path, s3_endpoint: str) -> None:
+    import boto3
+
+    result = local_up(tmp_path / "local", "--s3-endpoint", s3_endpoint)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert prediction(result.stdout)["location"] == "berlin"
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    features = s3.list_objects_v2(Bucket="dex-local", Prefix="lake/gold/weather/features/")
+    assert features["KeyCount"] == 4  # one object per location
+    artifacts = s3.list_objects_v2(Bucket="dex-local", Prefix="mlflow/")
+    assert any(o["Key"].endswith("MLmodel") for o in artifacts["Contents"])
+    assert not (tmp_path / "local" / "lake").exists()  # the lake lives on the endpoint
+
+
+def test_local_up_with_airflow(tmp_path: Path) -> None:
+    from tests.integration.test_airflow_dag import AIRFLOW_VENV, REQUIREMENTS
+
+    if not (AIRFLOW_VENV / ".dex-requirements").exists():  # the DAG test's setup installs it
+        import subprocess as sp
+
+        sp.run([sys.executable, "-m", "venv", str(AIRFLOW_VENV)], check=True)
+        sp.run(
+            [str(AIRFLOW_VENV / "bin" / "pip"), "install", "--quiet", "-r", str(REQUIREMENTS)],
+            check=True,
+        )
+        (AIRFLOW_VENV / ".dex-requirements").write_text(REQUIREMENTS.read_text())
+    result = local_up(tmp_path / "local", "--with-airflow")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "(Airflow)" in result.stdout
+    assert prediction(result.stdout)["location"] == "berlin"
+    assert list((tmp_path / "local" / "airflow").glob("airflow.db"))
