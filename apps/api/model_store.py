@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from apps.api.forest import CompiledForest
 from apps.pipelines.schema import FEATURE_COLUMNS
 
 log = logging.getLogger("dex.api.model")
@@ -43,14 +44,24 @@ class LoadedModel:
 
     @classmethod
     def wrap(cls, model: Any, **kw: Any) -> LoadedModel:
-        """Find the fitted one-hot categories and the booster, for a numpy fast path."""
+        """Find the fitted one-hot categories and the booster for a numpy fast path, and
+        compile the booster when the compiled form provably gives the same predictions."""
         categories: list[str] = []
         gbm = None
         try:
             encoder = model.named_steps["encode"].named_transformers_["location"]
             categories = [str(c) for c in encoder.categories_[0]]
-            gbm = model.named_steps["gbm"]
-        except (AttributeError, KeyError, IndexError):
+            booster = model.named_steps["gbm"]
+            gbm = booster
+            compiled = CompiledForest(booster)
+            probe = np.random.default_rng(0).normal(0, 20, (256, booster.n_features_in_))
+            probe[:, : len(categories)] = probe[:, : len(categories)] > 0
+            probe[np.random.default_rng(1).random(probe.shape) < 0.1] = np.nan
+            if compiled.matches(booster, probe):
+                gbm = compiled
+            else:
+                log.warning("compiled forest disagrees with scikit-learn: using scikit-learn")
+        except (AttributeError, KeyError, IndexError, ValueError):
             pass
         return cls(model=model, _categories=categories, _gbm=gbm, **kw)
 

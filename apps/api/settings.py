@@ -45,7 +45,7 @@ class ApiSettings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     # operations
     otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint, if any.")
-    prediction_log_flush_seconds: float = Field(5.0, gt=0)
+    prediction_log_flush_seconds: float = Field(2.0, gt=0)
     log_level: str = "INFO"
 
     @model_validator(mode="after")
