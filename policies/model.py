@@ -113,6 +113,34 @@ class Rule:
 RULES: list[Rule] = []
 
 
+def _register(
+    id: str,
+    title: str,
+    severity: Severity,
+    enforcement: Mapping[Environment, Enforcement],
+    types: Sequence[str],
+    remediation: str,
+    frameworks: Sequence[str],
+    description: str,
+    fn: Callable[..., Any],
+    stack: bool,
+) -> None:
+    RULES.append(
+        Rule(
+            id,
+            title,
+            description or (fn.__doc__ or title).strip(),
+            severity,
+            enforcement,
+            tuple(frameworks),
+            remediation,
+            tuple(types),
+            check=None if stack else fn,
+            stack_check=fn if stack else None,
+        )
+    )
+
+
 def resource_rule(
     id: str,
     title: str,
@@ -126,18 +154,17 @@ def resource_rule(
     """Register a per-resource rule; the decorated function yields one message per problem."""
 
     def register(fn: ResourceCheck) -> ResourceCheck:
-        RULES.append(
-            Rule(
-                id,
-                title,
-                description or (fn.__doc__ or title).strip(),
-                severity,
-                enforcement,
-                tuple(frameworks),
-                remediation,
-                tuple(types),
-                check=fn,
-            )
+        _register(
+            id,
+            title,
+            severity,
+            enforcement,
+            types,
+            remediation,
+            frameworks,
+            description,
+            fn,
+            stack=False,
         )
         return fn
 
@@ -157,18 +184,17 @@ def stack_rule(
     """Register a stack rule; the decorated function yields (urn, message) per problem."""
 
     def register(fn: StackCheck) -> StackCheck:
-        RULES.append(
-            Rule(
-                id,
-                title,
-                description or (fn.__doc__ or title).strip(),
-                severity,
-                enforcement,
-                tuple(frameworks),
-                remediation,
-                tuple(types),
-                stack_check=fn,
-            )
+        _register(
+            id,
+            title,
+            severity,
+            enforcement,
+            types,
+            remediation,
+            frameworks,
+            description,
+            fn,
+            stack=True,
         )
         return fn
 

@@ -6,7 +6,6 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.aws.cache import Cache, CacheArgs
@@ -18,6 +17,7 @@ from components.aws.registry import Registry, RegistryArgs
 from components.aws.workload_identity import WorkloadIdentity, WorkloadIdentityArgs
 from components.contracts import APP_IMAGES, WORKLOAD_SPECS, NodePoolArgs
 from stacks.config import NodeGroupConfig, StackConfig
+from stacks.platform import kubernetes_provider
 from stacks.regions import aws_partition
 
 
@@ -144,14 +144,7 @@ def build_aws(cfg: StackConfig) -> dict[str, Any]:
         ),
         opts,
     )
-    # The Kubernetes provider for components/k8s. During a first preview the kubeconfig is
-    # unknown; the provider then defers Kubernetes resources instead of failing.
-    k8s.Provider(
-        "k8s",
-        kubeconfig=cluster.kubeconfig,
-        enable_server_side_apply=True,
-        delete_unreachable=False,
-    )
+    kubernetes_provider(cluster.contract)
     return {
         "cloud": "aws",
         "environment": cfg.environment,

@@ -6,7 +6,6 @@ from typing import Any
 
 import pulumi
 import pulumi_gcp as gcp
-import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.contracts import APP_IMAGES, WORKLOAD_SPECS, NodePoolArgs
@@ -19,6 +18,7 @@ from components.gcp.registry import Registry, RegistryArgs
 from components.gcp.services import ProjectServices
 from components.gcp.workload_identity import WorkloadIdentity, WorkloadIdentityArgs
 from stacks.config import NodeGroupConfig, StackConfig
+from stacks.platform import kubernetes_provider
 
 
 def node_pool(spec: NodeGroupConfig) -> NodePoolArgs:
@@ -151,12 +151,7 @@ def build_gcp(cfg: StackConfig) -> dict[str, Any]:
         ),
         opts,
     )
-    k8s.Provider(
-        "k8s",
-        kubeconfig=cluster.kubeconfig,
-        enable_server_side_apply=True,
-        delete_unreachable=False,
-    )
+    kubernetes_provider(cluster.contract)
     return {
         "cloud": "gcp",
         "environment": cfg.environment,
