@@ -40,9 +40,9 @@ from apps.pipelines.schema import BRONZE, DAILY, QUARANTINE
 from apps.pipelines.sources import RawResponse
 
 STATE = ("_state", "weather", "state.json")
-BRONZE_FLUSH_ROWS = 1_000_000
+BRONZE_FLUSH_ROWS = 250_000
 """Parsed rows held before they are merged into their partitions (bounds memory)."""
-SILVER_BATCH_ROWS = 1_000_000
+SILVER_BATCH_ROWS = 250_000
 """Rows validated together in one Great Expectations call (bounds memory, amortizes cost)."""
 
 
