@@ -30,6 +30,28 @@ def profile(table: pa.Table) -> dict[str, Any]:
     return out
 
 
+def merge(a: dict[str, Any] | None, b: dict[str, Any]) -> dict[str, Any]:
+    """The profile of two batches together (so no layer is held whole in memory)."""
+    if a is None:
+        return b
+    rows = a["rows"] + b["rows"]
+    columns: dict[str, Any] = {}
+    for name in a["columns"].keys() | b["columns"].keys():
+        x, y = a["columns"].get(name), b["columns"].get(name)
+        if x is None or y is None:
+            columns[name] = x or y
+            continue
+        nulls = x["null_rate"] * a["rows"] + y["null_rate"] * b["rows"]
+        lows = [v for v in (x["min"], y["min"]) if v is not None]
+        highs = [v for v in (x["max"], y["max"]) if v is not None]
+        columns[name] = {
+            "null_rate": round(nulls / rows, 6) if rows else 0.0,
+            "min": min(lows) if lows else None,
+            "max": max(highs) if highs else None,
+        }
+    return {"rows": rows, "columns": columns}
+
+
 def render(
     profiles: dict[str, dict[str, Any]],
     freshness_hours: dict[str, float],

@@ -254,14 +254,16 @@ class WeatherPipeline:
         state = self.state()
         pending = sorted(set(state["pending"]["silver"]))
         results: list[dict[str, Any]] = []
-        profile_tables: list[pa.Table] = []
+        profile: dict[str, Any] | None = None
         with self.lineage.task(
             "weather.silver",
             [self.lake.uri("bronze", "weather")],
             [self.lake.uri("silver", "weather"), self.lake.uri("quarantine", "weather")],
         ):
             for batch_days in self._silver_batches(pending):
-                results.append(self._silver_batch(batch_days, profile_tables))
+                result, good = self._silver_batch(batch_days)
+                results.append(result)
+                profile = metrics.merge(profile, metrics.profile(good))
                 state["pending"]["silver"] = [
                     d for d in state["pending"]["silver"] if d not in batch_days
                 ]
@@ -280,8 +282,8 @@ class WeatherPipeline:
                 if self.lake.protocol != "file"
                 else "file://" + stored,
             }
-        if profile_tables:
-            self.report.profiles["silver"] = metrics.profile(pa.concat_tables(profile_tables))
+        if profile is not None:
+            self.report.profiles["silver"] = profile
 
     def _silver_batches(self, days: list[str]) -> Iterable[list[str]]:
         """Consecutive dates whose bronze rows add up to about SILVER_BATCH_ROWS."""
@@ -299,7 +301,7 @@ class WeatherPipeline:
         if batch:
             yield batch
 
-    def _silver_batch(self, days: list[str], profile_tables: list[pa.Table]) -> dict[str, Any]:
+    def _silver_batch(self, days: list[str]) -> tuple[dict[str, Any], pa.Table]:
         frames, bronze_counts = [], {}
         for day in days:
             bronze = self.lake.read_parquet("bronze", "weather", f"date={day}", "part-0.parquet")
@@ -352,7 +354,6 @@ class WeatherPipeline:
             self._count_quarantine(q)
             self.report.add("silver", "rows", part.num_rows)
             self.report.add("silver", "rows_in", bronze_counts[day])
-        profile_tables.append(good)
         self.report.add("silver", "partitions_written", len(days))
         self.report.partitions.setdefault("silver", []).extend(days)
         return {
@@ -361,14 +362,14 @@ class WeatherPipeline:
             "success": checked.success,
             "failed_rows": len(checked.failures),
             "result": checked.result,
-        }
+        }, good
 
     # -- gold ----------------------------------------------------------------------------------
     def gold(self) -> None:
         state = self.state()
         pending = sorted(set(state["pending"]["gold"]))
         locations: set[str] = set(state["pending"]["features"])
-        daily_tables = []
+        daily_profile: dict[str, Any] | None = None
         with self.lineage.task(
             "weather.gold", [self.lake.uri("silver", "weather")], [self.lake.uri("gold", "weather")]
         ):
@@ -381,7 +382,7 @@ class WeatherPipeline:
                     agg, "gold", "weather", "daily", f"date={day}", "part-0.parquet"
                 )
                 locations |= set(agg["location"].to_pylist())
-                daily_tables.append(agg)
+                daily_profile = metrics.merge(daily_profile, metrics.profile(agg))
                 self.report.add("gold", "daily_rows", agg.num_rows)
             state["pending"]["gold"] = []
             state["pending"]["features"] = sorted(locations)
@@ -404,8 +405,8 @@ class WeatherPipeline:
         self.report.add("gold", "partitions_written", len(pending))
         self.report.partitions.setdefault("gold", []).extend(pending)
         self.report.partitions.setdefault("features", []).extend(sorted(locations))
-        if daily_tables:
-            self.report.profiles["gold"] = metrics.profile(pa.concat_tables(daily_tables))
+        if daily_profile is not None:
+            self.report.profiles["gold"] = daily_profile
 
     # -- freshness and metrics ---------------------------------------------------------------
     def finish(self) -> dict[str, Any]:

@@ -424,3 +424,19 @@ def test_helpers() -> None:
         Lake("ftp://host/path")
     with pytest.raises(ValueError, match="coordinates"):
         Location("bad", 91, 0)
+
+
+def test_merged_profiles_equal_the_profile_of_the_whole() -> None:
+    from apps.pipelines import metrics
+
+    a = pa.table({"x": [1.0, None, 3.0], "n": pa.array([5, 6, 7], pa.int64())})
+    b = pa.table({"x": [None, None, -2.0, 10.0], "n": pa.array([1, 2, 3, 4], pa.int64())})
+    whole = metrics.profile(pa.concat_tables([a, b]))
+    merged = metrics.merge(metrics.profile(a), metrics.profile(b))
+    assert merged["rows"] == whole["rows"] == 7
+    for col in ("x", "n"):
+        assert merged["columns"][col]["min"] == whole["columns"][col]["min"]
+        assert merged["columns"][col]["max"] == whole["columns"][col]["max"]
+        assert merged["columns"][col]["null_rate"] == pytest.approx(
+            whole["columns"][col]["null_rate"], abs=1e-6
+        )
