@@ -474,7 +474,7 @@ def local_up(
 def _print_local_summary(
     run: object, report: dict[str, object], trained: dict[str, object]
 ) -> None:
-    from dex.local import LocalRun
+    from dex.local import MODEL_NAME, LocalRun
 
     assert isinstance(run, LocalRun)
     layers = report.get("layers", {}) if report else {}
@@ -494,7 +494,7 @@ def _print_local_summary(
     assert isinstance(metrics, dict)
     table.add_row(
         "model",
-        f"{MODEL} v{trained['version']} ({trained['alias']})"
+        f"{MODEL_NAME} v{trained['version']} ({trained['alias']})"
         + (" (gold unchanged: not retrained)" if trained["skipped"] else ""),
     )
     table.add_row(
@@ -511,9 +511,6 @@ def _print_local_summary(
         soft_wrap=True,
         highlight=False,
     )
-
-
-MODEL = "weather-next-day-tmax"
 
 
 @local_app.command("status")

@@ -57,6 +57,11 @@ _AWS_ID_PREFIX = {
 }
 
 
+def _uuid(h: str) -> str:
+    """A UUID-shaped id from a hex digest (provider ids, KMS key ids)."""
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
@@ -110,13 +115,13 @@ class DexMocks(Mocks):
         h = _digest(self.stack, typ, name)
         if typ == "pulumi:providers:aws":
             self.aws_region = inputs.get("region", self.aws_region)
-            return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32], inputs
+            return _uuid(h), inputs
         if typ == "pulumi:providers:gcp":
             self.gcp_project = inputs.get("project", self.gcp_project)
             self.gcp_region = inputs.get("region", self.gcp_region)
-            return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32], inputs
+            return _uuid(h), inputs
         if typ.startswith("pulumi:providers:"):
-            return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32], inputs
+            return _uuid(h), inputs
         if not args.custom:
             return "", {}
         outputs: dict[str, Any] = {}
@@ -153,7 +158,7 @@ class DexMocks(Mocks):
         elif typ.startswith("aws:s3/"):
             rid = str(inputs.get("bucket", rid))
         elif typ == "aws:kms/key:Key":
-            rid = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+            rid = _uuid(h)
             arn = f"arn:{part}:kms:{region}:{acct}:key/{rid}"
             out["keyId"] = rid
         elif typ == "aws:kms/alias:Alias":

@@ -114,15 +114,12 @@ def main(argv: list[str] | None = None) -> int:
             steps,
             opts.run_id,
         )
-    except (LakeError, ValueError) as exc:
-        if isinstance(exc, UnitError):
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (SourceError, ReconciliationError, QualityGateError) as exc:
+    except (SourceError, ReconciliationError, QualityGateError, UnitError) as exc:
         print(f"error: the run failed: {exc}", file=sys.stderr)
         return 1
+    except (LakeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     text = json.dumps(report, indent=2, sort_keys=True, default=str)
     if opts.report:
         with open(opts.report, "w", encoding="utf-8") as fh:

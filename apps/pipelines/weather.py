@@ -34,7 +34,6 @@ import pyarrow.compute as pc
 from apps.pipelines import metrics, quality, transform
 from apps.pipelines.lake import Lake
 from apps.pipelines.lineage import Lineage
-from apps.pipelines.locations import Location
 from apps.pipelines.parse import checksum, parse_response
 from apps.pipelines.schema import BRONZE, DAILY, QUARANTINE
 from apps.pipelines.sources import RawResponse
@@ -433,13 +432,6 @@ class WeatherPipeline:
         self.lake.write_json(report, "_runs", self.run_id, "report.json")
         return report
 
-    def run(self, responses: Iterable[RawResponse]) -> dict[str, Any]:
-        self.ingest(responses)
-        self.bronze()
-        self.silver()
-        self.gold()
-        return self.finish()
-
     # -- helpers -------------------------------------------------------------------------------
     def _reconcile(self, where: str, rows_in: int, out: int, quarantined: int) -> None:
         ok = rows_in == out + quarantined
@@ -474,7 +466,3 @@ def _first_date(body: bytes) -> dt.date | None:
         return dt.date.fromisoformat(str(json.loads(body)["hourly"]["time"][0])[:10])
     except (ValueError, KeyError, IndexError, TypeError):
         return None
-
-
-def locations_by_name(locations: Iterable[Location]) -> dict[str, Location]:
-    return {loc.name: loc for loc in locations}

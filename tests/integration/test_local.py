@@ -98,6 +98,27 @@ def test_local_up_on_postgres_and_redis(tmp_path: Path, postgres_url: str, redis
         admin.close()
 
 
+def refused(data_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`dex local up --once` expected to stop before starting anything."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dex.cli",
+            "local",
+            "up",
+            "--once",
+            "--data-dir",
+            str(data_dir),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+
+
 def test_clear_errors(tmp_path: Path) -> None:
     import socket
 
@@ -105,66 +126,17 @@ def test_clear_errors(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "dex.cli",
-                "local",
-                "up",
-                "--once",
-                "--data-dir",
-                str(tmp_path / "d"),
-                "--api-port",
-                str(port),
-            ],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            check=False,
-        )
+        result = refused(tmp_path / "d", "--api-port", str(port))
     assert result.returncode == 2
     assert f"port {port}" in result.stderr
     assert "--api-port" in result.stderr
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")  # fails for root too, unlike a read-only folder
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dex.cli",
-            "local",
-            "up",
-            "--once",
-            "--data-dir",
-            str(blocker / "x"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
+    result = refused(blocker / "x")
     assert result.returncode == 2
     assert "is not writable" in result.stderr
     assert "--data-dir" in result.stderr
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dex.cli",
-            "local",
-            "up",
-            "--once",
-            "--data-dir",
-            str(tmp_path / "e"),
-            "--redis",
-            f"redis://127.0.0.1:{free_port()}/0",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
+    result = refused(tmp_path / "e", "--redis", f"redis://127.0.0.1:{free_port()}/0")
     assert result.returncode == 2
     assert "--redis" in result.stderr
     assert "nothing answers" in result.stderr
