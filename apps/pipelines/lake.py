@@ -26,31 +26,67 @@ class LakeError(Exception):
     """A lake URL that cannot be used, with what is wrong."""
 
 
-class Lake:
-    """A root URL and the filesystem behind it."""
+LAYERS = ("raw", "bronze", "silver", "gold")
+"""The lake's layers: each may live in its own bucket (`DEX_LAKE_<LAYER>_URL`)."""
 
-    def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
-        parsed = urlparse(url)
-        if parsed.scheme in ("", "file"):
-            root = os.path.abspath(parsed.path if parsed.scheme else url)
-            self.protocol = "file"
-            self.root = root
-        elif parsed.scheme in ("s3", "gs"):
-            if not parsed.netloc:
-                raise LakeError(f"lake URL {url!r} names no bucket")
-            self.protocol = parsed.scheme
-            self.root = f"{parsed.netloc}{parsed.path}".rstrip("/")
-        else:
-            raise LakeError(f"lake URL {url!r}: scheme must be file://, s3:// or gs://")
+
+def _root(url: str) -> tuple[str, str]:
+    """(protocol, root path) of a lake URL."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("", "file"):
+        return "file", os.path.abspath(parsed.path if parsed.scheme else url)
+    if parsed.scheme in ("s3", "gs"):
+        if not parsed.netloc:
+            raise LakeError(f"lake URL {url!r} names no bucket")
+        return parsed.scheme, f"{parsed.netloc}{parsed.path}".rstrip("/")
+    raise LakeError(f"lake URL {url!r}: scheme must be file://, s3:// or gs://")
+
+
+class Lake:
+    """A root URL and the filesystem behind it.
+
+    Paths are addressed relative to the lake, first segment the layer (`raw/weather/...`).
+    On one machine every layer is a folder under one root; in the cloud each layer is its own
+    bucket: `layer_urls` maps a layer to its root, and everything else (quarantine, run state,
+    reports) stays under `url`. All roots must share one scheme."""
+
+    def __init__(
+        self,
+        url: str,
+        storage_options: Mapping[str, Any] | None = None,
+        layer_urls: Mapping[str, str] | None = None,
+    ) -> None:
+        self.protocol, self.root = _root(url)
+        self.layer_roots: dict[str, str] = {}
+        for layer, layer_url in sorted((layer_urls or {}).items()):
+            protocol, root = _root(layer_url)
+            if protocol != self.protocol:
+                raise LakeError(
+                    f"layer {layer!r} at {layer_url!r} uses {protocol}:// but the lake "
+                    f"{url!r} uses {self.protocol}://; all layers must share one scheme"
+                )
+            self.layer_roots[layer] = root
         self.url = url.rstrip("/")
         self.fs = fsspec.filesystem(self.protocol, **dict(storage_options or {}))
 
+    def _join(self, *parts: str) -> str:
+        return posixpath.join(*parts) if self.protocol != "file" else os.path.join(*parts)
+
     def path(self, *parts: str) -> str:
-        return (
-            posixpath.join(self.root, *parts)
-            if self.protocol != "file"
-            else os.path.join(self.root, *parts)
-        )
+        rel = posixpath.join(*parts) if parts else ""
+        layer, _, rest = rel.partition("/")
+        if layer in self.layer_roots:
+            return self._join(self.layer_roots[layer], *([rest] if rest else []))
+        return self._join(self.root, *parts)
+
+    def _relative(self, found: str) -> str:
+        """A filesystem path back to the lake-relative form `path` accepts."""
+        for layer, root in self.layer_roots.items():
+            prefix = root.rstrip("/") + "/"
+            if found.startswith(prefix):
+                return f"{layer}/{found[len(prefix) :]}"
+        prefix = self.root.rstrip("/") + "/"
+        return found[len(prefix) :] if found.startswith(prefix) else found
 
     def uri(self, *parts: str) -> str:
         """A full URL for lineage and reports."""
@@ -77,11 +113,10 @@ class Lake:
     def glob(self, pattern: str) -> list[str]:
         """Paths relative to the root matching `pattern`, sorted."""
         found = self.fs.glob(self.path(pattern))
-        prefix = self.root.rstrip("/") + "/"
         out = []
         for found_path in found:
             p = os.path.abspath(str(found_path)) if self.protocol == "file" else str(found_path)
-            out.append(p[len(prefix) :] if p.startswith(prefix) else p)
+            out.append(self._relative(p))
         return sorted(out)
 
     def walk_files(self, *parts: str) -> Iterator[str]:
@@ -135,6 +170,23 @@ def storage_options_from_env() -> dict[str, Any]:
     return {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
 
 
-def open_lake(url: str) -> Lake:
+def layer_urls_from_env() -> dict[str, str]:
+    """Per-layer roots from `DEX_LAKE_RAW_URL`, `DEX_LAKE_BRONZE_URL`, ... (set in the cluster,
+    where each layer is its own bucket)."""
+    out = {}
+    for layer in LAYERS:
+        value = os.environ.get(f"DEX_LAKE_{layer.upper()}_URL", "").strip()
+        if value:
+            out[layer] = value
+    return out
+
+
+def open_lake(url: str, *, layered: bool = True) -> Lake:
+    """The lake at `url`; with `layered`, layers the environment puts in their own buckets
+    are read and written there."""
     scheme = urlparse(url).scheme
-    return Lake(url, storage_options_from_env() if scheme == "s3" else None)
+    return Lake(
+        url,
+        storage_options_from_env() if scheme == "s3" else None,
+        layer_urls_from_env() if layered else None,
+    )

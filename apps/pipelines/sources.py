@@ -129,7 +129,7 @@ class FileSource:
     name = "file"
 
     def __init__(self, url: str) -> None:
-        self.lake: Lake = open_lake(url)
+        self.lake: Lake = open_lake(url, layered=False)
         if not self.lake.exists():
             raise SourceError(f"source {url!r} does not exist")
 

@@ -135,3 +135,52 @@ def test_pipeline_over_http(replay: str, tmp_path: Path) -> None:
     )
     assert report["layers"]["raw"]["files_landed"] == 1
     assert report["layers"]["silver"]["rows"] > 600
+
+
+def test_one_bucket_per_layer_as_in_the_cluster(
+    sample: Path, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cluster gives each layer its own bucket (DEX_LAKE_<LAYER>_URL, set by
+    components/k8s); the pipeline writes each layer there, the rest under the lake URL, and
+    training reads gold from its bucket."""
+    import uuid
+
+    import boto3
+
+    from apps.training.data import load_features
+
+    s3 = boto3.client("s3")
+    run = uuid.uuid4().hex[:8]
+    buckets = {layer: f"dex-{layer}-{run}" for layer in ("raw", "bronze", "silver", "gold")}
+    for name in [*buckets.values(), f"dex-work-{run}"]:
+        s3.create_bucket(Bucket=name)
+    for layer, name in buckets.items():
+        monkeypatch.setenv(f"DEX_LAKE_{layer.upper()}_URL", f"s3://{name}")
+    report = cli.run(f"file://{sample}", f"s3://dex-work-{run}/pipeline")
+    assert report["reconciliation"]["mismatches"] == []
+
+    def keys(bucket: str) -> set[str]:
+        listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+        return {o["Key"] for o in listed}
+
+    assert any(
+        k.startswith("weather/source=") and "location=berlin" in k for k in keys(buckets["raw"])
+    )
+    assert "weather/date=2023-01-15/part-0.parquet" in keys(buckets["silver"])
+    assert "weather/features/location=berlin/part-0.parquet" in keys(buckets["gold"])
+    work = keys(f"dex-work-{run}")
+    assert "pipeline/_state/weather/state.json" in work
+    assert any(k.startswith("pipeline/quarantine/") for k in work)
+    assert not any(k.startswith(("pipeline/raw/", "pipeline/gold/")) for k in work)
+    # a rerun finds what the first run landed in the layer buckets
+    again = cli.run(f"file://{sample}", f"s3://dex-work-{run}/pipeline")
+    assert again["layers"]["raw"]["files_landed"] == 0
+    dataset = load_features(f"s3://dex-work-{run}/pipeline")
+    assert dataset.source == f"s3://{buckets['gold']}/weather/features"
+    assert len(dataset.frame) > 20
+
+
+def test_layers_must_share_the_lake_scheme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEX_LAKE_GOLD_URL", "s3://some-bucket")
+    with pytest.raises(Exception, match="layer 'gold' at 's3://some-bucket' uses s3://"):
+        open_lake(f"file://{tmp_path}")
