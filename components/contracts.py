@@ -157,6 +157,12 @@ class CacheOutputs:
 class RegistryOutputs:
     repository_urls: dict[str, pulumi.Output[str]]
     """Image repository URL per app (every entry of APP_IMAGES)."""
+    server: pulumi.Output[str]
+    """The registry host images are pushed to."""
+    username: pulumi.Output[str]
+    """Push credentials for `server`: short-lived, fetched at deploy time."""
+    password: pulumi.Output[str]
+    """A secret."""
 
 
 @dataclass(frozen=True)

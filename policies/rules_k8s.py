@@ -13,9 +13,11 @@ from policies.model import (
     ADVISE,
     ALWAYS,
     PROD,
+    UNKNOWN,
     WORLD,
     StackSubject,
     Subject,
+    Unknowable,
     as_list,
     decoded,
     resource_rule,
@@ -223,6 +225,8 @@ def no_host_ports(r: Subject) -> Iterator[str]:
 def image_digest(r: Subject) -> Iterator[str]:
     for c in containers(r):
         image = str(c.get("image", ""))
+        if image == UNKNOWN:
+            raise Unknowable(f"container {c.get('name')} image")  # the digest of a build
         if "@sha256:" not in image:
             yield f"container {c.get('name')} image {image or '(none)'} is not pinned by digest"
 
@@ -314,8 +318,10 @@ def ingress_tls(r: Subject) -> Iterator[str]:
 )
 def pod_security(r: Subject) -> Iterator[str]:
     labels = (r.get("metadata") or {}).get("labels") or {}
-    if labels.get("pod-security.kubernetes.io/enforce") not in ("restricted", "baseline"):
-        yield "no pod-security.kubernetes.io/enforce label"
+    level = labels.get("pod-security.kubernetes.io/enforce")
+    if level not in ("restricted", "baseline"):
+        shown = f"enforce label is {level!r}" if level else "no enforce label"
+        yield f"pod-security.kubernetes.io/{shown}"
 
 
 @resource_rule(

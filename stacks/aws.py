@@ -17,7 +17,7 @@ from components.aws.registry import Registry, RegistryArgs
 from components.aws.workload_identity import WorkloadIdentity, WorkloadIdentityArgs
 from components.contracts import APP_IMAGES, WORKLOAD_SPECS, NodePoolArgs
 from stacks.config import NodeGroupConfig, StackConfig
-from stacks.platform import kubernetes_provider
+from stacks.platform import build_platform
 from stacks.regions import aws_partition
 
 
@@ -144,7 +144,16 @@ def build_aws(cfg: StackConfig) -> dict[str, Any]:
         ),
         opts,
     )
-    kubernetes_provider(cluster.contract)
+    outputs = build_platform(
+        cfg,
+        cluster=cluster.contract,
+        store=store.contract,
+        database=database.contract,
+        cache=cache.contract,
+        registry=registry.contract,
+        identity=identity.contract,
+        random_provider=random_provider,
+    )
     return {
         "cloud": "aws",
         "environment": cfg.environment,
@@ -152,10 +161,11 @@ def build_aws(cfg: StackConfig) -> dict[str, Any]:
         "vpc_id": network.vpc_id,
         "cluster_name": cluster.name,
         "cluster_endpoint": cluster.endpoint,
-        "kubeconfig": cluster.kubeconfig,
+        "kubeconfig": pulumi.Output.secret(cluster.kubeconfig),
         "bucket_names": store.bucket_names,
         "registry_urls": registry.contract.repository_urls,
         "database_host": database.host,
         "cache_host": cache.contract.host,
         "workload_roles": identity.contract.identities,
+        **outputs,
     }

@@ -204,6 +204,80 @@ class RegistryConfig(_Section):
     """How many most recent images per repository the lifecycle policy keeps."""
 
 
+_HOSTNAME = re.compile(r"^(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_CRON = re.compile(r"^(@(hourly|daily|weekly|monthly|yearly)|(\S+\s+){4}\S+)$")
+
+
+class PlatformConfig(_Section):
+    """What runs on the cluster: hostnames, TLS, the apps' scale and auth."""
+
+    domain: str
+    """DNS domain the platform serves under: `api.`, `mlflow.`, `airflow.`, `grafana.` +
+    domain. Point a wildcard record at the ingress load balancer."""
+    tls_issuer: Literal["acme", "self-signed"]
+    """Where certificates come from: ACME (Let's Encrypt, HTTP-01 through the ingress) or a
+    self-signed CA inside the cluster (dev)."""
+    acme_email: str | None = None
+    """The ACME account's contact address; required with tls_issuer acme."""
+    acme_server: str = "https://acme-v02.api.letsencrypt.org/directory"
+    """The ACME directory (Let's Encrypt's staging one for trials)."""
+    api_min_replicas: int = Field(ge=1, le=100)
+    """Serving API replicas the autoscaler keeps at least."""
+    api_max_replicas: int = Field(ge=1, le=500)
+    """Serving API replicas the autoscaler may scale to."""
+    api_auth: Literal["hs256", "jwks"]
+    """How the API checks bearer tokens: a shared HS256 secret (generated, sealed) or RS256
+    through an OIDC provider's JWKS."""
+    api_jwks_url: str | None = None
+    """The OIDC provider's JWKS URL; required with api_auth jwks."""
+    api_jwt_issuer: str | None = None
+    """The `iss` tokens must carry (api_auth jwks)."""
+    api_jwt_audience: str = "dex-api"
+    """The `aud` tokens must carry."""
+    training_schedule: str = "0 4 * * *"
+    """Cron schedule (UTC) of the training CronJob."""
+    grafana_admin_user: str = "admin"
+    """Grafana's admin user (the password is generated)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems: list[str] = []
+        if not _HOSTNAME.match(self.domain):
+            problems.append(
+                f"dex:platform.domain = '{self.domain}' is not a DNS name "
+                "(lowercase labels separated by dots, like dev.dex.example.com)"
+            )
+        if self.tls_issuer == "acme" and not (self.acme_email and _EMAIL.match(self.acme_email)):
+            problems.append(
+                f"dex:platform.acme_email = {self.acme_email!r}: tls_issuer acme needs a "
+                "contact address for the ACME account"
+            )
+        if not self.acme_server.startswith("https://"):
+            problems.append(f"dex:platform.acme_server = '{self.acme_server}' must be https://")
+        if self.api_max_replicas < self.api_min_replicas:
+            problems.append(
+                f"dex:platform.api_max_replicas = {self.api_max_replicas} is below "
+                f"api_min_replicas = {self.api_min_replicas}"
+            )
+        if self.api_auth == "jwks":
+            if not (self.api_jwks_url and self.api_jwks_url.startswith("https://")):
+                problems.append(
+                    f"dex:platform.api_jwks_url = {self.api_jwks_url!r}: api_auth jwks needs "
+                    "the OIDC provider's https:// JWKS URL"
+                )
+            if not self.api_jwt_issuer:
+                problems.append("dex:platform.api_jwt_issuer is required with api_auth jwks")
+        if not _CRON.match(self.training_schedule.strip()):
+            problems.append(
+                f"dex:platform.training_schedule = '{self.training_schedule}' is not a cron "
+                "schedule (five fields, like '0 4 * * *')"
+            )
+        if problems:
+            raise _CrossFieldError(problems)
+        return self
+
+
 class StackConfig(_Section):
     """Everything a stack can be told, after profiles are applied."""
 
@@ -229,6 +303,7 @@ class StackConfig(_Section):
     cache: CacheConfig
     storage: StorageConfig
     registry: RegistryConfig
+    platform: PlatformConfig
 
     @property
     def name_prefix(self) -> str:
@@ -441,6 +516,13 @@ ENV_PROFILES: dict[str, dict[str, Any]] = {
             "force_destroy": False,
         },
         "registry": {"keep_images": 10},
+        "platform": {
+            "domain": "dev.dex.example.com",
+            "tls_issuer": "self-signed",
+            "api_min_replicas": 1,
+            "api_max_replicas": 3,
+            "api_auth": "hs256",
+        },
     },
     "prod": {
         "owner": "platform-team",
@@ -479,6 +561,16 @@ ENV_PROFILES: dict[str, dict[str, Any]] = {
             "force_destroy": False,
         },
         "registry": {"keep_images": 30},
+        "platform": {
+            "domain": "dex.example.com",
+            "tls_issuer": "acme",
+            "acme_email": "platform-team@example.com",
+            "api_min_replicas": 2,
+            "api_max_replicas": 10,
+            "api_auth": "jwks",
+            "api_jwks_url": "https://auth.example.com/.well-known/jwks.json",
+            "api_jwt_issuer": "https://auth.example.com/",
+        },
     },
 }
 

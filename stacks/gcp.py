@@ -18,7 +18,7 @@ from components.gcp.registry import Registry, RegistryArgs
 from components.gcp.services import ProjectServices
 from components.gcp.workload_identity import WorkloadIdentity, WorkloadIdentityArgs
 from stacks.config import NodeGroupConfig, StackConfig
-from stacks.platform import kubernetes_provider
+from stacks.platform import build_platform
 
 
 def node_pool(spec: NodeGroupConfig) -> NodePoolArgs:
@@ -151,7 +151,16 @@ def build_gcp(cfg: StackConfig) -> dict[str, Any]:
         ),
         opts,
     )
-    kubernetes_provider(cluster.contract)
+    outputs = build_platform(
+        cfg,
+        cluster=cluster.contract,
+        store=store.contract,
+        database=database.contract,
+        cache=cache.contract,
+        registry=registry.contract,
+        identity=identity.contract,
+        random_provider=random_provider,
+    )
     return {
         "cloud": "gcp",
         "environment": cfg.environment,
@@ -160,10 +169,11 @@ def build_gcp(cfg: StackConfig) -> dict[str, Any]:
         "network": network.network_self_link,
         "cluster_name": cluster.name,
         "cluster_endpoint": cluster.endpoint,
-        "kubeconfig": cluster.kubeconfig,
+        "kubeconfig": pulumi.Output.secret(cluster.kubeconfig),
         "bucket_names": store.bucket_names,
         "registry_urls": registry.contract.repository_urls,
         "database_host": database.contract.host,
         "cache_host": cache.contract.host,
         "workload_identities": identity.contract.identities,
+        **outputs,
     }

@@ -104,6 +104,24 @@ class DexMocks(Mocks):
         if token == "gcp:storage/getProjectServiceAccount:getProjectServiceAccount":
             email = "service-123456789012@gs-project-accounts.iam.gserviceaccount.com"
             return {"emailAddress": email, "member": f"serviceAccount:{email}", "id": email}
+        if token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            server = f"{ACCOUNT_ID}.dkr.ecr.{self.aws_region}.amazonaws.com"
+            return {
+                "proxyEndpoint": f"https://{server}",
+                "userName": "AWS",
+                "password": "mock-ecr-token",  # a stand-in, made secret
+                "authorizationToken": "bW9jaw==",
+                "expiresAt": "2030-01-01T00:00:00Z",
+                "id": server,
+            }
+        if token == "gcp:organizations/getClientConfig:getClientConfig":
+            return {
+                "accessToken": "mock-access-token",  # a stand-in, made secret
+                "project": self.gcp_project,
+                "region": self.gcp_region,
+                "zone": "",
+                "id": self.gcp_project,
+            }
         if token == "gcp:compute/getZones:getZones":
             return {"names": [f"{self.gcp_region}-{s}" for s in "bcd"], "id": self.gcp_region}
         return {}
@@ -135,6 +153,23 @@ class DexMocks(Mocks):
             resource_id = self._random(typ, name, h, inputs, outputs)
         elif typ.startswith("kubernetes:"):
             resource_id = self._kubernetes(typ, name, h, inputs, outputs)
+        elif typ == "tls:index/privateKey:PrivateKey":
+            # a generated key cannot be known before it is generated
+            for key in ("privateKeyPem", "privateKeyPemPkcs8", "publicKeyPem", "publicKeyOpenssh"):
+                outputs[key] = UNKNOWN
+            outputs["publicKeyFingerprintSha256"] = UNKNOWN
+            resource_id = h[:40]
+        elif typ == "tls:index/selfSignedCert:SelfSignedCert":
+            outputs.update(certPem=UNKNOWN, validityStartTime=UNKNOWN, validityEndTime=UNKNOWN)
+            resource_id = str(int(h[:16], 16))
+        elif typ == "docker-build:index:Image":
+            # the digest exists only once the image is built and pushed
+            outputs.update(digest=UNKNOWN, ref=UNKNOWN, contextHash=UNKNOWN)
+            resource_id = f"sha256:{h}"
+        elif typ == "pulumi-python:dynamic:Resource":
+            # sealed values are made by the provider at deploy time
+            outputs["encrypted"] = UNKNOWN
+            resource_id = str(inputs.get("namespace", "")) + "/" + str(inputs.get("name", name))
         else:
             resource_id = f"{name}-{h[:8]}"
         return resource_id, {**inputs, **outputs}
@@ -308,7 +343,7 @@ class DexMocks(Mocks):
             if typ.endswith("RandomPassword"):
                 out["bcryptHash"] = UNKNOWN
         elif typ == "random:index/randomId:RandomId":
-            out.update(hex=UNKNOWN, b64Url=UNKNOWN, dec=UNKNOWN)
+            out.update(hex=UNKNOWN, b64Url=UNKNOWN, b64Std=UNKNOWN, dec=UNKNOWN)
         return "none"
 
     def _kubernetes(

@@ -14,6 +14,7 @@ versions: `stacks/schemas/README.md`.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 import re
@@ -50,8 +51,31 @@ def _describe(err: jsonschema.ValidationError) -> str:
     return f"{path.lstrip('.') or '(root)'}: {err.message}"
 
 
-def _errors(validator: jsonschema.protocols.Validator, obj: Any) -> list[str]:
-    return sorted(_describe(e) for e in validator.iter_errors(obj))
+def _errors(validator: jsonschema.protocols.Validator, obj: Any, original: Any = None) -> list[str]:
+    """Every error of `obj`; with `original` (the plan value, secrets and unknowns still
+    marked), errors about a value the plan cannot know yet are left out: the known parts
+    are checked strictly, the rest when the engine knows them."""
+    out = []
+    for err in validator.iter_errors(obj):
+        if original is not None and _touches_special(original, list(err.absolute_path)):
+            continue
+        out.append(_describe(err))
+    return sorted(out)
+
+
+def _touches_special(value: Any, path: list[Any]) -> bool:
+    """Whether the path through `value` reaches a secret or an unknown."""
+    node = value
+    for step in path:
+        if is_secret(node) or is_unknown(node):
+            return True
+        if (isinstance(node, Mapping) and step in node) or (
+            isinstance(node, list) and isinstance(step, int) and step < len(node)
+        ):
+            node = node[step]
+        else:
+            return False
+    return is_secret(node) or is_unknown(node)
 
 
 # -- Kubernetes objects -----------------------------------------------------------------------
@@ -100,7 +124,7 @@ def validate_kubernetes(obj: Mapping[str, Any], version: str = KUBERNETES_VERSIO
     api_version, kind = obj.get("apiVersion"), obj.get("kind")
     if not isinstance(api_version, str) or not isinstance(kind, str):
         return ["(root): apiVersion and kind are required strings"]
-    return _errors(kubernetes_validator(version, api_version, kind), _concrete(obj))
+    return _errors(kubernetes_validator(version, api_version, kind), _concrete(obj), obj)
 
 
 # -- custom resources -------------------------------------------------------------------------
@@ -131,7 +155,7 @@ def crd_validator(schemas_dir: Path, api_version: str, kind: str) -> jsonschema.
 
 def validate_custom_resource(obj: Mapping[str, Any], schemas_dir: Path = SCHEMAS_DIR) -> list[str]:
     api_version, kind = str(obj.get("apiVersion")), str(obj.get("kind"))
-    return _errors(crd_validator(schemas_dir, api_version, kind), _concrete(obj))
+    return _errors(crd_validator(schemas_dir, api_version, kind), _concrete(obj), obj)
 
 
 def has_crd_schema(api_version: str, kind: str, schemas_dir: Path = SCHEMAS_DIR) -> bool:
@@ -182,27 +206,94 @@ def validate_helm_values(
     A chart without a schema checks nothing and returns no errors."""
     spec = load_chart(chart, schemas_dir)
     if spec.schema is None:
-        return []
+        return unknown_keys(spec.defaults, overrides, SUBCHARTS.get(chart, ()))
     merged = helm_merge(spec.defaults, _concrete(overrides))
     # airflow's `$schema` line is not one jsonschema recognises; Draft 7 is what it means.
     cls = jsonschema.validators.validator_for(spec.schema, default=jsonschema.Draft7Validator)
     if cls is jsonschema.Draft202012Validator and "draft-07" in str(spec.schema.get("$schema")):
         cls = jsonschema.Draft7Validator
-    return _errors(cls(spec.schema), merged)
+    return _errors(cls(spec.schema), merged, overrides)
+
+
+SUBCHARTS: dict[str, tuple[str, ...]] = {
+    "kube-prometheus-stack": (
+        "grafana",
+        "kube-state-metrics",
+        "prometheus-node-exporter",
+        "prometheus-windows-exporter",
+    ),
+}
+"""Top-level keys that configure a subchart, whose own defaults are not vendored."""
+
+UNVENDORED_CHARTS: dict[str, str] = {
+    "tempo": "1.25.1",
+    "alloy": "0.12.5",
+}
+"""Charts the program installs that ship no values schema and whose defaults are not
+vendored in stacks/schemas (grafana-community tempo, grafana alloy): only the pinned version is
+checked."""
+
+
+FREE_FORM_KEYS = frozenset(
+    {
+        "resources",
+        "annotations",
+        "labels",
+        "nodeSelector",
+        "affinity",
+        "tolerations",
+        "securityContext",
+        "podSecurityContext",
+        "containerSecurityContext",
+        "extraArgs",
+    }
+)
+"""Keys whose values are Kubernetes objects or free maps, whatever the defaults show."""
+
+
+def unknown_keys(
+    defaults: Mapping[str, Any], overrides: Mapping[str, Any], free: tuple[str, ...] = ()
+) -> list[str]:
+    """For charts without a schema: override keys the chart's values.yaml does not have
+    (a misspelled key is otherwise silently ignored by Helm). Below a key whose default is
+    empty or not a map, anything goes (free-form values)."""
+    problems: list[str] = []
+
+    def walk(default: Mapping[str, Any], override: Mapping[str, Any], path: str) -> None:
+        for key, value in override.items():
+            where = f"{path}.{key}" if path else str(key)
+            if not path and key in free:
+                continue
+            if key not in default:
+                near = difflib.get_close_matches(str(key), [str(k) for k in default], n=1)
+                hint = f"; did you mean '{near[0]}'?" if near else ""
+                problems.append(f"{where}: not a value of the chart{hint}")
+                continue
+            below = default[key]
+            if key in FREE_FORM_KEYS:
+                continue
+            if isinstance(below, Mapping) and below and isinstance(value, Mapping):
+                walk(below, value, where)
+
+    walk(defaults, overrides, "")
+    return sorted(problems)
 
 
 # -- plans ------------------------------------------------------------------------------------
 
 
 def _concrete(value: Any) -> Any:
-    """A plan value with secrets replaced by a placeholder string and unknowns dropped, so a
-    schema check judges what is known."""
+    """A plan value with secrets and unknowns replaced by placeholder strings: keys stay
+    present (a required field the engine will fill is not missing), and `_errors` leaves
+    out what the placeholders themselves get wrong."""
     if is_secret(value):
         return "[secret]"
+    if is_unknown(value):
+        return "[unknown]"
     if isinstance(value, Mapping):
-        return {k: _concrete(v) for k, v in value.items() if not is_unknown(v)}
+        return {k: _concrete(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_concrete(v) for v in value if not is_unknown(v)]
+        return [_concrete(v) for v in value]
     return value
 
 
@@ -237,12 +328,23 @@ def validate_plan(
         findings += [Finding(urn, check, e) for e in errors]
     for res in plan.of_type("kubernetes:helm.sh/v3:Release"):
         chart = str(res.inputs.get("chart", ""))
+        version_pin = str(res.inputs.get("version", ""))
+        if chart in UNVENDORED_CHARTS:
+            if version_pin != UNVENDORED_CHARTS[chart]:
+                findings.append(
+                    Finding(
+                        res.urn,
+                        "helm",
+                        f"chart {chart} version {version_pin!r} differs from the reviewed "
+                        f"{UNVENDORED_CHARTS[chart]!r}",
+                    )
+                )
+            continue
         try:
             spec = load_chart(chart, schemas_dir)
         except SchemaNotFound as exc:
             findings.append(Finding(res.urn, "helm", str(exc)))
             continue
-        version_pin = str(res.inputs.get("version", ""))
         if version_pin != spec.version:
             findings.append(
                 Finding(

@@ -409,14 +409,25 @@ def create_app(settings: ApiSettings | None = None, store: ModelStore | None = N
         return {"status": "alive"}
 
     @app.get("/readyz", tags=["operations"])
-    async def readyz() -> JSONResponse:
+    async def readyz(only: str | None = None) -> JSONResponse:
+        """Ready when the model is loaded and Redis and the registry answer. `?only=model`
+        judges only the named checks (comma-separated): the Kubernetes readiness probe asks
+        for the model alone, so a Redis or MLflow outage degrades but never unroutes a pod
+        that still serves predictions."""
         redis_ok = await asyncio.to_thread(backends.ping)
         checks = {
             "model": store.current is not None,
             "redis": redis_ok,
             "registry": store.registry_ok,
         }
-        degraded = [name for name, ok in checks.items() if not ok]
+        judged = list(checks) if only is None else [c.strip() for c in only.split(",")]
+        unknown = [c for c in judged if c not in checks]
+        if unknown:
+            return JSONResponse(
+                {"detail": f"unknown readiness check(s) {unknown}; known: {sorted(checks)}"},
+                status_code=400,
+            )
+        degraded = [name for name in judged if not checks[name]]
         body = {
             "ready": not degraded,
             "checks": checks,

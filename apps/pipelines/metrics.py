@@ -1,11 +1,14 @@
 """Profiling per layer (row counts, null rates, min/max) and freshness per location, as a
-Prometheus text file the dashboards scrape (node-exporter textfile collector, or a sidecar
-serving it) and as plain data for the run report."""
+Prometheus text file kept in the lake (`_metrics/`), pushed to a Pushgateway when
+`DEX_PUSHGATEWAY_URL` is set (in the cluster), and as plain data for the run report."""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
 from typing import Any
+from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -105,3 +108,33 @@ def render(
         fresh.labels("weather", location).set(hours)
     success.labels("weather").set(last_success.timestamp())
     return generate_latest(registry)
+
+
+log = logging.getLogger(__name__)
+
+
+def push(body: bytes, job: str, url: str | None = None, timeout: float = 10.0) -> str | None:
+    """PUT a batch job's metrics to the Pushgateway at `url` (default `DEX_PUSHGATEWAY_URL`),
+    replacing the job's previous group. Returns None when pushed (or when no gateway is
+    configured), else what went wrong: metrics never fail the job that made them."""
+    import httpx
+
+    url = url if url is not None else os.environ.get("DEX_PUSHGATEWAY_URL")
+    if not url:
+        return None
+    target = f"{url.rstrip('/')}/metrics/job/{quote(job, safe='')}"
+    try:
+        resp = httpx.put(
+            target,
+            content=body,
+            headers={"Content-Type": "text/plain; version=0.0.4"},
+            timeout=timeout,
+        )
+    except httpx.HTTPError as exc:
+        problem = f"pushing metrics to {target} failed: {exc}"
+    else:
+        if resp.status_code < 300:
+            return None
+        problem = f"pushing metrics to {target} failed: HTTP {resp.status_code} {resp.text[:200]}"
+    log.warning("%s", problem)
+    return problem

@@ -423,12 +423,11 @@ class WeatherPipeline:
         state = self.state()
         state["watermarks"].update({loc: ts.isoformat() for loc, ts in newest.items()})
         self.save(state)
-        self.lake.write_bytes(
-            metrics.render(self.report.profiles, self.report.freshness_hours, now),
-            "_metrics",
-            "weather.prom",
-        )
+        rendered = metrics.render(self.report.profiles, self.report.freshness_hours, now)
+        self.lake.write_bytes(rendered, "_metrics", "weather.prom")
+        problem = metrics.push(rendered, "dex-pipeline-weather")
         report = self.report.as_dict()
+        report["metrics_push"] = problem or "ok"
         self.lake.write_json(report, "_runs", self.run_id, "report.json")
         return report
 

@@ -308,7 +308,40 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(result_json(result))
+    problem = push_metrics(result)
+    if problem:
+        print(f"warning: {problem}", file=sys.stderr)
     return 0
+
+
+def render_metrics(result: TrainResult) -> bytes:
+    """The run's holdout figures as Prometheus gauges (the model dashboard's MAE panel)."""
+    from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+    registry = CollectorRegistry()
+    figures = result.metrics
+    gauges = {
+        "dex_training_mae": ("Holdout MAE of the latest trained model", figures.get("mae")),
+        "dex_training_rmse": ("Holdout RMSE of the latest trained model", figures.get("rmse")),
+        "dex_training_baseline_mae": (
+            "Holdout MAE of the persistence baseline",
+            figures.get("baseline_mae"),
+        ),
+    }
+    for name, (doc, value) in gauges.items():
+        if value is not None:
+            Gauge(name, doc, registry=registry).set(float(value))
+    promoted = Gauge(
+        "dex_training_promoted", "1 when the latest model became champion", registry=registry
+    )
+    promoted.set(1.0 if result.alias == "champion" else 0.0)
+    return generate_latest(registry)
+
+
+def push_metrics(result: TrainResult) -> str | None:
+    from apps.pipelines.metrics import push
+
+    return push(render_metrics(result), "dex-training")
 
 
 if __name__ == "__main__":

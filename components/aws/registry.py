@@ -63,6 +63,7 @@ class Registry(pulumi.ComponentResource):
         super().__init__("dex:aws:Registry", name, None, opts)
         tags = {"component": "registry"}
         urls = {}
+        registry_ids: list[pulumi.Output[str]] = []
         for app in args.apps:
             repo = aws.ecr.Repository(
                 f"{name}-{app}",
@@ -85,5 +86,15 @@ class Registry(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             urls[app] = repo.repository_url
-        self.contract = RegistryOutputs(repository_urls=urls)
+            registry_ids.append(repo.registry_id)
+        # A 12-hour token fetched at deploy time for pushing the apps' images.
+        token = aws.ecr.get_authorization_token_output(
+            registry_id=registry_ids[0], opts=pulumi.InvokeOutputOptions(parent=self)
+        )
+        self.contract = RegistryOutputs(
+            repository_urls=urls,
+            server=token.proxy_endpoint.apply(lambda e: e.removeprefix("https://")),
+            username=token.user_name,
+            password=pulumi.Output.secret(token.password),
+        )
         self.register_outputs(contract_outputs(self.contract))

@@ -64,7 +64,15 @@ class Registry(pulumi.ComponentResource):
         base = pulumi.Output.concat(
             args.region, "-docker.pkg.dev/", args.project, "/", repo.repository_id
         )
+        # The deployer's own OAuth token pushes the apps' images (Artifact Registry's
+        # documented `oauth2accesstoken` login).
+        client = gcp.organizations.get_client_config_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        )
         self.contract = RegistryOutputs(
-            repository_urls={app: pulumi.Output.concat(base, "/", app) for app in args.apps}
+            repository_urls={app: pulumi.Output.concat(base, "/", app) for app in args.apps},
+            server=pulumi.Output.concat(args.region, "-docker.pkg.dev"),
+            username=pulumi.Output.from_input("oauth2accesstoken"),
+            password=pulumi.Output.secret(client.access_token),
         )
         self.register_outputs(contract_outputs(self.contract))

@@ -269,6 +269,12 @@ def test_redis_down_degrades_readiness_but_keeps_serving(
         ready = c.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["degraded"] == ["redis"]
+        # the Kubernetes probe judges the model only: the pod stays routable
+        assert c.get("/readyz", params={"only": "model"}).status_code == 200
+        assert c.get("/readyz", params={"only": "model,redis"}).status_code == 503
+        bad = c.get("/readyz", params={"only": "modle"})
+        assert bad.status_code == 400
+        assert "modle" in bad.json()["detail"]
         me = token(sub="fallback")
         assert [
             c.post("/v1/predict", headers=me, json={"rows": [ROW]}).status_code for _ in range(4)
@@ -294,6 +300,7 @@ def test_mlflow_down_serves_the_cached_model(registry: dict[str, str], tmp_path:
     with Server(empty) as srv, httpx.Client(base_url=srv.url) as c:
         assert c.post("/v1/predict", headers=token(), json={"rows": [ROW]}).status_code == 503
         assert c.get("/readyz").json()["checks"]["model"] is False
+        assert c.get("/readyz", params={"only": "model"}).status_code == 503
 
 
 def test_hot_swap_under_load_fails_no_request(registry: dict[str, str], tmp_path: Path) -> None:

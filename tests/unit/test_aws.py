@@ -573,8 +573,8 @@ def test_stateful_resources_are_protected_in_prod_only(plans: dict[str, Plan]) -
 
 def test_children_are_parented_and_prefixed(plans: dict[str, Plan]) -> None:
     plan = plans["prod"]
-    components = {r.urn: r for r in plan if r.type.startswith("dex:aws:")}
-    assert {c.type for c in components.values()} == {
+    components = {r.urn: r for r in plan if r.type.startswith("dex:")}
+    assert {c.type for c in components.values() if c.type.startswith("dex:aws:")} == {
         "dex:aws:Network",
         "dex:aws:Cluster",
         "dex:aws:ObjectStore",
@@ -584,7 +584,7 @@ def test_children_are_parented_and_prefixed(plans: dict[str, Plan]) -> None:
         "dex:aws:WorkloadIdentity",
     }
     for res in plan:
-        if res.custom and res.type.startswith(("aws:", "random:")):
+        if res.custom and res.type.startswith(("aws:", "random:", "kubernetes:", "tls:")):
             assert res.parent in components, res.urn
             assert res.name.startswith(components[res.parent].name), res.urn
     for comp in components.values():

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from stacks.plan import SECRET_SIG, SIG_KEY, UNKNOWN, Plan, is_secret, load_plan
-from stacks.synth import dump_plan, order_resources, synthesize
+from stacks.synth import DYNAMIC_PROVIDER, dump_plan, order_resources, synthesize
 from tests.conftest import ROOT, STACKS
 
 pytestmark = pytest.mark.unit
@@ -39,6 +39,10 @@ def test_every_custom_resource_has_an_explicit_provider(plans: dict[str, Plan], 
     plan = plans[stack]
     providers = {f"{r.urn}::{r.id}" for r in plan if r.type.startswith("pulumi:providers:")}
     for res in plan:
+        if res.type == "pulumi-python:dynamic:Resource":
+            # a dynamic resource is its own provider (the sealer, serialized with it)
+            assert res.inputs["__provider"] == DYNAMIC_PROVIDER
+            continue
         if res.custom and not res.type.startswith("pulumi:providers:"):
             assert res.provider in providers, f"{res.urn} uses no explicit provider"
 
@@ -101,10 +105,34 @@ def test_generated_passwords_are_unknown_not_invented(plans: dict[str, Plan]) ->
 
 
 def test_unknown_sentinel_marks_values_only_known_after_apply(plans: dict[str, Plan]) -> None:
-    unknown = {(r.type, key) for r in plans["prod"] for key, v in r.outputs.items() if v == UNKNOWN}
-    # EKS resolves an add-on's default version at creation; nothing else is left unknown
-    # (generated credentials are unknown too, inside their secret envelopes).
-    assert unknown == {("aws:eks/addon:Addon", "addonVersion")}
+    unknown = {
+        (r.type, key)
+        for r in plans["prod"]
+        if r.custom
+        for key, v in r.outputs.items()
+        if v == UNKNOWN
+    }
+    # EKS resolves an add-on's default version at creation; generated ids, keys,
+    # certificates, sealed values and image digests exist only once made. Nothing else is
+    # left unknown (generated passwords are unknown too, inside their secret envelopes).
+    made_at_deploy = {
+        ("random:index/randomId:RandomId", key) for key in ("hex", "b64Url", "b64Std", "dec")
+    } | {
+        ("tls:index/privateKey:PrivateKey", key)
+        for key in ("publicKeyPem", "publicKeyOpenssh", "publicKeyFingerprintSha256")
+    }
+    assert unknown == {
+        ("aws:eks/addon:Addon", "addonVersion"),
+        *made_at_deploy,
+        ("tls:index/selfSignedCert:SelfSignedCert", "certPem"),
+        ("tls:index/selfSignedCert:SelfSignedCert", "validityStartTime"),
+        ("tls:index/selfSignedCert:SelfSignedCert", "validityEndTime"),
+        ("pulumi-python:dynamic:Resource", "certificate"),
+        ("pulumi-python:dynamic:Resource", "encrypted"),
+        ("docker-build:index:Image", "digest"),
+        ("docker-build:index:Image", "ref"),
+        ("docker-build:index:Image", "contextHash"),
+    }
 
 
 def test_stack_outputs_are_recorded(plans: dict[str, Plan]) -> None:

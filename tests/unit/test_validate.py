@@ -246,9 +246,18 @@ def test_helm_values_against_chart_schema(chart: str, good: dict, bad: dict, nee
     assert any(needle in e for e in errors), errors
 
 
-def test_chart_without_schema_checks_nothing_but_loads() -> None:
+def test_chart_without_schema_checks_keys_against_its_defaults() -> None:
     assert load_chart("sealed-secrets").schema is None
-    assert validate_helm_values("sealed-secrets", {"anything": 1}) == []
+    assert validate_helm_values("sealed-secrets", {"keyrenewperiod": "0"}) == []
+    assert validate_helm_values("sealed-secrets", {"keyrenewperiode": "0"}) == [
+        "keyrenewperiode: not a value of the chart; did you mean 'keyrenewperiod'?"
+    ]
+    # nested keys are checked; free-form maps (resources, annotations, ...) are not
+    assert validate_helm_values(
+        "ingress-nginx", {"controller": {"replicaCont": 2, "resources": {"limits": {}}}}
+    ) == ["controller.replicaCont: not a value of the chart; did you mean 'replicaCount'?"]
+    # a subchart's keys belong to the subchart, whose defaults are not vendored
+    assert validate_helm_values("kube-prometheus-stack", {"grafana": {"anything": 1}}) == []
     with pytest.raises(SchemaNotFound, match="no chart 'nginx'"):
         load_chart("nginx")
 

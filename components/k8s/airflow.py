@@ -1,0 +1,171 @@
+"""Airflow: the official chart with the KubernetesExecutor, its metadata database on the
+managed Postgres, task logs in the logs bucket through the workload identity, the DAGs baked
+into the pipelines image, and every key from sealed secrets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.k8s.base import AIRFLOW_NS, RUNTIME_DEFAULT, env_list, resources, secret_ref
+from components.k8s.ingress import INGRESS_CLASS, tls_annotations
+
+AIRFLOW_CHART_VERSION = "1.21.0"
+AIRFLOW_VERSION = "3.2.0"
+"""The chart's airflowVersion; the pipelines image is built on apache/airflow of this version."""
+METADATA_SECRET = "airflow-metadata"
+FERNET_SECRET = "airflow-fernet-key"
+API_SECRET = "airflow-api-secret-key"
+JWT_SECRET = "airflow-jwt-secret"
+ADMIN_SECRET = "airflow-admin"
+SERVICE_ACCOUNT = "airflow"
+TASK_SERVICE_ACCOUNT = "pipelines"
+
+_COMPONENTS_ON_AIRFLOW_SA = (
+    "scheduler",
+    "apiServer",
+    "triggerer",
+    "dagProcessor",
+    "migrateDatabaseJob",
+    "createUserJob",
+    "statsd",
+    "cleanup",
+    "databaseCleanup",
+)
+
+
+def remote_log_conn_id(logs_url: str) -> str:
+    """The connection Airflow's remote logging uses; with no such connection defined, the
+    hooks fall back to the pod's ambient (workload identity) credentials."""
+    return "aws_default" if logs_url.startswith("s3://") else "google_cloud_default"
+
+
+def airflow_values(
+    *,
+    host: str,
+    image_repository: pulumi.Input[str],
+    image_tag: str,
+    image_digest: pulumi.Input[str],
+    logs_url: pulumi.Input[str],
+    task_env: dict[str, Any],
+    replicas: int,
+) -> dict[str, Any]:
+    """`task_env` reaches every Airflow container, so the KubernetesExecutor's task pods
+    (which run the pipeline) see the lake and telemetry settings."""
+    sa = {"create": False, "name": SERVICE_ACCOUNT}
+    values: dict[str, Any] = {
+        "executor": "KubernetesExecutor",
+        "airflowVersion": AIRFLOW_VERSION,
+        "images": {
+            "airflow": {
+                "repository": image_repository,
+                # the digest wins where the chart supports one; the KubernetesExecutor's
+                # `repository:tag` then also resolves to it (`tag@digest` pins by digest)
+                "tag": pulumi.Output.concat(image_tag, "@", image_digest),
+                "digest": image_digest,
+                "pullPolicy": "IfNotPresent",
+            },
+            "useDefaultImageForMigration": False,
+        },
+        "postgresql": {"enabled": False},
+        "redis": {"enabled": False},
+        "pgbouncer": {"enabled": False},
+        "data": {"metadataSecretName": METADATA_SECRET},
+        "fernetKeySecretName": FERNET_SECRET,
+        "apiSecretKeySecretName": API_SECRET,
+        "jwtSecretName": JWT_SECRET,
+        "uid": 50000,
+        "gid": 0,
+        "securityContexts": {
+            "pod": {
+                "runAsNonRoot": True,
+                "runAsUser": 50000,
+                "fsGroup": 0,
+                "seccompProfile": RUNTIME_DEFAULT,
+            },
+            "containers": {
+                "allowPrivilegeEscalation": False,
+                "capabilities": {"drop": ["ALL"]},
+                "runAsNonRoot": True,
+            },
+        },
+        "env": env_list(task_env),
+        "config": {
+            "core": {"load_examples": "False"},
+            "logging": {
+                "remote_logging": "True",
+                "remote_base_log_folder": pulumi.Output.concat(logs_url, "/tasks"),
+                "remote_log_conn_id": pulumi.Output.from_input(logs_url).apply(remote_log_conn_id),
+                "delete_local_logs": "True",
+            },
+            "api": {"base_url": f"https://{host}"},
+        },
+        "createUserJob": {
+            "defaultUser": {
+                "role": "Admin",
+                "username": "admin",
+                "email": "admin@dex.local",
+                "firstName": "DEX",
+                "lastName": "Admin",
+                # expanded by Kubernetes from the container's env: never in the values
+                "password": "$(DEX_AIRFLOW_ADMIN_PASSWORD)",
+            },
+            "env": [
+                {
+                    "name": "DEX_AIRFLOW_ADMIN_PASSWORD",
+                    "valueFrom": secret_ref(ADMIN_SECRET, "password"),
+                }
+            ],
+        },
+        "apiServer": {"replicas": replicas, "resources": resources("250m", "1Gi", "2")},
+        "scheduler": {"replicas": replicas, "resources": resources("250m", "1Gi", "2")},
+        "workers": {
+            "serviceAccount": {"create": False, "name": TASK_SERVICE_ACCOUNT},
+            "resources": resources("500m", "2Gi", "2"),
+        },
+        "dags": {"persistence": {"enabled": False}, "gitSync": {"enabled": False}},
+        "logs": {"persistence": {"enabled": False}},
+        "statsd": {"enabled": True},
+        "ingress": {
+            "apiServer": {
+                "enabled": True,
+                "ingressClassName": INGRESS_CLASS,
+                "annotations": tls_annotations(),
+                "pathType": "Prefix",
+                "hosts": [{"name": host, "tls": {"enabled": True, "secretName": "airflow-tls"}}],
+            }
+        },
+    }
+    for component in _COMPONENTS_ON_AIRFLOW_SA:
+        section = values.setdefault(component, {})
+        section["serviceAccount"] = dict(sa)
+    return values
+
+
+class Airflow(pulumi.ComponentResource):
+    """The Airflow Helm release. Type token `dex:k8s:Airflow`."""
+
+    def __init__(
+        self,
+        name: str,
+        values: dict[str, Any],
+        depends_on: list[pulumi.Resource],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("dex:k8s:Airflow", name, None, opts)
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release",
+            name="airflow",
+            chart="airflow",
+            version=AIRFLOW_CHART_VERSION,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo="https://airflow.apache.org"),
+            namespace=AIRFLOW_NS,
+            values=values,
+            atomic=True,
+            cleanup_on_fail=True,
+            timeout=1200,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+        )
+        self.register_outputs({"release": self.release.name, "namespace": AIRFLOW_NS})

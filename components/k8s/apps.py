@@ -1,0 +1,292 @@
+"""The bundled apps on the cluster: the serving API (Deployment, Service, Ingress, HPA, PDB,
+ServiceMonitor) and model training (a CronJob), each with its own service account, configured
+only through environment variables built from the contract outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.k8s.base import (
+    APPS_NS,
+    container_security,
+    env_list,
+    labels,
+    pod_security,
+    resources,
+    selector,
+    untyped,
+)
+from components.k8s.ingress import INGRESS_CLASS, tls_annotations
+
+API_PORT = 8000
+API_SECRET = "api-secrets"
+API_SCOPES_NOTE = "tokens carry scopes predict, forecast, model:read"
+
+
+def api_deployment_spec(
+    image: pulumi.Input[str], env: dict[str, Any], replicas: int
+) -> dict[str, Any]:
+    app = "api"
+    pod_labels = labels(app, "serving")
+    return {
+        "replicas": replicas,
+        "revisionHistoryLimit": 5,
+        "selector": {"matchLabels": selector(app)},
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+        },
+        "template": {
+            "metadata": {
+                "labels": pod_labels,
+                "annotations": {"kubectl.kubernetes.io/default-container": app},
+            },
+            "spec": {
+                "serviceAccountName": "api",
+                "automountServiceAccountToken": True,  # the cloud identity's projected token
+                "securityContext": pod_security(),
+                "terminationGracePeriodSeconds": 30,
+                "topologySpreadConstraints": [
+                    {
+                        "maxSkew": 1,
+                        "topologyKey": key,
+                        "whenUnsatisfiable": "ScheduleAnyway",
+                        "labelSelector": {"matchLabels": selector(app)},
+                    }
+                    for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+                ],
+                "containers": [
+                    {
+                        "name": app,
+                        "image": image,
+                        "imagePullPolicy": "IfNotPresent",
+                        "args": ["--host", "0.0.0.0", "--port", str(API_PORT)],  # noqa: S104
+                        "ports": [{"name": "http", "containerPort": API_PORT}],
+                        "env": env_list(env),
+                        "startupProbe": {
+                            "httpGet": {"path": "/healthz", "port": "http"},
+                            "periodSeconds": 2,
+                            "failureThreshold": 60,
+                        },
+                        "livenessProbe": {
+                            "httpGet": {"path": "/healthz", "port": "http"},
+                            "periodSeconds": 10,
+                            "timeoutSeconds": 2,
+                            "failureThreshold": 3,
+                        },
+                        # routable while a model is loaded, even if Redis or MLflow is down
+                        "readinessProbe": {
+                            "httpGet": {"path": "/readyz?only=model", "port": "http"},
+                            "periodSeconds": 5,
+                            "timeoutSeconds": 2,
+                            "failureThreshold": 2,
+                        },
+                        # let the load balancer stop sending before uvicorn starts draining
+                        "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
+                        "resources": resources("250m", "512Mi", "1"),
+                        "securityContext": container_security(),
+                        "volumeMounts": [
+                            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108
+                            {"name": "model-cache", "mountPath": "/var/cache/dex"},
+                        ],
+                    }
+                ],
+                "volumes": [
+                    {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+                    {"name": "model-cache", "emptyDir": {"sizeLimit": "1Gi"}},
+                ],
+            },
+        },
+    }
+
+
+def training_cronjob_spec(
+    image: pulumi.Input[str], env: dict[str, Any], schedule: str
+) -> dict[str, Any]:
+    app = "training"
+    pod_labels = labels(app, "training")
+    return {
+        "schedule": schedule,
+        "timeZone": "Etc/UTC",
+        "concurrencyPolicy": "Forbid",
+        "startingDeadlineSeconds": 3600,
+        "successfulJobsHistoryLimit": 3,
+        "failedJobsHistoryLimit": 3,
+        "jobTemplate": {
+            "metadata": {"labels": pod_labels},
+            "spec": {
+                "backoffLimit": 2,
+                "activeDeadlineSeconds": 7200,
+                "ttlSecondsAfterFinished": 7 * 86400,
+                "template": {
+                    "metadata": {"labels": pod_labels},
+                    "spec": {
+                        "serviceAccountName": "training",
+                        "restartPolicy": "Never",
+                        "securityContext": pod_security(),
+                        "containers": [
+                            {
+                                "name": app,
+                                "image": image,
+                                "env": env_list(env),
+                                "resources": resources("1", "4Gi", "2"),
+                                "securityContext": container_security(),
+                                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108
+                            }
+                        ],
+                        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}}],
+                    },
+                },
+            },
+        },
+    }
+
+
+class ServingApi(pulumi.ComponentResource):
+    """The serving API. Type token `dex:k8s:ServingApi`."""
+
+    def __init__(
+        self,
+        name: str,
+        image: pulumi.Input[str],
+        env: dict[str, Any],
+        host: str,
+        min_replicas: int,
+        max_replicas: int,
+        depends_on: list[pulumi.Resource],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("dex:k8s:ServingApi", name, None, opts)
+        app = "api"
+        child = pulumi.ResourceOptions(parent=self, depends_on=depends_on)
+        meta = {"name": app, "namespace": APPS_NS, "labels": labels(app, "serving")}
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=untyped(meta),
+            spec=untyped(api_deployment_spec(image, env, min_replicas)),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=depends_on,
+                # the autoscaler owns the replica count once it runs
+                ignore_changes=["spec.replicas"],
+            ),
+        )
+        k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=untyped(meta),
+            spec=untyped(
+                {
+                    "type": "ClusterIP",
+                    "selector": selector(app),
+                    "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+                }
+            ),
+            opts=child,
+        )
+        k8s.networking.v1.Ingress(
+            f"{name}-ingress",
+            metadata=untyped(
+                {
+                    **meta,
+                    "annotations": {
+                        **tls_annotations(),
+                        "nginx.ingress.kubernetes.io/proxy-body-size": "1m",
+                    },
+                }
+            ),
+            spec=untyped(
+                {
+                    "ingressClassName": INGRESS_CLASS,
+                    "tls": [{"hosts": [host], "secretName": "api-tls"}],
+                    "rules": [
+                        {
+                            "host": host,
+                            "http": {
+                                "paths": [
+                                    {
+                                        "path": "/",
+                                        "pathType": "Prefix",
+                                        "backend": {
+                                            "service": {"name": app, "port": {"name": "http"}}
+                                        },
+                                    }
+                                ]
+                            },
+                        }
+                    ],
+                }
+            ),
+            opts=child,
+        )
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-hpa",
+            metadata=untyped(meta),
+            spec=untyped(
+                {
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": app},
+                    "minReplicas": min_replicas,
+                    "maxReplicas": max_replicas,
+                    "metrics": [
+                        {
+                            "type": "Resource",
+                            "resource": {
+                                "name": "cpu",
+                                "target": {"type": "Utilization", "averageUtilization": 60},
+                            },
+                        }
+                    ],
+                    "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
+                }
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment]),
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata=untyped(meta),
+            spec=untyped(
+                {"minAvailable": 1, "selector": {"matchLabels": selector(app)}}
+                if min_replicas > 1
+                else {"maxUnavailable": 1, "selector": {"matchLabels": selector(app)}}
+            ),
+            opts=child,
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-monitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="ServiceMonitor",
+            metadata=meta,
+            spec={
+                "selector": {"matchLabels": selector(app)},
+                "namespaceSelector": {"matchNames": [APPS_NS]},
+                "endpoints": [{"port": "http", "path": "/metrics", "interval": "15s"}],
+            },
+            opts=child,
+        )
+        self.register_outputs({"url": f"https://{host}", "replicas": [min_replicas, max_replicas]})
+
+
+class Training(pulumi.ComponentResource):
+    """Model training on a schedule. Type token `dex:k8s:Training`."""
+
+    def __init__(
+        self,
+        name: str,
+        image: pulumi.Input[str],
+        env: dict[str, Any],
+        schedule: str,
+        depends_on: list[pulumi.Resource],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("dex:k8s:Training", name, None, opts)
+        k8s.batch.v1.CronJob(
+            f"{name}-cronjob",
+            metadata=untyped(
+                {"name": "training", "namespace": APPS_NS, "labels": labels("training")}
+            ),
+            spec=untyped(training_cronjob_spec(image, env, schedule)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+        )
+        self.register_outputs({"schedule": schedule})

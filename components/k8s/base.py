@@ -1,0 +1,107 @@
+"""Shared pieces of everything components/k8s puts on the cluster: namespaces, labels,
+security contexts and resource sizes, written once so every workload gets the same hardening.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+NAMESPACES: dict[str, str] = {
+    "platform": "baseline",
+    "mlflow": "baseline",
+    "airflow": "baseline",
+    "apps": "restricted",
+    "observability": "baseline",
+}
+"""Each concern's namespace and the Pod Security level it enforces; every namespace also
+warns and audits at `restricted`. `apps` runs only this repository's workloads, whose pod
+specs the tests hold to `restricted`. The other namespaces run third-party charts whose
+rendered pods cannot be checked offline (no chart sources here): they enforce `baseline`
+(no privileged pods, host namespaces or hostPath) and report anything short of `restricted`
+as warnings at deploy time and audit events, so tightening them is a reviewed one-line change.
+The node exporter, which needs the host, is not installed (kubelet metrics cover nodes)."""
+
+PLATFORM_NS = "platform"
+OBSERVABILITY_NS = "observability"
+APPS_NS = "apps"
+MLFLOW_NS = "mlflow"
+AIRFLOW_NS = "airflow"
+
+MANAGED_BY = {"app.kubernetes.io/part-of": "dex", "app.kubernetes.io/managed-by": "pulumi"}
+
+
+def labels(name: str, component: str | None = None) -> dict[str, str]:
+    """The recommended app labels of one workload."""
+    out = {"app.kubernetes.io/name": name, **MANAGED_BY}
+    if component:
+        out["app.kubernetes.io/component"] = component
+    return out
+
+
+def selector(name: str) -> dict[str, str]:
+    """The labels a Service/PDB/HPA selects one workload's pods by (stable: never change)."""
+    return {"app.kubernetes.io/name": name}
+
+
+RUNTIME_DEFAULT = {"type": "RuntimeDefault"}
+
+
+def pod_security(uid: int = 10001) -> dict[str, Any]:
+    """A pod securityContext that satisfies Pod Security `restricted`."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": RUNTIME_DEFAULT,
+    }
+
+
+def container_security() -> dict[str, Any]:
+    """A container securityContext: no privilege, no escalation, no capabilities, read-only
+    root filesystem (writable paths are emptyDir mounts)."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": RUNTIME_DEFAULT,
+    }
+
+
+def resources(cpu: str, memory: str, cpu_limit: str | None = None) -> dict[str, Any]:
+    """Requests and limits: memory limit = request (no overcommit of what gets OOM-killed),
+    CPU limited at `cpu_limit` (default 4x the request)."""
+    limit = cpu_limit or _times(cpu, 4)
+    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": limit, "memory": memory}}
+
+
+def _times(cpu: str, factor: int) -> str:
+    milli = int(cpu[:-1]) if cpu.endswith("m") else int(float(cpu) * 1000)
+    return f"{milli * factor}m"
+
+
+def env_list(values: dict[str, Any]) -> list[dict[str, Any]]:
+    """`{"NAME": value}` as a container env list, sorted by name (stable diffs); a value
+    that is a dict is used as `valueFrom`."""
+    out = []
+    for name in sorted(values):
+        value = values[name]
+        if isinstance(value, dict):
+            out.append({"name": name, "valueFrom": value})
+        else:
+            out.append({"name": name, "value": value})
+    return out
+
+
+def secret_ref(secret: str, key: str) -> dict[str, Any]:
+    return {"secretKeyRef": {"name": secret, "key": key}}
+
+
+def untyped(value: Any) -> Any:
+    """A Kubernetes object part handed to pulumi-kubernetes as plain data. Its TypedDict
+    overloads make mypy's check of large nested literals explode (minutes, gigabytes); the
+    strict Kubernetes schema validation of every object in the plans checks them instead
+    (tests/unit/test_k8s.py), field by field, with the cluster version's own schema."""
+    return value

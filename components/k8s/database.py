@@ -1,0 +1,146 @@
+"""The applications' databases inside the managed Postgres, created from the cluster.
+
+The managed instance is private (no route from where `pulumi up` runs), so a Job inside the
+cluster connects as the admin and makes each application's role and database, idempotently:
+roles are created or have their password reset, databases are created only when missing, and
+each application owns its own database. On GCP, Cloud SQL already made them; the same Job
+then only confirms passwords and ownership, so both clouds run one code path.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.contracts import DatabaseOutputs
+from components.k8s.base import (
+    PLATFORM_NS,
+    container_security,
+    env_list,
+    labels,
+    pod_security,
+    resources,
+    secret_ref,
+    untyped,
+)
+
+POSTGRES_CLIENT_IMAGE = (
+    "postgres:17.6-alpine@sha256:ef257d85f76e48da1c64832459b59fcaba1a4dac97bf5d7450c77753542eee94"
+)
+BOOTSTRAP_SECRET = "database-bootstrap"
+
+BOOTSTRAP_SQL = r"""
+\set ON_ERROR_STOP on
+SELECT format('CREATE ROLE %I LOGIN', :'app_user')
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_user') \gexec
+ALTER ROLE :"app_user" WITH LOGIN PASSWORD :'app_password';
+GRANT :"app_user" TO CURRENT_USER;
+SELECT format('CREATE DATABASE %I OWNER %I', :'app_db', :'app_user')
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'app_db') \gexec
+ALTER DATABASE :"app_db" OWNER TO :"app_user";
+REVOKE ALL ON DATABASE :"app_db" FROM PUBLIC;
+"""
+"""Run once per application with psql variables app_user, app_password, app_db."""
+
+
+def bootstrap_script(apps: list[str]) -> str:
+    lines = ["set -eu"]
+    for app in apps:
+        upper = app.upper()
+        lines.append(
+            'psql "sslmode=${PGSSLMODE}" --no-psqlrc --quiet '
+            f'-v app_user="${{{upper}_USER}}" -v app_password="${{{upper}_PASSWORD}}" '
+            f'-v app_db="${{{upper}_DB}}" -f /sql/bootstrap.sql'
+        )
+        lines.append(f'echo "database {app}: ready"')
+    return "\n".join(lines) + "\n"
+
+
+def secret_data(db: DatabaseOutputs) -> dict[str, pulumi.Input[str]]:
+    """What the bootstrap Job reads: the admin's password and each app's credentials."""
+    data: dict[str, pulumi.Input[str]] = {"admin-password": db.admin_password}
+    for app, spec in db.app_databases.items():
+        data[f"{app}-password"] = spec.password
+    return data
+
+
+class DatabaseBootstrap(pulumi.ComponentResource):
+    """The bootstrap Job and its script. Type token `dex:k8s:DatabaseBootstrap`."""
+
+    def __init__(
+        self,
+        name: str,
+        db: DatabaseOutputs,
+        depends_on: list[pulumi.Resource],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("dex:k8s:DatabaseBootstrap", name, None, opts)
+        apps = sorted(db.app_databases)
+        script = k8s.core.v1.ConfigMap(
+            f"{name}-sql",
+            metadata=untyped({"name": "database-bootstrap", "namespace": PLATFORM_NS}),
+            data=untyped(
+                {"bootstrap.sql": BOOTSTRAP_SQL.lstrip(), "bootstrap.sh": bootstrap_script(apps)}
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+        )
+        env: dict[str, object] = {
+            "PGHOST": db.host,
+            "PGPORT": db.port.apply(str),
+            "PGUSER": db.admin_user,
+            "PGDATABASE": "postgres",
+            "PGSSLMODE": db.sslmode,
+            "PGCONNECT_TIMEOUT": "10",
+            "PGPASSWORD": secret_ref(BOOTSTRAP_SECRET, "admin-password"),
+        }
+        for app in apps:
+            spec = db.app_databases[app]
+            env[f"{app.upper()}_USER"] = spec.user
+            env[f"{app.upper()}_DB"] = spec.name
+            env[f"{app.upper()}_PASSWORD"] = secret_ref(BOOTSTRAP_SECRET, f"{app}-password")
+        job_labels = labels("database-bootstrap", "bootstrap")
+        self.job = k8s.batch.v1.Job(
+            f"{name}-job",
+            metadata=untyped(
+                {"name": "database-bootstrap", "namespace": PLATFORM_NS, "labels": job_labels}
+            ),
+            spec=untyped(
+                {
+                    "backoffLimit": 6,
+                    "activeDeadlineSeconds": 900,
+                    "ttlSecondsAfterFinished": 86400,
+                    "template": {
+                        "metadata": {"labels": job_labels},
+                        "spec": {
+                            "restartPolicy": "OnFailure",
+                            "automountServiceAccountToken": False,
+                            "securityContext": pod_security(70),
+                            "containers": [
+                                {
+                                    "name": "bootstrap",
+                                    "image": POSTGRES_CLIENT_IMAGE,
+                                    "command": ["sh", "/sql/bootstrap.sh"],
+                                    "env": env_list(env),
+                                    "resources": resources("50m", "64Mi"),
+                                    "securityContext": container_security(),
+                                    "volumeMounts": [
+                                        {"name": "sql", "mountPath": "/sql", "readOnly": True}
+                                    ],
+                                }
+                            ],
+                            "volumes": [
+                                {"name": "sql", "configMap": {"name": "database-bootstrap"}}
+                            ],
+                        },
+                    },
+                }
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[script, *depends_on],
+                # a Job's template is immutable: a changed script runs as a new Job
+                replace_on_changes=["spec"],
+                delete_before_replace=True,
+            ),
+        )
+        self.register_outputs({"job": "database-bootstrap", "databases": apps})

@@ -1,0 +1,426 @@
+"""Observability: Prometheus (kube-prometheus-stack) with Grafana and Alertmanager, Loki for
+logs (shipped by Alloy), Tempo for traces, a Pushgateway for batch jobs, the SLO rules and
+the dashboards provisioned from JSON in this folder.
+
+The prometheus-operator CRDs are applied by Pulumi from the operator's release, server-side
+(the Kubernetes provider runs with server-side apply): they are too large for a client-side
+apply's last-applied annotation, and Helm would never upgrade them. The chart then runs with
+its CRDs skipped and depends on them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.k8s import slo
+from components.k8s.base import (
+    MANAGED_BY,
+    OBSERVABILITY_NS,
+    container_security,
+    labels,
+    pod_security,
+    resources,
+    selector,
+    untyped,
+)
+from components.k8s.ingress import INGRESS_CLASS, tls_annotations
+
+KUBE_PROMETHEUS_STACK_VERSION = "88.5.3"
+PROMETHEUS_OPERATOR_VERSION = "v0.93.1"
+"""The operator release kube-prometheus-stack 88.5.3 ships (its appVersion)."""
+LOKI_VERSION = "18.11.0"
+TEMPO_VERSION = "1.25.1"
+ALLOY_VERSION = "0.12.5"
+PUSHGATEWAY_IMAGE = (
+    "prom/pushgateway:v1.11.1"
+    "@sha256:03738d278e082ee9821df730c741b3b465c251fc2b68a85883def301a55a6215"
+)
+GRAFANA_COMMUNITY_REPO = "https://grafana-community.github.io/helm-charts"
+
+OPERATOR_CRDS = (
+    "alertmanagerconfigs",
+    "alertmanagers",
+    "podmonitors",
+    "probes",
+    "prometheusagents",
+    "prometheuses",
+    "prometheusrules",
+    "scrapeconfigs",
+    "servicemonitors",
+    "thanosrulers",
+)
+DASHBOARDS_DIR = Path(__file__).resolve().parent / "dashboards"
+
+LOKI_URL = f"http://loki.{OBSERVABILITY_NS}.svc.cluster.local:3100"
+TEMPO_URL = f"http://tempo.{OBSERVABILITY_NS}.svc.cluster.local:3200"
+OTLP_HTTP_URL = f"http://tempo.{OBSERVABILITY_NS}.svc.cluster.local:4318"
+PUSHGATEWAY_URL = f"http://pushgateway.{OBSERVABILITY_NS}.svc.cluster.local:9091"
+
+
+def crd_urls() -> list[str]:
+    base = (
+        "https://raw.githubusercontent.com/prometheus-operator/prometheus-operator/"
+        f"{PROMETHEUS_OPERATOR_VERSION}/example/prometheus-operator-crd-full"
+    )
+    return [f"{base}/monitoring.coreos.com_{name}.yaml" for name in OPERATOR_CRDS]
+
+
+def dashboards() -> dict[str, dict[str, Any]]:
+    """Every dashboard JSON of the repository, by file stem."""
+    return {p.stem: json.loads(p.read_text()) for p in sorted(DASHBOARDS_DIR.glob("*.json"))}
+
+
+def kube_prometheus_values(
+    grafana_host: str, admin_secret: str, retention_days: int, replicas: int
+) -> dict[str, Any]:
+    return {
+        "crds": {"enabled": False},
+        "defaultRules": {
+            "create": True,
+            "rules": {"nodeExporterAlerting": False, "nodeExporterRecording": False},
+        },
+        # the node exporter needs hostNetwork/hostPID/hostPath (privileged); node health
+        # comes from the kubelet and the cloud's own node monitoring instead
+        "nodeExporter": {"enabled": False},
+        "alertmanager": {
+            "alertmanagerSpec": {
+                "replicas": replicas,
+                "resources": resources("50m", "128Mi"),
+            }
+        },
+        "prometheus": {
+            "prometheusSpec": {
+                "replicas": replicas,
+                "retention": f"{retention_days}d",
+                "resources": resources("500m", "2Gi", "2"),
+                # pick up every ServiceMonitor / PodMonitor / rule, not only the chart's own
+                "serviceMonitorSelectorNilUsesHelmValues": False,
+                "podMonitorSelectorNilUsesHelmValues": False,
+                "ruleSelectorNilUsesHelmValues": False,
+                "probeSelectorNilUsesHelmValues": False,
+                "storageSpec": {
+                    "volumeClaimTemplate": {
+                        "spec": {
+                            "accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": "50Gi"}},
+                        }
+                    }
+                },
+            }
+        },
+        "grafana": {
+            "admin": {
+                "existingSecret": admin_secret,
+                "userKey": "admin-user",
+                "passwordKey": "admin-password",
+            },
+            "defaultDashboardsEnabled": True,
+            "sidecar": {
+                "dashboards": {"enabled": True, "label": "grafana_dashboard", "labelValue": "1"}
+            },
+            "additionalDataSources": [
+                {"name": "Loki", "uid": "loki", "type": "loki", "url": LOKI_URL},
+                {
+                    "name": "Tempo",
+                    "uid": "tempo",
+                    "type": "tempo",
+                    "url": TEMPO_URL,
+                    "jsonData": {"tracesToLogsV2": {"datasourceUid": "loki"}},
+                },
+            ],
+            "ingress": {
+                "enabled": True,
+                "ingressClassName": INGRESS_CLASS,
+                "annotations": tls_annotations(),
+                "hosts": [grafana_host],
+                "tls": [{"secretName": "grafana-tls", "hosts": [grafana_host]}],
+            },
+        },
+    }
+
+
+def loki_values() -> dict[str, Any]:
+    """Loki as one binary with a volume: enough for the platform's own logs (7 days)."""
+    return {
+        "deploymentMode": "Monolithic",
+        "loki": {
+            "auth_enabled": False,
+            "commonConfig": {"replication_factor": 1},
+            "storage": {"type": "filesystem"},
+            "schemaConfig": {
+                "configs": [
+                    {
+                        "from": "2024-01-01",
+                        "store": "tsdb",
+                        "object_store": "filesystem",
+                        "schema": "v13",
+                        "index": {"prefix": "index_", "period": "24h"},
+                    }
+                ]
+            },
+            "limits_config": {"retention_period": "168h"},
+            "compactor": {"retention_enabled": True, "delete_request_store": "filesystem"},
+        },
+        "singleBinary": {"replicas": 1, "resources": resources("100m", "512Mi")},
+        "backend": {"replicas": 0},
+        "read": {"replicas": 0},
+        "write": {"replicas": 0},
+        "chunksCache": {"enabled": False},
+        "resultsCache": {"enabled": False},
+        "lokiCanary": {"enabled": False},
+        "test": {"enabled": False},
+        "gateway": {"enabled": False},
+    }
+
+
+def tempo_values() -> dict[str, Any]:
+    return {
+        "tempo": {
+            "retention": "72h",
+            "receivers": {"otlp": {"protocols": {"http": {"endpoint": "0.0.0.0:4318"}}}},
+            "resources": resources("100m", "512Mi"),
+        },
+        "persistence": {"enabled": True, "size": "10Gi"},
+        "serviceMonitor": {"enabled": True},
+    }
+
+
+ALLOY_CONFIG = f"""
+discovery.kubernetes "pods" {{
+  role = "pod"
+}}
+
+discovery.relabel "pods" {{
+  targets = discovery.kubernetes.pods.targets
+  rule {{
+    source_labels = ["__meta_kubernetes_namespace"]
+    target_label  = "namespace"
+  }}
+  rule {{
+    source_labels = ["__meta_kubernetes_pod_name"]
+    target_label  = "pod"
+  }}
+  rule {{
+    source_labels = ["__meta_kubernetes_pod_container_name"]
+    target_label  = "container"
+  }}
+  rule {{
+    source_labels = ["__meta_kubernetes_pod_label_app_kubernetes_io_name"]
+    target_label  = "app"
+  }}
+}}
+
+// tails logs through the Kubernetes API: no hostPath mounts
+loki.source.kubernetes "pods" {{
+  targets    = discovery.relabel.pods.output
+  forward_to = [loki.write.default.receiver]
+}}
+
+loki.write "default" {{
+  endpoint {{
+    url = "{LOKI_URL}/loki/api/v1/push"
+  }}
+}}
+"""
+
+
+def alloy_values() -> dict[str, Any]:
+    return {
+        "alloy": {
+            "configMap": {"create": True, "content": ALLOY_CONFIG.strip() + "\n"},
+            "clustering": {"enabled": True},
+            "resources": resources("50m", "256Mi"),
+        },
+        "controller": {"type": "deployment", "replicas": 2},
+    }
+
+
+def _release(
+    name: str,
+    release: str,
+    chart: str,
+    version: str,
+    repo: str,
+    values: dict[str, Any],
+    opts: pulumi.ResourceOptions,
+    skip_crds: bool = False,
+) -> k8s.helm.v3.Release:
+    return k8s.helm.v3.Release(
+        name,
+        name=release,
+        chart=chart,
+        version=version,
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo),
+        namespace=OBSERVABILITY_NS,
+        values=values,
+        skip_crds=skip_crds,
+        atomic=True,
+        cleanup_on_fail=True,
+        timeout=900,
+        opts=opts,
+    )
+
+
+class Observability(pulumi.ComponentResource):
+    """Metrics, logs, traces, alerts and dashboards. Type token `dex:k8s:Observability`."""
+
+    def __init__(
+        self,
+        name: str,
+        grafana_host: str,
+        admin_secret: str,
+        is_prod: bool,
+        depends_on: list[pulumi.Resource],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("dex:k8s:Observability", name, None, opts)
+        after = pulumi.ResourceOptions(parent=self, depends_on=depends_on)
+        self.crds = k8s.yaml.v2.ConfigGroup(
+            f"{name}-operator-crds", files=crd_urls(), opts=pulumi.ResourceOptions(parent=self)
+        )
+        self.stack = _release(
+            f"{name}-kube-prometheus-stack",
+            "kps",
+            "kube-prometheus-stack",
+            KUBE_PROMETHEUS_STACK_VERSION,
+            "https://prometheus-community.github.io/helm-charts",
+            kube_prometheus_values(
+                grafana_host, admin_secret, 30 if is_prod else 7, 2 if is_prod else 1
+            ),
+            pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, self.crds]),
+            skip_crds=True,
+        )
+        after_crds = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, self.crds])
+        grafana_repo = "https://grafana.github.io/helm-charts"
+        _release(
+            f"{name}-loki",
+            "loki",
+            "loki",
+            LOKI_VERSION,
+            GRAFANA_COMMUNITY_REPO,
+            loki_values(),
+            after,
+        )
+        _release(
+            f"{name}-tempo",
+            "tempo",
+            "tempo",
+            TEMPO_VERSION,
+            GRAFANA_COMMUNITY_REPO,
+            tempo_values(),
+            after_crds,
+        )
+        _release(
+            f"{name}-alloy", "alloy", "alloy", ALLOY_VERSION, grafana_repo, alloy_values(), after
+        )
+        self._pushgateway(name, after)
+        for stem, board in dashboards().items():
+            k8s.core.v1.ConfigMap(
+                f"{name}-dashboard-{stem}",
+                metadata=untyped(
+                    {
+                        "name": f"dex-dashboard-{stem}",
+                        "namespace": OBSERVABILITY_NS,
+                        "labels": {**MANAGED_BY, "grafana_dashboard": "1"},
+                    }
+                ),
+                data=untyped({f"dex-{stem}.json": json.dumps(board, indent=2, sort_keys=True)}),
+                opts=after,
+            )
+        rules_opts = pulumi.ResourceOptions(parent=self, depends_on=[self.crds])
+        for group in slo.rule_groups():
+            k8s.apiextensions.CustomResource(
+                f"{name}-rules-{group['name']}",
+                api_version="monitoring.coreos.com/v1",
+                kind="PrometheusRule",
+                metadata={
+                    "name": group["name"],
+                    "namespace": OBSERVABILITY_NS,
+                    "labels": MANAGED_BY,
+                },
+                spec={"groups": [group]},
+                opts=rules_opts,
+            )
+        self.register_outputs(
+            {
+                "grafana_host": grafana_host,
+                "dashboards": sorted(dashboards()),
+                "rule_groups": [g["name"] for g in slo.rule_groups()],
+            }
+        )
+
+    def _pushgateway(self, name: str, opts: pulumi.ResourceOptions) -> None:
+        """A Pushgateway: batch jobs (pipeline runs, training, drift) push their metrics."""
+        app = "pushgateway"
+        pod_labels = labels(app, "metrics")
+        k8s.apps.v1.Deployment(
+            f"{name}-pushgateway",
+            metadata=untyped({"name": app, "namespace": OBSERVABILITY_NS, "labels": pod_labels}),
+            spec=untyped(
+                {
+                    "replicas": 1,
+                    "selector": {"matchLabels": selector(app)},
+                    "template": {
+                        "metadata": {"labels": pod_labels},
+                        "spec": {
+                            "automountServiceAccountToken": False,
+                            "securityContext": pod_security(65534),
+                            "containers": [
+                                {
+                                    "name": app,
+                                    "image": PUSHGATEWAY_IMAGE,
+                                    "args": ["--persistence.file=/data/metrics"],
+                                    "ports": [{"name": "http", "containerPort": 9091}],
+                                    "readinessProbe": {
+                                        "httpGet": {"path": "/-/ready", "port": "http"},
+                                        "periodSeconds": 10,
+                                    },
+                                    "livenessProbe": {
+                                        "httpGet": {"path": "/-/healthy", "port": "http"},
+                                        "periodSeconds": 20,
+                                    },
+                                    "resources": resources("20m", "64Mi"),
+                                    "securityContext": container_security(),
+                                    "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                                }
+                            ],
+                            "volumes": [{"name": "data", "emptyDir": {"sizeLimit": "256Mi"}}],
+                        },
+                    },
+                }
+            ),
+            opts=opts,
+        )
+        k8s.core.v1.Service(
+            f"{name}-pushgateway",
+            metadata=untyped({"name": app, "namespace": OBSERVABILITY_NS, "labels": pod_labels}),
+            spec=untyped(
+                {
+                    "selector": selector(app),
+                    "ports": [{"name": "http", "port": 9091, "targetPort": "http"}],
+                }
+            ),
+            opts=opts,
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pushgateway",
+            metadata=untyped({"name": app, "namespace": OBSERVABILITY_NS, "labels": pod_labels}),
+            spec=untyped({"maxUnavailable": 1, "selector": {"matchLabels": selector(app)}}),
+            opts=opts,
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-pushgateway-monitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="ServiceMonitor",
+            metadata={"name": app, "namespace": OBSERVABILITY_NS, "labels": pod_labels},
+            spec={
+                "selector": {"matchLabels": selector(app)},
+                "endpoints": [{"port": "http", "interval": "30s", "honorLabels": True}],
+            },
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[self.crds])),
+        )
