@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.dex-installed
 
-.PHONY: setup local plan test lint typecheck unit snapshots bench clean lock
+.PHONY: setup local plan test lint typecheck unit snapshots bench clean lock promtool
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "DEX needs Python 3.11 or newer, found " + sys.version.split()[0])'
@@ -40,10 +40,20 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-unit: setup
+unit: setup promtool
 	$(BIN)/pytest -m unit
 
-test: lint typecheck
+# promtool checks the alert rules and dashboard queries (tests/unit/test_rules.py): Debian's
+# `prometheus` package ships it. Installed once when missing (as root, or through sudo).
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  echo "installing promtool (Debian package prometheus)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends prometheus >/dev/null \
+	    || { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends prometheus >/dev/null; }; }
+	@promtool --version | head -1
+
+test: lint typecheck promtool
 	$(BIN)/pytest
 
 snapshots: setup

@@ -127,7 +127,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             property_dependencies={
                 k: sorted(set(v.urns)) for k, v in request.propertyDependencies.items() if v.urns
             },
-            inputs=inputs if request.custom else {},
+            # remote components (helm v4 Chart, yaml v2 ConfigGroup) keep their inputs: what
+            # they will render is decided by those inputs, not by children recorded here
+            inputs=inputs if (request.custom or request.remote) else {},
             outputs=outputs,
             protect=bool(request.protect),
             retain_on_delete=bool(request.retainOnDelete),
@@ -226,6 +228,8 @@ def build_plan(monitor: RecordingMonitor, stack_file: StackFile) -> dict[str, An
             res["inputs"] = rec.inputs
             res["outputs"] = rec.outputs
         else:
+            if rec.inputs:
+                res["inputs"] = rec.inputs
             res["outputs"] = monitor.registered_outputs.get(urn, {})
         if rec.parent:
             res["parent"] = rec.parent

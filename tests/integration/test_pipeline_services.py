@@ -184,3 +184,76 @@ def test_layers_must_share_the_lake_scheme(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("DEX_LAKE_GOLD_URL", "s3://some-bucket")
     with pytest.raises(Exception, match="layer 'gold' at 's3://some-bucket' uses s3://"):
         open_lake(f"file://{tmp_path}")
+
+
+class Gateway(http.server.BaseHTTPRequestHandler):
+    """Stands in for a Pushgateway: records each PUT."""
+
+    pushed: ClassVar[list[tuple[str, str, bytes]]] = []
+
+    def do_PUT(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Gateway.pushed.append((self.path, self.headers["Content-Type"], body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def gateway() -> Iterator[str]:
+    Gateway.pushed = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def test_batch_jobs_push_their_metrics(
+    sample: Path, tmp_path: Path, gateway: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apps.training.train import TrainResult, push_metrics
+
+    monkeypatch.setenv("DEX_PUSHGATEWAY_URL", gateway)
+    report = cli.run(f"file://{sample}", f"file://{tmp_path}/lake")
+    assert report["metrics_push"] == "ok"
+    path, content_type, body = Gateway.pushed[-1]
+    assert path == "/metrics/job/dex-pipeline-weather"
+    assert content_type.startswith("text/plain; version=0.0.4")
+    assert b'dex_pipeline_last_success_timestamp_seconds{pipeline="weather"}' in body
+    assert b'dex_pipeline_freshness_hours{location="berlin",pipeline="weather"}' in body
+    # the same bytes the lake keeps
+    assert body == (tmp_path / "lake/_metrics/weather.prom").read_bytes()
+
+    result = TrainResult(
+        run_id="r1",
+        model_name="m",
+        version="3",
+        alias="champion",
+        metrics={"mae": 1.25, "rmse": 1.5, "baseline_mae": 2.0},
+        champion_mae=None,
+        data_version="d",
+    )
+    assert push_metrics(result) is None
+    path, _, body = Gateway.pushed[-1]
+    assert path == "/metrics/job/dex-training"
+    assert b"dex_training_mae 1.25" in body
+    assert b"dex_training_baseline_mae 2.0" in body
+    assert b"dex_training_promoted 1.0" in body
+
+
+def test_an_unreachable_gateway_does_not_fail_the_run(
+    sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.integration.conftest import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("DEX_PUSHGATEWAY_URL", dead)
+    report = cli.run(f"file://{sample}", f"file://{tmp_path}/lake")
+    assert report["reconciliation"]["mismatches"] == []
+    assert report["metrics_push"].startswith(f"pushing metrics to {dead}/metrics/job/")
+    assert (tmp_path / "lake/_metrics/weather.prom").is_file()

@@ -147,6 +147,36 @@ BAD_CONFIGS: list[tuple[str, dict[str, object], list[str]]] = [
         {**AWS, "region": "us-west-1"},
         ["dex:network.availability_zones", "us-west-1"],
     ),
+    (
+        "domain not a dns name",
+        {**AWS, "platform": {"domain": "Dex_Platform"}},
+        ["dex:platform.domain", "'Dex_Platform'", "not a DNS name"],
+    ),
+    (
+        "acme without email",
+        {**AWS, "platform": {"tls_issuer": "acme"}},
+        ["dex:platform.acme_email", "contact address"],
+    ),
+    (
+        "jwks without url",
+        {**AWS, "platform": {"api_auth": "jwks", "api_jwt_issuer": "https://id.example.com/"}},
+        ["dex:platform.api_jwks_url", "https://"],
+    ),
+    (
+        "replicas inverted",
+        {**AWS, "platform": {"api_min_replicas": 5, "api_max_replicas": 2}},
+        ["dex:platform.api_max_replicas = 2", "api_min_replicas = 5"],
+    ),
+    (
+        "bad cron",
+        {**AWS, "platform": {"training_schedule": "every day"}},
+        ["dex:platform.training_schedule", "'every day'", "cron"],
+    ),
+    (
+        "unknown platform key",
+        {**AWS, "platform": {"domian": "x.example.com"}},
+        ["dex:platform.domian", "did you mean dex:platform.domain"],
+    ),
 ]
 
 
