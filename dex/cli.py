@@ -316,6 +316,92 @@ def pipelines_run(
     _print_pipeline_summary(result)
 
 
+_AIRFLOW_HELP = "Airflow's base URL (default: DEX_AIRFLOW_URL, else the stack's airflow_url)."
+
+
+@pipelines_app.command("trigger")
+def pipelines_trigger(
+    pipeline: Annotated[str, typer.Argument(help="The pipeline (DAG id): weather.")],
+    stack: Annotated[
+        str | None, typer.Option(help="The deployed stack whose Airflow runs it.")
+    ] = None,
+    airflow_url: Annotated[str | None, typer.Option(help=_AIRFLOW_HELP)] = None,
+    username: Annotated[
+        str,
+        typer.Option(
+            help="Airflow user (password: DEX_AIRFLOW_PASSWORD, "
+            "else the stack's airflow_admin_password)."
+        ),
+    ] = "admin",
+    conf: Annotated[str | None, typer.Option(help="Run conf, a JSON object.")] = None,
+    unpause: Annotated[bool, typer.Option(help="Unpause the DAG if it is paused.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Start a run of a pipeline in the deployed Airflow."""
+    from dex.airflow import Airflow, AirflowError, resolve
+
+    if pipeline != "weather":
+        _fail(f"unknown pipeline {pipeline!r}; available: weather")
+    try:
+        run_conf = json.loads(conf) if conf else {}
+    except json.JSONDecodeError as exc:
+        _fail(f"--conf is not JSON: {exc}")
+    if not isinstance(run_conf, dict):
+        _fail("--conf must be a JSON object")
+    try:
+        with Airflow(resolve(stack, airflow_url, username)) as airflow:
+            result = airflow.trigger(pipeline, run_conf, unpause=unpause)
+    except AirflowError as exc:
+        _fail(str(exc), code=1)
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    out.print(f"triggered [bold]{pipeline}[/]: run {result['dag_run_id']} ({result['state']})")
+    if result["paused"]:
+        out.print("[yellow]the DAG is paused: the run waits until it is unpaused[/]")
+    elif result["was_paused"]:
+        out.print("the DAG was paused and has been unpaused")
+    out.print(result["url"], soft_wrap=True)
+
+
+@pipelines_app.command("status")
+def pipelines_status(
+    pipeline: Annotated[str, typer.Argument(help="The pipeline (DAG id).")] = "weather",
+    stack: Annotated[
+        str | None, typer.Option(help="The deployed stack whose Airflow runs it.")
+    ] = None,
+    airflow_url: Annotated[str | None, typer.Option(help=_AIRFLOW_HELP)] = None,
+    username: Annotated[str, typer.Option(help="Airflow user.")] = "admin",
+    limit: Annotated[int, typer.Option(min=1, max=100, help="How many recent runs.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The latest runs of a pipeline in the deployed Airflow, and the newest run's tasks."""
+    from dex.airflow import Airflow, AirflowError, resolve
+
+    try:
+        with Airflow(resolve(stack, airflow_url, username)) as airflow:
+            result = airflow.status(pipeline, limit)
+    except AirflowError as exc:
+        _fail(str(exc), code=1)
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    paused = " (paused)" if result["paused"] else ""
+    runs = Table("run", "state", "type", "run after", "started", "ended",
+                 title=f"{pipeline}{paused}: {result['total_runs']} runs")  # fmt: skip
+    for r in result["runs"]:
+        runs.add_row(
+            r["dag_run_id"], r["state"] or "", r["run_type"] or "", r["run_after"] or "",
+            r["start_date"] or "", r["end_date"] or "",
+        )  # fmt: skip
+    out.print(runs)
+    if result["latest_tasks"]:
+        tasks = Table("task", "state", "try", title="tasks of the newest run")
+        for t in result["latest_tasks"]:
+            tasks.add_row(t["task_id"], t["state"] or "(none)", str(t["try_number"]))
+        out.print(tasks)
+
+
 def _print_pipeline_summary(result: dict[str, object]) -> None:
     layers = result["layers"]
     assert isinstance(layers, dict)

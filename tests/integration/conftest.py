@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -82,3 +85,22 @@ def redis_url() -> str:
     if not reachable("127.0.0.1", 6379):
         pytest.fail("these tests need Redis on 127.0.0.1:6379")
     return "redis://127.0.0.1:6379/0"
+
+
+_ROOT = Path(__file__).resolve().parents[2]
+AIRFLOW_VENV = Path(os.environ.get("DEX_AIRFLOW_VENV", _ROOT / ".venv-airflow"))
+REQUIREMENTS = _ROOT / "apps" / "pipelines" / "airflow-requirements.txt"
+
+
+@pytest.fixture(scope="session")
+def airflow_python() -> Path:
+    python = AIRFLOW_VENV / "bin" / "python"
+    marker = AIRFLOW_VENV / ".dex-requirements"
+    wanted = REQUIREMENTS.read_text()
+    if not python.exists() or not marker.exists() or marker.read_text() != wanted:
+        subprocess.run([sys.executable, "-m", "venv", str(AIRFLOW_VENV)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)], check=True
+        )
+        marker.write_text(wanted)
+    return python

@@ -15,25 +15,9 @@ import pytest
 from apps.pipelines.locations import DEFAULT_LOCATIONS
 from apps.pipelines.sample import generate
 from tests.conftest import ROOT
+from tests.integration.conftest import AIRFLOW_VENV
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-AIRFLOW_VENV = Path(os.environ.get("DEX_AIRFLOW_VENV", ROOT / ".venv-airflow"))
-REQUIREMENTS = ROOT / "apps" / "pipelines" / "airflow-requirements.txt"
-
-
-@pytest.fixture(scope="session")
-def airflow_python() -> Path:
-    python = AIRFLOW_VENV / "bin" / "python"
-    marker = AIRFLOW_VENV / ".dex-requirements"
-    wanted = REQUIREMENTS.read_text()
-    if not python.exists() or not marker.exists() or marker.read_text() != wanted:
-        subprocess.run([sys.executable, "-m", "venv", str(AIRFLOW_VENV)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)], check=True
-        )
-        marker.write_text(wanted)
-    return python
 
 
 @pytest.fixture
