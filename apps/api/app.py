@@ -274,9 +274,20 @@ def create_app(settings: ApiSettings | None = None, store: ModelStore | None = N
         )
     configure_tracing(app, settings.otlp_endpoint)
 
-    def client(request: Request) -> Principal:
-        principal = authenticator.principal(request)
-        wait = backends.hit(principal.subject)
+    # Dependencies are coroutines: a plain `def` would cost a thread-pool round trip per
+    # request. What may block on the network (a JWKS fetch, Redis) still goes to a thread.
+    async def client(request: Request) -> Principal:
+        token = authenticator.token_of(request)
+        principal = authenticator.remembered(token)
+        if principal is None:
+            if authenticator.verifies_remotely:
+                principal = await asyncio.to_thread(authenticator.verify, token)
+            else:
+                principal = authenticator.verify(token)
+        if backends.remote is not None:
+            wait = await asyncio.to_thread(backends.hit, principal.subject)
+        else:
+            wait = backends.hit(principal.subject)
         if wait is not None:
             metrics.limited.inc()
             raise HTTPException(
@@ -288,7 +299,7 @@ def create_app(settings: ApiSettings | None = None, store: ModelStore | None = N
 
     Client = Annotated[Principal, Depends(client)]
 
-    def model() -> LoadedModel:
+    async def model() -> LoadedModel:
         current = store.current
         if current is None:
             raise HTTPException(

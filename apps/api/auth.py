@@ -33,8 +33,15 @@ def _unauthorized(detail: str, error: str = "invalid_token") -> HTTPException:
 
 
 class Authenticator:
+    """Verifies bearer tokens. A verified token's claims are remembered (bounded, until the
+    token expires), so a client reusing its token is not re-verified on every request:
+    the signature check and JSON parsing are most of the per-request cost."""
+
+    CACHE_SIZE = 4096
+
     def __init__(self, settings: ApiSettings) -> None:
         self.settings = settings
+        self._verified: dict[str, tuple[float, Principal]] = {}
         self._jwks = (
             jwt.PyJWKClient(settings.jwks_url, cache_keys=True)
             if (settings.auth_mode == "jwks" and settings.jwks_url)
@@ -76,7 +83,12 @@ class Authenticator:
         except jwt.InvalidTokenError as exc:
             raise _unauthorized(f"invalid token: {exc}") from None
 
-    def principal(self, request: Request) -> Principal:
+    @property
+    def verifies_remotely(self) -> bool:
+        """Whether verifying may fetch keys over the network (JWKS)."""
+        return self._jwks is not None
+
+    def token_of(self, request: Request) -> str:
         header = request.headers.get("Authorization")
         if not header:
             raise _unauthorized("missing bearer token", "invalid_request")
@@ -85,10 +97,32 @@ class Authenticator:
             raise _unauthorized(
                 "malformed Authorization header: expected 'Bearer <token>'", "invalid_request"
             )
-        claims = self.decode(token.strip())
+        return token.strip()
+
+    def remembered(self, token: str) -> Principal | None:
+        """The principal of a token verified before and not yet expired, else None."""
+        hit = self._verified.get(token)
+        if hit is None:
+            return None
+        if time.time() >= hit[0]:
+            self._verified.pop(token, None)
+            return None
+        return hit[1]
+
+    def verify(self, token: str) -> Principal:
+        claims = self.decode(token)
         raw = claims.get("scope", claims.get("scp", ""))
         scopes = frozenset(raw.split() if isinstance(raw, str) else raw)
-        return Principal(str(claims["sub"]), scopes, claims)
+        principal = Principal(str(claims["sub"]), scopes, claims)
+        # remembered until expiry (no leeway: a cached token never outlives its exp)
+        if len(self._verified) >= self.CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)), None)  # oldest first
+        self._verified[token] = (float(claims["exp"]), principal)
+        return principal
+
+    def principal(self, request: Request) -> Principal:
+        token = self.token_of(request)
+        return self.remembered(token) or self.verify(token)
 
 
 def require(principal: Principal, scope: str) -> None:

@@ -23,7 +23,6 @@ from components.k8s.ingress import INGRESS_CLASS, tls_annotations
 
 API_PORT = 8000
 API_SECRET = "api-secrets"
-API_SCOPES_NOTE = "tokens carry scopes predict, forecast, model:read"
 
 
 def api_deployment_spec(

@@ -92,6 +92,8 @@ POLICIES: dict[str, list[Allow]] = {
             [],
         ),
         HTTPS_OUT,
+        # cert-manager's HTTP-01 self-check fetches the challenge through the public endpoint
+        Allow("allow-http-out", "Egress", ANYWHERE, _ports(80)),
         KUBE_API_OUT,
         METADATA_OUT,
         TELEMETRY_OUT,
@@ -198,6 +200,3 @@ class Namespaces(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
                 )
         self.register_outputs({"namespaces": list(NAMESPACES)})
-
-    def depends(self, *names: str) -> list[pulumi.Resource]:
-        return [self.namespaces[n] for n in names]

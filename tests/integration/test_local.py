@@ -156,18 +156,8 @@ def test_local_up_on_an_s3_endpoint(tmp_path: Path, s3_endpoint: str) -> None:
     assert not (tmp_path / "local" / "lake").exists()  # the lake lives on the endpoint
 
 
-def test_local_up_with_airflow(tmp_path: Path) -> None:
-    from tests.integration.test_airflow_dag import AIRFLOW_VENV, REQUIREMENTS
-
-    if not (AIRFLOW_VENV / ".dex-requirements").exists():  # the DAG test's setup installs it
-        import subprocess as sp
-
-        sp.run([sys.executable, "-m", "venv", str(AIRFLOW_VENV)], check=True)
-        sp.run(
-            [str(AIRFLOW_VENV / "bin" / "pip"), "install", "--quiet", "-r", str(REQUIREMENTS)],
-            check=True,
-        )
-        (AIRFLOW_VENV / ".dex-requirements").write_text(REQUIREMENTS.read_text())
+def test_local_up_with_airflow(tmp_path: Path, airflow_python: Path) -> None:
+    """`airflow_python` makes sure Airflow's own virtualenv exists (`dex local` uses it)."""
     result = local_up(tmp_path / "local", "--with-airflow")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "(Airflow)" in result.stdout
