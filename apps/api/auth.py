@@ -115,8 +115,10 @@ class Authenticator:
         scopes = frozenset(raw.split() if isinstance(raw, str) else raw)
         principal = Principal(str(claims["sub"]), scopes, claims)
         # remembered until expiry (no leeway: a cached token never outlives its exp)
-        if len(self._verified) >= self.CACHE_SIZE:
-            self._verified.pop(next(iter(self._verified)), None)  # oldest first
+        if self.CACHE_SIZE <= 0:
+            return principal
+        while len(self._verified) >= self.CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))  # oldest first
         self._verified[token] = (float(claims["exp"]), principal)
         return principal
 

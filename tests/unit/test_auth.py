@@ -75,3 +75,13 @@ def test_memory_is_bounded(auth: tuple[Authenticator, list[str]]) -> None:
         True,
         True,
     ]
+
+
+def test_memory_can_be_turned_off(auth: tuple[Authenticator, list[str]]) -> None:
+    authenticator, decoded = auth
+    authenticator.CACHE_SIZE = 0
+    token = issue_token(SECRET, "carol", ["predict"])
+    authenticator.verify(token)
+    authenticator.verify(token)
+    assert authenticator.remembered(token) is None
+    assert decoded == [token, token]
