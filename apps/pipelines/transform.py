@@ -14,6 +14,14 @@ SPEED_TO_MS = {"km/h": 1 / 3.6, "m/s": 1.0, "mph": 0.44704, "kn": 0.514444}
 PRECIP_TO_MM = {"mm": 1.0, "inch": 25.4}
 
 
+def frame(table: pa.Table) -> pl.DataFrame:
+    """A polars frame of an Arrow table, from one contiguous chunk: converting a table made
+    of many small chunks (a few rows per raw file and day) costs far more than the copy."""
+    df = pl.from_arrow(table.combine_chunks())
+    assert isinstance(df, pl.DataFrame)
+    return df
+
+
 class UnitError(ValueError):
     """A unit the pipeline does not know how to normalize."""
 
@@ -21,8 +29,7 @@ class UnitError(ValueError):
 def deduplicate(bronze: pa.Table) -> tuple[pa.Table, pa.Table]:
     """One row per (location, ts): the latest ingestion wins (ties: the larger checksum, so
     the choice is deterministic). Returns (kept, superseded-as-quarantine)."""
-    df = pl.from_arrow(bronze)
-    assert isinstance(df, pl.DataFrame)
+    df = frame(bronze)
     df = df.sort(
         ["location", "ts", "_fetched_at", "_checksum"], descending=[False, False, True, True]
     )
@@ -41,8 +48,7 @@ def deduplicate(bronze: pa.Table) -> tuple[pa.Table, pa.Table]:
 
 def normalize(bronze: pa.Table) -> pa.Table:
     """Units to °C, %, mm and m/s; the silver layout."""
-    df = pl.from_arrow(bronze)
-    assert isinstance(df, pl.DataFrame)
+    df = frame(bronze)
     for col, known in (("wind_speed_unit", SPEED_TO_MS), ("precipitation_unit", PRECIP_TO_MM)):
         unknown = set(df[col].unique().to_list()) - set(known)
         if unknown:
@@ -76,8 +82,7 @@ def normalize(bronze: pa.Table) -> pa.Table:
 
 def daily(silver: pa.Table) -> pa.Table:
     """Daily aggregates per location."""
-    df = pl.from_arrow(silver)
-    assert isinstance(df, pl.DataFrame)
+    df = frame(silver)
     out = (
         df.with_columns(pl.col("ts").dt.date().alias("date"))
         .group_by(["location", "date"])
@@ -99,8 +104,7 @@ def features(daily_rows: pa.Table) -> pa.Table:
     """Training features per location and day: lags and rolling windows of the past only, the
     day of year as a circle, and the target (the next day's max temperature, null on the last
     day). Gaps in the days are kept as gaps: lags use the calendar, not row order."""
-    df = pl.from_arrow(daily_rows)
-    assert isinstance(df, pl.DataFrame)
+    df = frame(daily_rows)
     parts = []
     for (loc,), group in df.sort("date").group_by(["location"], maintain_order=True):
         first, last = group["date"].min(), group["date"].max()
