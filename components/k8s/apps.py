@@ -45,7 +45,8 @@ def api_deployment_spec(
             },
             "spec": {
                 "serviceAccountName": "api",
-                "automountServiceAccountToken": True,  # the cloud identity's projected token
+                # no Kubernetes API token: the cloud identity does not need one
+                "automountServiceAccountToken": False,
                 "securityContext": pod_security(),
                 "terminationGracePeriodSeconds": 30,
                 "topologySpreadConstraints": [
@@ -124,6 +125,7 @@ def training_cronjob_spec(
                     "metadata": {"labels": pod_labels},
                     "spec": {
                         "serviceAccountName": "training",
+                        "automountServiceAccountToken": False,
                         "restartPolicy": "Never",
                         "securityContext": pod_security(),
                         "containers": [

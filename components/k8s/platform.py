@@ -57,6 +57,8 @@ from components.k8s.secrets import SealedSecrets
 
 OPEN_METEO_ARCHIVE = "https://archive-api.open-meteo.com/v1/archive"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
+KUBE_API_CLIENTS = frozenset({"airflow"})
+"""Workloads whose pods get a Kubernetes API token."""
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,10 @@ class KubernetesPlatform(pulumi.ComponentResource):
                             "annotations": args.identity.service_account_annotations[spec.name],
                         }
                     ),
-                    automount_service_account_token=False,
+                    # only Airflow calls the Kubernetes API (the KubernetesExecutor launches
+                    # task pods, the API server reads their logs); cloud identity needs no
+                    # API token (IRSA projects its own, GKE asks the metadata server)
+                    automount_service_account_token=spec.name in KUBE_API_CLIENTS,
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[ns[spec.namespace]]),
                 )
             )

@@ -131,6 +131,7 @@ def test_every_workload_is_hardened(plans: dict[str, Plan], stack: str) -> None:
         assert not spec.get("hostNetwork"), res.urn
         assert not spec.get("hostPID"), res.urn
         assert not spec.get("hostIPC"), res.urn
+        assert spec["automountServiceAccountToken"] is False, res.urn  # no API token
         for volume in spec.get("volumes", []):
             assert "hostPath" not in volume, res.urn
         for c in spec["containers"] + spec.get("initContainers", []):
@@ -318,7 +319,8 @@ def test_service_accounts_carry_the_cloud_identity(plans: dict[str, Plan], stack
     }
     for (_ns, name), inputs in accounts.items():
         assert inputs["metadata"]["annotations"] == expected[name]
-        assert inputs["automountServiceAccountToken"] is False
+        # only Airflow talks to the Kubernetes API (it launches the task pods)
+        assert inputs["automountServiceAccountToken"] is (name == "airflow"), name
     key = (
         "eks.amazonaws.com/role-arn"
         if not stack.startswith("gcp")
