@@ -7,9 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
-from components.k8s.base import AIRFLOW_NS, RUNTIME_DEFAULT, env_list, resources, secret_ref
+from components.k8s.base import (
+    AIRFLOW_NS,
+    RUNTIME_DEFAULT,
+    env_list,
+    helm_release,
+    resources,
+    secret_ref,
+)
 from components.k8s.ingress import INGRESS_CLASS, tls_annotations
 
 AIRFLOW_CHART_VERSION = "1.21.0"
@@ -155,16 +161,14 @@ class Airflow(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("dex:k8s:Airflow", name, None, opts)
-        self.release = k8s.helm.v3.Release(
+        self.release = helm_release(
             f"{name}-release",
-            name="airflow",
+            release="airflow",
             chart="airflow",
             version=AIRFLOW_CHART_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo="https://airflow.apache.org"),
+            repo="https://airflow.apache.org",
             namespace=AIRFLOW_NS,
             values=values,
-            atomic=True,
-            cleanup_on_fail=True,
             timeout=1200,
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )

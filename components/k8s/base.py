@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pulumi
+import pulumi_kubernetes as k8s
+
 NAMESPACES: dict[str, str] = {
     "platform": "baseline",
     "mlflow": "baseline",
@@ -105,3 +108,39 @@ def untyped(value: Any) -> Any:
     strict Kubernetes schema validation of every object in the plans checks them instead
     (tests/unit/test_k8s.py), field by field, with the cluster version's own schema."""
     return value
+
+
+def helm_release(
+    name: str,
+    *,
+    release: str,
+    chart: str,
+    version: str,
+    repo: str,
+    namespace: str,
+    values: dict[str, Any],
+    opts: pulumi.ResourceOptions,
+    timeout: int | None = None,
+    skip_crds: bool | None = None,
+) -> k8s.helm.v3.Release:
+    """A pinned chart from its repository, installed atomically (a failed install or upgrade
+    rolls back and cleans up). helm.v3.Release keeps `values` as inputs: the plan shows them
+    and the tests check them against the chart."""
+    extra: dict[str, Any] = {}
+    if timeout is not None:
+        extra["timeout"] = timeout
+    if skip_crds is not None:
+        extra["skip_crds"] = skip_crds
+    return k8s.helm.v3.Release(
+        name,
+        name=release,
+        chart=chart,
+        version=version,
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo),
+        namespace=namespace,
+        values=values,
+        atomic=True,
+        cleanup_on_fail=True,
+        opts=opts,
+        **extra,
+    )

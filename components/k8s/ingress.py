@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s.base import MANAGED_BY, PLATFORM_NS
+from components.k8s.base import MANAGED_BY, PLATFORM_NS, helm_release
 
 INGRESS_NGINX_VERSION = "4.15.1"
 CERT_MANAGER_VERSION = "v1.21.1"
@@ -141,30 +141,24 @@ class IngressTls(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("dex:k8s:IngressTls", name, None, opts)
-        self.controller = k8s.helm.v3.Release(
+        self.controller = helm_release(
             f"{name}-ingress-nginx",
-            name="ingress-nginx",
+            release="ingress-nginx",
             chart="ingress-nginx",
             version=INGRESS_NGINX_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(
-                repo="https://kubernetes.github.io/ingress-nginx"
-            ),
+            repo="https://kubernetes.github.io/ingress-nginx",
             namespace=PLATFORM_NS,
             values=ingress_nginx_values(replicas),
-            atomic=True,
-            cleanup_on_fail=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.cert_manager = k8s.helm.v3.Release(
+        self.cert_manager = helm_release(
             f"{name}-cert-manager",
-            name="cert-manager",
+            release="cert-manager",
             chart="cert-manager",
             version=CERT_MANAGER_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo="https://charts.jetstack.io"),
+            repo="https://charts.jetstack.io",
             namespace=PLATFORM_NS,
             values=cert_manager_values(),
-            atomic=True,
-            cleanup_on_fail=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
         previous: list[pulumi.Resource] = [self.cert_manager]

@@ -7,9 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
-from components.k8s.base import MLFLOW_NS, RUNTIME_DEFAULT, resources
+from components.k8s.base import MLFLOW_NS, RUNTIME_DEFAULT, helm_release, resources
 from components.k8s.ingress import INGRESS_CLASS, tls_annotations
 
 MLFLOW_CHART_VERSION = "1.11.5"
@@ -105,18 +104,14 @@ class Mlflow(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("dex:k8s:Mlflow", name, None, opts)
-        self.release = k8s.helm.v3.Release(
+        self.release = helm_release(
             f"{name}-release",
-            name="mlflow",
+            release="mlflow",
             chart="mlflow",
             version=MLFLOW_CHART_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(
-                repo="https://community-charts.github.io/helm-charts"
-            ),
+            repo="https://community-charts.github.io/helm-charts",
             namespace=MLFLOW_NS,
             values=values,
-            atomic=True,
-            cleanup_on_fail=True,
             timeout=900,
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )

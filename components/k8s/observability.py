@@ -22,6 +22,7 @@ from components.k8s.base import (
     MANAGED_BY,
     OBSERVABILITY_NS,
     container_security,
+    helm_release,
     labels,
     pod_security,
     resources,
@@ -250,18 +251,16 @@ def _release(
     opts: pulumi.ResourceOptions,
     skip_crds: bool = False,
 ) -> k8s.helm.v3.Release:
-    return k8s.helm.v3.Release(
+    return helm_release(
         name,
-        name=release,
+        release=release,
         chart=chart,
         version=version,
-        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo),
+        repo=repo,
         namespace=OBSERVABILITY_NS,
         values=values,
-        skip_crds=skip_crds,
-        atomic=True,
-        cleanup_on_fail=True,
         timeout=900,
+        skip_crds=skip_crds,
         opts=opts,
     )
 

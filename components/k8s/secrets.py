@@ -34,7 +34,7 @@ import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
-from components.k8s.base import MANAGED_BY, PLATFORM_NS, untyped
+from components.k8s.base import MANAGED_BY, PLATFORM_NS, helm_release, untyped
 
 SEALED_SECRETS_CHART = "sealed-secrets"
 SEALED_SECRETS_VERSION = "2.18.5"
@@ -160,12 +160,12 @@ class SealedSecrets(pulumi.ComponentResource):
             string_data=untyped({"tls.crt": cert.cert_pem, "tls.key": key.private_key_pem}),
             opts=child,
         )
-        self.controller = k8s.helm.v3.Release(
+        self.controller = helm_release(
             f"{name}-controller",
-            name="sealed-secrets",
+            release="sealed-secrets",
             chart=SEALED_SECRETS_CHART,
             version=SEALED_SECRETS_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=SEALED_SECRETS_REPO),
+            repo=SEALED_SECRETS_REPO,
             namespace=PLATFORM_NS,
             values={
                 "fullnameOverride": CONTROLLER_NAME,
@@ -191,8 +191,6 @@ class SealedSecrets(pulumi.ComponentResource):
                 },
                 "metrics": {"serviceMonitor": {"enabled": True, "namespace": PLATFORM_NS}},
             },
-            atomic=True,
-            cleanup_on_fail=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[key_secret]),
         )
         self.register_outputs({"certificate": self.certificate})
