@@ -110,6 +110,11 @@ class Lake:
     def read_parquet(self, *parts: str) -> pa.Table:
         return pq.read_table(io.BytesIO(self.read_bytes(*parts)))
 
+    def parquet_rows(self, *parts: str) -> int:
+        """Rows of a Parquet object, from its footer (the data is not read)."""
+        with self.fs.open(self.path(*parts), "rb") as fh:
+            return int(pq.ParquetFile(fh).metadata.num_rows)
+
     def glob(self, pattern: str) -> list[str]:
         """Paths relative to the root matching `pattern`, sorted."""
         found = self.fs.glob(self.path(pattern))

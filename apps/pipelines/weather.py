@@ -306,11 +306,10 @@ class WeatherPipeline:
         batch: list[str] = []
         rows = 0
         for day in days:
-            meta = self.lake.fs.info(
-                self.lake.path("bronze", "weather", f"date={day}", "part-0.parquet")
-            )
             batch.append(day)
-            rows += int(meta.get("size", 0) or 0) // 12  # ~12 bytes a row compressed: an estimate
+            # the exact row count from the Parquet footer: batches hold the same rows whatever
+            # the input's size, so memory does not grow with it
+            rows += self.lake.parquet_rows("bronze", "weather", f"date={day}", "part-0.parquet")
             if rows >= SILVER_BATCH_ROWS:
                 yield batch
                 batch, rows = [], 0
