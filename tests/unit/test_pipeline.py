@@ -440,3 +440,21 @@ def test_merged_profiles_equal_the_profile_of_the_whole() -> None:
         assert merged["columns"][col]["null_rate"] == pytest.approx(
             whole["columns"][col]["null_rate"], abs=1e-6
         )
+
+
+def test_silver_batches_follow_row_counts_not_file_sizes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches hold about SILVER_BATCH_ROWS rows, read from the Parquet footers, so memory
+    per batch does not depend on how well a day's file compresses."""
+    import apps.pipelines.weather as weather
+
+    lake = open_lake(f"file://{tmp_path}/lake")
+    sizes = {"2024-01-01": 30, "2024-01-02": 50, "2024-01-03": 10, "2024-01-04": 70}
+    for day, n in sizes.items():
+        table = pa.table({"x": pa.array(range(n), pa.int64())})
+        lake.write_parquet(table, "bronze", "weather", f"date={day}", "part-0.parquet")
+        assert lake.parquet_rows("bronze", "weather", f"date={day}", "part-0.parquet") == n
+    monkeypatch.setattr(weather, "SILVER_BATCH_ROWS", 60)
+    batches = list(WeatherPipeline(lake)._silver_batches(sorted(sizes)))
+    assert batches == [["2024-01-01", "2024-01-02"], ["2024-01-03", "2024-01-04"]]
