@@ -447,7 +447,7 @@ def test_silver_batches_follow_row_counts_not_file_sizes(
 ) -> None:
     """Batches hold about SILVER_BATCH_ROWS rows, read from the Parquet footers, so memory
     per batch does not depend on how well a day's file compresses."""
-    import apps.pipelines.weather as weather
+    from apps.pipelines import weather
 
     lake = open_lake(f"file://{tmp_path}/lake")
     sizes = {"2024-01-01": 30, "2024-01-02": 50, "2024-01-03": 10, "2024-01-04": 70}
