@@ -11,8 +11,8 @@ import pulumi
 from components.k8s.base import (
     AIRFLOW_NS,
     RUNTIME_DEFAULT,
+    ChartComponent,
     env_list,
-    helm_release,
     resources,
     secret_ref,
 )
@@ -150,26 +150,24 @@ def airflow_values(
     return values
 
 
-class Airflow(pulumi.ComponentResource):
+def airflow(
+    name: str,
+    values: dict[str, Any],
+    depends_on: list[pulumi.Resource],
+    opts: pulumi.ResourceOptions | None = None,
+) -> ChartComponent:
     """The Airflow Helm release. Type token `dex:k8s:Airflow`."""
-
-    def __init__(
-        self,
-        name: str,
-        values: dict[str, Any],
-        depends_on: list[pulumi.Resource],
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__("dex:k8s:Airflow", name, None, opts)
-        self.release = helm_release(
-            f"{name}-release",
-            release="airflow",
-            chart="airflow",
-            version=AIRFLOW_CHART_VERSION,
-            repo="https://airflow.apache.org",
-            namespace=AIRFLOW_NS,
-            values=values,
-            timeout=1200,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
-        )
-        self.register_outputs({"release": self.release.name, "namespace": AIRFLOW_NS})
+    return ChartComponent(
+        "dex:k8s:Airflow",
+        name,
+        release="airflow",
+        chart="airflow",
+        version=AIRFLOW_CHART_VERSION,
+        repo="https://airflow.apache.org",
+        namespace=AIRFLOW_NS,
+        values=values,
+        timeout=1200,
+        depends_on=depends_on,
+        outputs={"namespace": AIRFLOW_NS},
+        opts=opts,
+    )

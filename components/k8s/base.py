@@ -144,3 +144,38 @@ def helm_release(
         opts=opts,
         **extra,
     )
+
+
+class ChartComponent(pulumi.ComponentResource):
+    """One chart as one component of the plan: a platform service (MLflow, Airflow) whose
+    whole deployment is its Helm release. `outputs` add to the release name it registers."""
+
+    def __init__(
+        self,
+        type_token: str,
+        name: str,
+        *,
+        release: str,
+        chart: str,
+        version: str,
+        repo: str,
+        namespace: str,
+        values: dict[str, Any],
+        timeout: int,
+        depends_on: list[pulumi.Resource],
+        outputs: dict[str, Any],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(type_token, name, None, opts)
+        self.release = helm_release(
+            f"{name}-release",
+            release=release,
+            chart=chart,
+            version=version,
+            repo=repo,
+            namespace=namespace,
+            values=values,
+            timeout=timeout,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+        )
+        self.register_outputs({"release": self.release.name, **outputs})

@@ -8,7 +8,7 @@ from typing import Any
 
 import pulumi
 
-from components.k8s.base import MLFLOW_NS, RUNTIME_DEFAULT, helm_release, resources
+from components.k8s.base import MLFLOW_NS, RUNTIME_DEFAULT, ChartComponent, resources
 from components.k8s.ingress import INGRESS_CLASS, tls_annotations
 
 MLFLOW_CHART_VERSION = "1.11.5"
@@ -93,26 +93,24 @@ def mlflow_values(
     }
 
 
-class Mlflow(pulumi.ComponentResource):
+def mlflow(
+    name: str,
+    values: dict[str, Any],
+    depends_on: list[pulumi.Resource],
+    opts: pulumi.ResourceOptions | None = None,
+) -> ChartComponent:
     """The MLflow Helm release. Type token `dex:k8s:Mlflow`."""
-
-    def __init__(
-        self,
-        name: str,
-        values: dict[str, Any],
-        depends_on: list[pulumi.Resource],
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__("dex:k8s:Mlflow", name, None, opts)
-        self.release = helm_release(
-            f"{name}-release",
-            release="mlflow",
-            chart="mlflow",
-            version=MLFLOW_CHART_VERSION,
-            repo="https://community-charts.github.io/helm-charts",
-            namespace=MLFLOW_NS,
-            values=values,
-            timeout=900,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
-        )
-        self.register_outputs({"release": self.release.name, "service_url": SERVICE_URL})
+    return ChartComponent(
+        "dex:k8s:Mlflow",
+        name,
+        release="mlflow",
+        chart="mlflow",
+        version=MLFLOW_CHART_VERSION,
+        repo="https://community-charts.github.io/helm-charts",
+        namespace=MLFLOW_NS,
+        values=values,
+        timeout=900,
+        depends_on=depends_on,
+        outputs={"service_url": SERVICE_URL},
+        opts=opts,
+    )

@@ -32,7 +32,7 @@ from components.k8s.airflow import (
     FERNET_SECRET,
     JWT_SECRET,
     METADATA_SECRET,
-    Airflow,
+    airflow,
     airflow_values,
 )
 from components.k8s.apps import API_SECRET as API_APP_SECRET
@@ -50,7 +50,7 @@ from components.k8s.base import (
 from components.k8s.database import BOOTSTRAP_SECRET, DatabaseBootstrap, secret_data
 from components.k8s.images import AppImages
 from components.k8s.ingress import IngressTls
-from components.k8s.mlflow import AUTH_SECRET, DB_SECRET, SERVICE_URL, Mlflow, mlflow_values
+from components.k8s.mlflow import AUTH_SECRET, DB_SECRET, SERVICE_URL, mlflow, mlflow_values
 from components.k8s.namespaces import Namespaces
 from components.k8s.observability import OTLP_HTTP_URL, PUSHGATEWAY_URL, Observability
 from components.k8s.secrets import SealedSecrets
@@ -294,7 +294,7 @@ class KubernetesPlatform(pulumi.ComponentResource):
             f"{name}-database", db, depends_on=[sealed.controller, ns[PLATFORM_NS]], opts=child
         )
         base_deps = [bootstrap.job, *accounts, *secrets, *edge.ready, *monitoring_ready]
-        Mlflow(
+        mlflow(
             f"{name}-mlflow",
             mlflow_values(
                 host=s.host("mlflow"),
@@ -310,7 +310,7 @@ class KubernetesPlatform(pulumi.ComponentResource):
         )
         images = AppImages(f"{name}-images", args.registry, opts=child)
         pipelines = images.images["pipelines"]
-        Airflow(
+        airflow(
             f"{name}-airflow",
             airflow_values(
                 host=s.host("airflow"),
