@@ -104,3 +104,22 @@ def airflow_python() -> Path:
         )
         marker.write_text(wanted)
     return python
+
+
+def airflow_environment(home: Path, airflow_python: Path, **extra: str) -> dict[str, str]:
+    """An Airflow home on SQLite that sees the `weather` DAG, its database migrated."""
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(_ROOT / "apps" / "pipelines" / "dags"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        **extra,
+    }
+    subprocess.run(
+        [str(airflow_python.parent / "airflow"), "db", "migrate"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return env

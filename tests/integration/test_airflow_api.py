@@ -7,17 +7,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
 from dex.cli import app
-from tests.conftest import ROOT
-from tests.integration.conftest import free_port
+from dex.local import wait_http
+from tests.integration.conftest import airflow_environment, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -28,20 +26,17 @@ PASSWORD = "correct-horse-battery"
 def airflow_api(airflow_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("airflow-api")
     (home / "passwords.json").write_text(json.dumps({"admin": PASSWORD}))
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "apps" / "pipelines" / "dags"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-    }
+    env = airflow_environment(
+        home,
+        airflow_python,
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(home / "passwords.json"),
+    )
     airflow = str(airflow_python.parent / "airflow")
-    for step in (["db", "migrate"], ["dags", "reserialize"]):
-        subprocess.run([airflow, *step], env=env, check=True, capture_output=True)
+    subprocess.run([airflow, "dags", "reserialize"], env=env, check=True, capture_output=True)
     port = free_port()
-    log = (home / "api-server.log").open("w")
+    log_path = home / "api-server.log"
+    log = log_path.open("w")
     proc = subprocess.Popen(
         [airflow, "api-server", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
@@ -50,16 +45,7 @@ def airflow_api(airflow_python: Path, tmp_path_factory: pytest.TempPathFactory) 
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v2/monitor/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((home / "api-server.log").read_text()[-3000:])
-            time.sleep(0.5)
+        wait_http(f"{url}/api/v2/monitor/health", proc, log_path, 120)
         yield url
     finally:
         proc.terminate()

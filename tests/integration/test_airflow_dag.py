@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,31 +14,20 @@ import pytest
 from apps.pipelines.locations import DEFAULT_LOCATIONS
 from apps.pipelines.sample import generate
 from tests.conftest import ROOT
-from tests.integration.conftest import AIRFLOW_VENV
+from tests.integration.conftest import AIRFLOW_VENV, airflow_environment
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
 def airflow_env(tmp_path: Path, airflow_python: Path) -> dict[str, str]:
-    home = tmp_path / "airflow"
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "apps" / "pipelines" / "dags"),
-        "AIRFLOW__CORE__PARALLELISM": "2",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "DEX_PIPELINES_PYTHON": sys.executable,
-        "DEX_PIPELINES_PYTHONPATH": str(ROOT),
-    }
-    subprocess.run(
-        [str(airflow_python.parent / "airflow"), "db", "migrate"],
-        env=env,
-        check=True,
-        capture_output=True,
+    return airflow_environment(
+        tmp_path / "airflow",
+        airflow_python,
+        AIRFLOW__CORE__PARALLELISM="2",
+        DEX_PIPELINES_PYTHON=sys.executable,
+        DEX_PIPELINES_PYTHONPATH=str(ROOT),
     )
-    return env
 
 
 def test_dag_imports_without_errors(airflow_python: Path, airflow_env: dict[str, str]) -> None:
