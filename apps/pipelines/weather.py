@@ -44,6 +44,10 @@ SILVER_BATCH_ROWS = 250_000
 """Rows validated together in one Great Expectations call (bounds memory, amortizes cost)."""
 
 
+EPOCH = dt.date(1970, 1, 1)
+"""Day 0 of Arrow's date32."""
+
+
 def _split_by_day(table: pa.Table) -> list[tuple[str, pa.Table]]:
     """A table's rows by UTC day of `ts`, as (YYYY-MM-DD, rows): zero-copy slices when the
     rows come ordered by time (a response always does), else one filter per day."""
@@ -53,7 +57,7 @@ def _split_by_day(table: pa.Table) -> list[tuple[str, pa.Table]]:
         starts = [0, *(int(i) + 1 for i in (ordinals[1:] != ordinals[:-1]).nonzero()[0])]
         ends = [*starts[1:], len(ordinals)]
         return [
-            (dt.date.fromordinal(int(ordinals[a]) + 719163).isoformat(), table.slice(a, b - a))
+            ((EPOCH + dt.timedelta(days=int(ordinals[a]))).isoformat(), table.slice(a, b - a))
             for a, b in zip(starts, ends, strict=True)
         ]
     return [
