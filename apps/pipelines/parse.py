@@ -11,13 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pj
 
-from apps.pipelines.schema import BRONZE, QUARANTINE
+from apps.pipelines.schema import BRONZE, QUARANTINE, TS
 from apps.pipelines.sources import HOURLY
 
 FIELDS = {  # source field -> bronze column
@@ -41,6 +44,32 @@ class Parsed:
     quarantine: pa.Table
 
 
+@dataclass(frozen=True)
+class Raw:
+    """One landed response and what bronze needs to know about it."""
+
+    body: bytes
+    location: str
+    fetched_at: dt.datetime
+
+
+RESPONSE = pa.schema(
+    [
+        ("latitude", pa.float64()),
+        ("longitude", pa.float64()),
+        ("utc_offset_seconds", pa.int64()),
+        ("hourly_units", pa.struct([(f, pa.string()) for f in UNITS])),
+        (
+            "hourly",
+            pa.struct(
+                [("time", pa.list_(pa.string()))] + [(f, pa.list_(pa.float64())) for f in HOURLY]
+            ),
+        ),
+    ]
+)
+"""The part of a response bronze reads, as Arrow's JSON reader is told to type it."""
+
+
 def checksum(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
@@ -49,7 +78,107 @@ def _quarantine(records: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(records, schema=QUARANTINE)
 
 
+def parse_many(raws: Sequence[Raw]) -> list[Parsed]:
+    """`parse_response` for many responses at once, with the same result for each.
+
+    Well-formed responses (the norm) are typed together by Arrow's JSON reader, straight into
+    columns with no Python object per value. A response it cannot type exactly as
+    `parse_response` would (malformed JSON, wrong types, missing fields or units, ragged
+    arrays, bad timestamps, a response spread over several lines) goes to `parse_response`."""
+    bodies = [r.body.strip() for r in raws]
+    columnar = [i for i, b in enumerate(bodies) if b[:1] == b"{" and b"\n" not in b]
+    out: dict[int, Parsed] = {}
+    _columnar(raws, bodies, columnar, out)
+    return [
+        out[i] if i in out else parse_response(r.body, r.location, r.fetched_at)
+        for i, r in enumerate(raws)
+    ]
+
+
+def _columnar(
+    raws: Sequence[Raw], bodies: Sequence[bytes], todo: list[int], out: dict[int, Parsed]
+) -> None:
+    """Parse responses `todo` together into `out`; a block Arrow rejects is split in halves,
+    so one bad response costs a few re-reads, not the columnar path for its neighbours."""
+    if not todo:
+        return
+    try:
+        doc = pj.read_json(
+            pa.BufferReader(b"\n".join(bodies[i] for i in todo)),
+            read_options=pj.ReadOptions(block_size=1 << 22),
+            parse_options=pj.ParseOptions(
+                explicit_schema=RESPONSE, unexpected_field_behavior="ignore"
+            ),
+        ).combine_chunks()
+        if doc.num_rows != len(todo):
+            raise pa.ArrowInvalid("responses and JSON lines do not pair up")
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        if len(todo) > 1:
+            half = len(todo) // 2
+            _columnar(raws, bodies, todo[:half], out)
+            _columnar(raws, bodies, todo[half:], out)
+        return
+    hourly, units = _chunk(doc, "hourly"), _chunk(doc, "hourly_units")
+    n = pc.list_value_length(pc.struct_field(hourly, "time"))
+    ok = pc.and_(pc.and_(hourly.is_valid(), units.is_valid()), n.is_valid())
+    for f in HOURLY:  # every array as long as `time`: else rows would be misaligned
+        ok = pc.and_(ok, pc.equal(pc.list_value_length(pc.struct_field(hourly, f)), n))
+    for f in UNITS:  # a missing unit takes a default, a null one is an error: parse_response
+        ok = pc.and_(ok, pc.is_valid(pc.struct_field(units, f)))
+    keep = pc.fill_null(ok, False)
+    if not keep.to_numpy(zero_copy_only=False).all():
+        kept = [i for i, k in zip(todo, keep.to_pylist(), strict=True) if k]
+        if not kept:
+            return
+        doc = doc.filter(keep).combine_chunks()
+        hourly, units = _chunk(doc, "hourly"), _chunk(doc, "hourly_units")
+    else:
+        kept = list(todo)
+    lengths = pc.list_value_length(pc.struct_field(hourly, "time")).to_numpy().astype(np.int64)
+    owner = pa.array(np.repeat(np.arange(len(kept), dtype=np.int64), lengths))
+    local = pc.strptime(
+        pc.list_flatten(pc.struct_field(hourly, "time")),
+        format="%Y-%m-%dT%H:%M",
+        unit="us",
+        error_is_null=True,
+    )
+    if local.null_count:  # a bad timestamp: those responses go to parse_response
+        bad = set(pc.unique(pc.filter(owner, pc.is_null(local))).to_pylist())
+        _columnar(raws, bodies, [i for j, i in enumerate(kept) if j not in bad], out)
+        return
+    offsets = pc.fill_null(_chunk(doc, "utc_offset_seconds"), 0).to_numpy().astype(np.int64)
+    utc = pc.subtract(
+        local.cast(pa.int64()), pa.array(np.repeat(offsets * 1_000_000, lengths))
+    ).cast(TS)
+    location = pa.array([raws[i].location for i in kept], pa.string())
+    digest = pa.array([checksum(raws[i].body) for i in kept], pa.string())
+    fetched = pa.array([raws[i].fetched_at for i in kept], TS)
+    columns = {
+        "location": location.take(owner),
+        "latitude": _chunk(doc, "latitude").take(owner),
+        "longitude": _chunk(doc, "longitude").take(owner),
+        "ts": utc,
+        "_checksum": digest.take(owner),
+        "_fetched_at": fetched.take(owner),
+    }
+    for f, col in FIELDS.items():
+        columns[col] = pc.list_flatten(pc.struct_field(hourly, f))
+    for f, col in UNITS.items():
+        columns[col] = pc.struct_field(units, f).take(owner)
+    table = pa.table({name: columns[name] for name in BRONZE.names}, schema=BRONZE)
+    start = 0
+    for i, k in zip(kept, lengths.tolist(), strict=True):
+        out[i] = Parsed(k, table.slice(start, k), QUARANTINE.empty_table())
+        start += k
+
+
+def _chunk(table: pa.Table, name: str) -> Any:
+    """The one chunk of a combined table's column."""
+    return table.column(name).chunk(0)
+
+
 def parse_response(body: bytes, location: str, fetched_at: dt.datetime) -> Parsed:
+
     digest = checksum(body)
     try:
         doc = json.loads(body)
@@ -73,7 +202,9 @@ def parse_response(body: bytes, location: str, fetched_at: dt.datetime) -> Parse
         return Parsed(1, BRONZE.empty_table(), _quarantine([record]))
 
     hourly: dict[str, Any] = doc.get("hourly") or {}
-    units: dict[str, Any] = doc.get("hourly_units") or {}
+    units = doc.get("hourly_units")
+    if not isinstance(units, dict):
+        units = {}
     n = len(times)
     offset = dt.timedelta(seconds=int(doc.get("utc_offset_seconds") or 0))
     bad: dict[int, str] = {}

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 EXPECTATIONS: list[tuple[str, dict[str, Any]]] = [
@@ -96,7 +97,9 @@ def _suite() -> tuple[Any, Any]:
 def validate(silver: pa.Table) -> QualityResult:
     """Run the suite over `silver`; report failing rows by index."""
     batch_def, suite = _suite()
-    df = silver.append_column(ROW_ID, pa.array(range(silver.num_rows), pa.int64())).to_pandas()
+    df = silver.append_column(
+        ROW_ID, pa.array(np.arange(silver.num_rows, dtype=np.int64))
+    ).to_pandas()
     batch = batch_def.get_batch(batch_parameters={"dataframe": df})
     result = batch.validate(
         suite,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from apps.pipelines.schema import DAILY, FEATURES, QUARANTINE, SILVER
+from apps.pipelines.schema import BRONZE, DAILY, FEATURES, QUARANTINE, SILVER
 
 SPEED_TO_MS = {"km/h": 1 / 3.6, "m/s": 1.0, "mph": 0.44704, "kn": 0.514444}
 PRECIP_TO_MM = {"mm": 1.0, "inch": 25.4}
@@ -26,37 +26,80 @@ class UnitError(ValueError):
     """A unit the pipeline does not know how to normalize."""
 
 
+BRONZE_ORDER = ["location", "ts", "_fetched_at", "_checksum"]
+"""How a bronze partition's rows are ordered (ties keep their arrival order)."""
+SUPERSEDED = "duplicate: superseded by a later ingestion of the same hour"
+
+
+def _by_day_then(columns: list[str]) -> list[pl.Expr | str]:
+    return [pl.col("ts").dt.date(), *columns]
+
+
+def sort_bronze(bronze: pa.Table) -> pa.Table:
+    """Rows by UTC day, then BRONZE_ORDER: one sort puts every date partition's rows in the
+    order its file keeps them (the same rows give the same file)."""
+    df = frame(bronze).sort(_by_day_then(BRONZE_ORDER), maintain_order=True)
+    return df.to_arrow().cast(BRONZE)
+
+
+def silver(bronze: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """Bronze rows -> (silver rows by day, location and hour; superseded rows as quarantine):
+    `deduplicate` then `normalize`, in one pass over one frame."""
+    kept, superseded = _deduplicate(frame(bronze))
+    return _normalize(kept).to_arrow().cast(SILVER), superseded
+
+
 def deduplicate(bronze: pa.Table) -> tuple[pa.Table, pa.Table]:
-    """One row per (location, ts): the latest ingestion wins (ties: the larger checksum, so
-    the choice is deterministic). Returns (kept, superseded-as-quarantine)."""
-    df = frame(bronze)
-    df = df.sort(
-        ["location", "ts", "_fetched_at", "_checksum"], descending=[False, False, True, True]
-    )
-    first = df.select(pl.struct(["location", "ts"]).is_first_distinct()).to_series()
-    kept, dropped = df.filter(first), df.filter(~first)
+    """One row per (location, ts): the latest ingestion wins (ties: the larger checksum, then
+    the last in bronze order, so the choice is deterministic). Returns (kept rows by day,
+    location and hour; superseded-as-quarantine)."""
+    kept, superseded = _deduplicate(frame(bronze))
+    return kept.to_arrow().cast(BRONZE), superseded
+
+
+def _deduplicate(df: pl.DataFrame) -> tuple[pl.DataFrame, pa.Table]:
+    # bronze is stored in this order already, so the sort is a check more than a shuffle;
+    # the winner is then the last row of each (location, ts) run
+    df = df.sort(_by_day_then(BRONZE_ORDER), maintain_order=True)
+    last = df.select(
+        pl.col("location").ne_missing(pl.col("location").shift(-1))
+        | pl.col("ts").ne_missing(pl.col("ts").shift(-1))
+    ).to_series()
+    kept, dropped = df.filter(last), df.filter(~last)
     quarantine = dropped.select(
         pl.lit("silver").alias("layer"),
         pl.col("location"),
         pl.col("ts"),
-        pl.lit("duplicate: superseded by a later ingestion of the same hour").alias("reason"),
+        pl.lit(SUPERSEDED).alias("reason"),
         pl.lit("").alias("record"),
         pl.col("_checksum"),
     )
-    return kept.to_arrow(), quarantine.to_arrow().cast(QUARANTINE)
+    return kept, quarantine.to_arrow().cast(QUARANTINE)
 
 
 def normalize(bronze: pa.Table) -> pa.Table:
-    """Units to °C, %, mm and m/s; the silver layout."""
-    df = frame(bronze)
-    for col, known in (("wind_speed_unit", SPEED_TO_MS), ("precipitation_unit", PRECIP_TO_MM)):
-        unknown = set(df[col].unique().to_list()) - set(known)
+    """Units to °C, %, mm and m/s; the silver layout, rows by day, location and hour."""
+    df = frame(bronze).sort(_by_day_then(["location", "ts"]), maintain_order=True)
+    return _normalize(df).to_arrow().cast(SILVER)
+
+
+def _normalize(df: pl.DataFrame) -> pl.DataFrame:
+    """`normalize` on a frame, keeping its row order."""
+    units = df.select(
+        pl.col("temperature_unit").unique().implode(),
+        pl.col("precipitation_unit").unique().implode(),
+        pl.col("wind_speed_unit").unique().implode(),
+    ).row(0)
+    for col, found, known in zip(
+        ("temperature", "precipitation", "wind speed"),
+        units,
+        ({"°C", "°F"}, set(PRECIP_TO_MM), set(SPEED_TO_MS)),
+        strict=True,
+    ):
+        unknown = set(found) - known
         if unknown:
-            raise UnitError(f"unknown {col.removesuffix('_unit')} unit(s): {sorted(unknown)}")
-    temp_units = set(df["temperature_unit"].unique().to_list()) - {"°C", "°F"}
-    if temp_units:
-        raise UnitError(f"unknown temperature unit(s): {sorted(temp_units)}")
-    out = df.select(
+            raise UnitError(f"unknown {col} unit(s): {sorted(unknown)}")
+    return df.select(
         "location",
         "ts",
         "latitude",
@@ -76,53 +119,91 @@ def normalize(bronze: pa.Table) -> pa.Table:
         ).alias("wind_speed_ms"),
         "_checksum",
         "_fetched_at",
-    ).sort(["location", "ts"])
-    return out.to_arrow().cast(SILVER)
+    )
+
+
+DAILY_INPUTS = [
+    "location",
+    "ts",
+    "temperature_c",
+    "precipitation_mm",
+    "relative_humidity_pct",
+    "wind_speed_ms",
+]
+"""The silver columns the daily aggregates read."""
 
 
 def daily(silver: pa.Table) -> pa.Table:
-    """Daily aggregates per location."""
-    df = frame(silver)
+    """Daily aggregates per location. Arrow's single-threaded hash aggregation folds each
+    group's rows in their order, so a day's figures do not depend on which other days or
+    locations were aggregated with it (the gold bytes of a rerun match a fresh run's)."""
+    table = silver.append_column("date", pc.cast(silver["ts"], pa.date32()))
+    total = pc.ScalarAggregateOptions(skip_nulls=True, min_count=0)  # an all-null day sums to 0
     out = (
-        df.with_columns(pl.col("ts").dt.date().alias("date"))
-        .group_by(["location", "date"])
-        .agg(
-            pl.col("temperature_c").min().alias("temp_min_c"),
-            pl.col("temperature_c").max().alias("temp_max_c"),
-            pl.col("temperature_c").mean().alias("temp_mean_c"),
-            pl.col("precipitation_mm").sum().alias("precipitation_mm"),
-            pl.col("relative_humidity_pct").mean().alias("humidity_mean_pct"),
-            pl.col("wind_speed_ms").max().alias("wind_max_ms"),
-            pl.len().cast(pl.Int64).alias("hours"),
+        table.group_by(["location", "date"], use_threads=False)
+        .aggregate(
+            [
+                ("temperature_c", "min"),
+                ("temperature_c", "max"),
+                ("temperature_c", "mean"),
+                ("precipitation_mm", "sum", total),
+                ("relative_humidity_pct", "mean"),
+                ("wind_speed_ms", "max"),
+                ([], "count_all"),
+            ]
         )
-        .sort(["location", "date"])
+        .rename_columns(
+            {
+                "temperature_c_min": "temp_min_c",
+                "temperature_c_max": "temp_max_c",
+                "temperature_c_mean": "temp_mean_c",
+                "precipitation_mm_sum": "precipitation_mm",
+                "relative_humidity_pct_mean": "humidity_mean_pct",
+                "wind_speed_ms_max": "wind_max_ms",
+                "count_all": "hours",
+            }
+        )
+        .sort_by([("location", "ascending"), ("date", "ascending")])
     )
-    return out.to_arrow().cast(DAILY)
+    return out.select(DAILY.names).cast(DAILY)
 
 
 def features(daily_rows: pa.Table) -> pa.Table:
     """Training features per location and day: lags and rolling windows of the past only, the
     day of year as a circle, and the target (the next day's max temperature, null on the last
-    day). Gaps in the days are kept as gaps: lags use the calendar, not row order."""
-    df = frame(daily_rows)
-    parts = []
-    for (loc,), group in df.sort("date").group_by(["location"], maintain_order=True):
-        first, last = group["date"].min(), group["date"].max()
-        assert isinstance(first, dt.date) and isinstance(last, dt.date)  # noqa: PT018
-        days = group.select(pl.date_range(first, last, "1d", eager=True).alias("date"))
-        full = days.join(group, on="date", how="left").with_columns(pl.lit(loc).alias("location"))
-        full = full.with_columns(
-            pl.col("temp_max_c").shift(1).alias("temp_max_lag1"),
-            pl.col("temp_max_c").shift(2).alias("temp_max_lag2"),
-            pl.col("temp_max_c").shift(3).alias("temp_max_lag3"),
-            pl.col("temp_max_c").rolling_mean(7, min_samples=4).alias("temp_max_roll7_mean"),
-            pl.col("precipitation_mm").rolling_sum(3, min_samples=2).alias("precip_roll3_sum"),
-            (pl.col("date").dt.ordinal_day() * (2 * math.pi / 365.25)).sin().alias("doy_sin"),
-            (pl.col("date").dt.ordinal_day() * (2 * math.pi / 365.25)).cos().alias("doy_cos"),
-            pl.col("temp_max_c").shift(-1).alias("target_next_day_temp_max_c"),
-        )
-        parts.append(full.filter(pl.col("temp_max_c").is_not_null()))
-    if not parts:
+    day). Gaps in the days are kept as gaps: lags use the calendar, not row order. Every
+    figure is computed from its own location's days alone, in a fixed order."""
+    df = frame(daily_rows.cast(DAILY))
+    if not df.height:
         return FEATURES.empty_table()
-    out = pl.concat(parts).select([f.name for f in FEATURES]).sort(["location", "date"])
+    calendar = (
+        df.group_by("location")
+        .agg(pl.col("date").min().alias("first"), pl.col("date").max().alias("last"))
+        .select("location", pl.date_ranges("first", "last", "1d").alias("date"))
+        .explode("date", empty_as_null=True)
+    )
+    full = calendar.join(df, on=["location", "date"], how="left").sort(["location", "date"])
+
+    def past(col: str, days: int) -> pl.Expr:
+        return pl.col(col).shift(days).over("location")
+
+    week = [past("temp_max_c", k) for k in range(7)]
+    three = [past("precipitation_mm", k) for k in range(3)]
+    seen_week = pl.sum_horizontal([x.is_not_null() for x in week])
+    seen_three = pl.sum_horizontal([x.is_not_null() for x in three])
+    angle = pl.col("date").dt.ordinal_day() * (2 * math.pi / 365.25)
+    out = (
+        full.with_columns(
+            past("temp_max_c", 1).alias("temp_max_lag1"),
+            past("temp_max_c", 2).alias("temp_max_lag2"),
+            past("temp_max_c", 3).alias("temp_max_lag3"),
+            pl.when(seen_week >= 4).then(pl.mean_horizontal(week)).alias("temp_max_roll7_mean"),
+            pl.when(seen_three >= 2).then(pl.sum_horizontal(three)).alias("precip_roll3_sum"),
+            angle.sin().alias("doy_sin"),
+            angle.cos().alias("doy_cos"),
+            past("temp_max_c", -1).alias("target_next_day_temp_max_c"),
+        )
+        .filter(pl.col("temp_max_c").is_not_null())
+        .select([f.name for f in FEATURES])
+    )
     return out.to_arrow().cast(FEATURES)

@@ -7,19 +7,24 @@ where it stopped, and a rerun of the same window changes nothing:
 - **ingest** lands each response unchanged in `raw/`, keyed by its checksum (never rewritten).
 - **bronze** types every hour of every new raw file (`bronze/weather/date=D/part-0.parquet`);
   what cannot be typed goes to `quarantine/` with its reason. Per raw file, rows in = rows out
-  + quarantined, or the step fails.
+  + quarantined, or the step fails. Raw files are fetched and parsed hundreds at a time (one
+  columnar parse, see `parse.parse_many`), held up to a row budget, sorted once and cut into
+  their days; a day that already has an object is read back and merged.
 - **silver** re-derives each touched date: latest ingestion wins per (location, hour), units
   normalized, Great Expectations gate; superseded and failing rows go to quarantine. Per date,
   bronze rows = silver rows + quarantined, exactly, or the run fails.
 - **gold** re-derives the daily aggregates of touched dates and the features of touched
   locations (`gold/weather/daily/`, `gold/weather/features/`).
 
-Every partition is one object, written atomically (see `lake.py`).
+Every partition is one object, written atomically (see `lake.py`), a few at a time. Memory is
+bounded by the batch budgets below, not by the input's size.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import itertools
 import json
 import uuid
 from collections import Counter
@@ -27,43 +32,74 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from apps.pipelines import metrics, quality, transform
 from apps.pipelines.lake import Lake
 from apps.pipelines.lineage import Lineage
-from apps.pipelines.parse import checksum, parse_response
-from apps.pipelines.schema import BRONZE, DAILY, QUARANTINE
+from apps.pipelines.parse import Raw, checksum, parse_many
+from apps.pipelines.schema import BRONZE, DAILY, FEATURES, QUARANTINE, SILVER
 from apps.pipelines.sources import RawResponse
 
 STATE = ("_state", "weather", "state.json")
+READ_FILES = 512
+"""Raw responses fetched and parsed together (one columnar parse, concurrent GETs)."""
 BRONZE_FLUSH_ROWS = 250_000
-"""Parsed rows held before they are merged into their partitions (bounds memory)."""
-SILVER_BATCH_ROWS = 250_000
+"""Parsed rows held before they are merged into their partitions, at the next raw date."""
+BRONZE_MAX_ROWS = 1_000_000
+"""Parsed rows held at most (bounds memory when one raw date holds more)."""
+SILVER_BATCH_ROWS = 500_000
 """Rows validated together in one Great Expectations call (bounds memory, amortizes cost)."""
+GOLD_BATCH_ROWS = 1_000_000
+"""Silver rows aggregated together into daily partitions."""
 
 
 EPOCH = dt.date(1970, 1, 1)
 """Day 0 of Arrow's date32."""
 
 
-def _split_by_day(table: pa.Table) -> list[tuple[str, pa.Table]]:
-    """A table's rows by UTC day of `ts`, as (YYYY-MM-DD, rows): zero-copy slices when the
-    rows come ordered by time (a response always does), else one filter per day."""
-    days = pc.cast(table["ts"], pa.date32())
-    ordinals = days.to_numpy(zero_copy_only=False).astype("int64")
-    if len(ordinals) and bool((ordinals[1:] >= ordinals[:-1]).all()):
-        starts = [0, *(int(i) + 1 for i in (ordinals[1:] != ordinals[:-1]).nonzero()[0])]
-        ends = [*starts[1:], len(ordinals)]
-        return [
-            ((EPOCH + dt.timedelta(days=int(ordinals[a]))).isoformat(), table.slice(a, b - a))
-            for a, b in zip(starts, ends, strict=True)
-        ]
-    return [
-        (day.isoformat(), table.filter(pc.equal(days, pa.scalar(day, pa.date32()))))
-        for day in pc.unique(days).to_pylist()
-    ]
+def _split(table: pa.Table, keys: np.ndarray) -> list[tuple[int, pa.Table]]:
+    """Rows grouped by an integer key per row, in key order, each group keeping the rows'
+    order: one stable sort (none if already in order) and zero-copy slices."""
+    if not table.num_rows:
+        return []
+    if not bool((keys[1:] >= keys[:-1]).all()):
+        order = np.argsort(keys, kind="stable")
+        table, keys = table.take(pa.array(order)), keys[order]
+    cuts = [0, *((keys[1:] != keys[:-1]).nonzero()[0] + 1).tolist(), len(keys)]
+    return [(int(keys[a]), table.slice(a, b - a)) for a, b in itertools.pairwise(cuts)]
+
+
+def _by_day(table: pa.Table, column: str = "ts") -> dict[str, pa.Table]:
+    """Rows by UTC day of a timestamp or date column (YYYY-MM-DD -> rows)."""
+    days = pc.cast(pc.cast(table[column], pa.date32()), pa.int32())
+    return {
+        (EPOCH + dt.timedelta(days=day)).isoformat(): rows
+        for day, rows in _split(table, days.to_numpy(zero_copy_only=False).astype(np.int64))
+    }
+
+
+def _by_location(table: pa.Table) -> dict[str, pa.Table]:
+    """Rows by location (name -> rows)."""
+    codes = pc.dictionary_encode(table["location"]).combine_chunks()
+    names = codes.dictionary.to_pylist()
+    return {
+        names[code]: rows
+        for code, rows in _split(
+            table, codes.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        )
+    }
+
+
+def _part(layer: str, day: str) -> tuple[str, ...]:
+    """The one object of a layer's date partition."""
+    return (layer, "weather", f"date={day}", "part-0.parquet")
+
+
+def _rel(parts: tuple[str, ...]) -> str:
+    return "/".join(parts)
 
 
 class ReconciliationError(Exception):
@@ -162,7 +198,7 @@ class WeatherPipeline:
                 if self.lake.exists(*base, f"{digest}.json"):
                     skipped += 1  # landed before: raw is never rewritten
                     continue
-                self.lake.write_bytes(resp.body, *base, f"{digest}.json")
+                # the metadata first: a response in raw always has its fetch time beside it
                 self.lake.write_json(
                     {
                         "fetched_at": resp.fetched_at.isoformat(),
@@ -175,6 +211,7 @@ class WeatherPipeline:
                     *base,
                     f"{digest}.meta.json",
                 )
+                self.lake.write_bytes(resp.body, *base, f"{digest}.json")
                 landed += 1
         self.report.add("raw", "files_landed", landed)
         self.report.add("raw", "files_already_landed", skipped)
@@ -185,9 +222,9 @@ class WeatherPipeline:
         todo = [
             p
             for p in self.lake.glob("raw/weather/*/*/*/*.json")
-            if not p.endswith(".meta.json") and _digest(p) not in state["processed"]
+            if not p.endswith(".meta.json") and p not in state["processed"]
         ]
-        buffer: dict[str, list[pa.Table]] = {}
+        buffer: list[pa.Table] = []
         buffered: list[str] = []
         rows = 0
         written: set[str] = set()
@@ -196,78 +233,79 @@ class WeatherPipeline:
             [self.lake.uri("raw", "weather")],
             [self.lake.uri("bronze", "weather")],
         ):
-            for rel in todo:
-                parsed_rows = self._parse_raw(rel, buffer)
-                buffered.append(rel)
-                rows += parsed_rows
-                if rows >= BRONZE_FLUSH_ROWS:  # memory stays flat however large the input
+            groups = _read_groups(todo)
+            for group, following in itertools.zip_longest(groups, groups[1:]):
+                rows += self._parse_raw(group, buffer)
+                buffered += group
+                # Flush between two raw dates, where the days written are usually complete:
+                # a day flushed twice is read back and merged. Memory stays flat however large
+                # the input: a date with more rows than BRONZE_MAX_ROWS is flushed in parts.
+                new_date = following is None or _raw_date(following[0]) != _raw_date(group[0])
+                if (rows >= BRONZE_FLUSH_ROWS and new_date) or rows >= BRONZE_MAX_ROWS:
                     written |= self._flush_bronze(buffer, buffered, state)
                     rows = 0
             written |= self._flush_bronze(buffer, buffered, state)
         self.report.add("bronze", "partitions_written", len(written))
         self.report.partitions.setdefault("bronze", []).extend(written)
 
-    def _parse_raw(self, rel: str, buffer: dict[str, list[pa.Table]]) -> int:
-        digest = _digest(rel)
-        location = rel.split("/location=")[1].split("/", maxsplit=1)[0]
-        meta = self.lake.read_json(rel[:-5] + ".meta.json", default={}) or {}
-        fetched = (
-            dt.datetime.fromisoformat(meta["fetched_at"])
-            if "fetched_at" in meta
-            else dt.datetime.now(dt.UTC)
-        )
-        parsed = parse_response(self.lake.read_bytes(rel), location, fetched)
-        out, quarantined = parsed.bronze.num_rows, parsed.quarantine.num_rows
-        self._reconcile(f"bronze:{rel}", parsed.rows_in, out, quarantined)
-        if quarantined:
-            day = rel.split("/date=")[1].split("/", maxsplit=1)[0]
-            self.lake.write_parquet(
-                parsed.quarantine,
-                "quarantine",
-                "weather",
-                "layer=bronze",
-                f"date={day}",
-                f"{digest}.parquet",
-            )
-            self._count_quarantine(parsed.quarantine)
-        self.report.add("bronze", "rows_in", parsed.rows_in)
-        if out:
-            for day, part in _split_by_day(parsed.bronze):
-                buffer.setdefault(day, []).append(part)
-        return int(out)
+    def _parse_raw(self, rels: list[str], buffer: list[pa.Table]) -> int:
+        """Parse raw responses into `buffer`; quarantine what cannot be typed. Returns the
+        rows added."""
+        bodies = self.lake.read_many(rels)
+        metas = self.lake.read_many_or_none([rel[: -len(".json")] + ".meta.json" for rel in rels])
+        raws = [
+            Raw(body, rel.split("/location=")[1].split("/", maxsplit=1)[0], _fetched_at(meta))
+            for rel, body, meta in zip(rels, bodies, metas, strict=True)
+        ]
+        quarantine: list[tuple[pa.Table, tuple[str, ...]]] = []
+        added = 0
+        for rel, parsed in zip(rels, parse_many(raws), strict=True):
+            out, quarantined = parsed.bronze.num_rows, parsed.quarantine.num_rows
+            self._reconcile(f"bronze:{rel}", parsed.rows_in, out, quarantined)
+            self.report.add("bronze", "rows_in", parsed.rows_in)
+            if quarantined:
+                where = ("quarantine", "weather", "layer=bronze", f"date={_raw_date(rel)}")
+                quarantine.append((parsed.quarantine, (*where, f"{_digest(rel)}.parquet")))
+                self._count_quarantine(parsed.quarantine)
+            if out:
+                buffer.append(parsed.bronze)
+                added += out
+        self.lake.write_parquet_many(quarantine)
+        return added
 
     def _flush_bronze(
-        self, buffer: dict[str, list[pa.Table]], buffered: list[str], state: dict[str, Any]
+        self, buffer: list[pa.Table], buffered: list[str], state: dict[str, Any]
     ) -> set[str]:
         """Merge the buffered rows into their date partitions, then record the raw files as
-        processed. A crash before the state is saved reprocesses those files; the merge keeps
-        one copy of each (raw file, location, hour), so nothing is duplicated."""
-        days = set(buffer)
+        processed. A crash before the state is saved reprocesses those files: their rows
+        replace the copies the crashed run merged, so nothing is duplicated."""
+        days = _by_day(transform.sort_bronze(pa.concat_tables(buffer))) if buffer else {}
+        buffer.clear()
+        existing = [day for day in sorted(days) if self.lake.exists(*_part("bronze", day))]
+        merged = dict(
+            zip(
+                existing,
+                self.lake.read_parquet_many([_rel(_part("bronze", d)) for d in existing]),
+                strict=True,
+            )
+        )
+        writes = []
         for day in sorted(days):
-            self._merge_bronze(day, buffer.pop(day))
+            parts = [days[day]]
+            if day in merged:
+                parts.insert(0, _without_files(merged.pop(day), days[day]))
+            table = pa.concat_tables(parts, promote_options="permissive")
+            if len(parts) > 1:
+                table = transform.sort_bronze(table)
+            writes.append((table, _part("bronze", day)))
+            self.report.add("bronze", "rows", table.num_rows)
+        self.lake.write_parquet_many(writes)
         for rel in buffered:
-            state["processed"][_digest(rel)] = rel
+            state["processed"][rel] = _digest(rel)
         state["pending"]["silver"] += sorted(days)
         self.save(state)
         buffered.clear()
-        return days
-
-    def _merge_bronze(self, day: str, new: list[pa.Table]) -> None:
-        parts = list(new)
-        if self.lake.exists("bronze", "weather", f"date={day}", "part-0.parquet"):
-            parts.insert(
-                0, self.lake.read_parquet("bronze", "weather", f"date={day}", "part-0.parquet")
-            )
-        # one cast and one contiguous buffer: polars converts a table of many small chunks
-        # (a few rows per raw file and day) far slower than one chunk
-        merged = pa.concat_tables(parts, promote_options="permissive").cast(BRONZE)
-        df = transform.frame(merged)
-        df = df.unique(subset=["_checksum", "location", "ts"], keep="first", maintain_order=True)
-        df = df.sort(["location", "ts", "_fetched_at", "_checksum"])
-        self.lake.write_parquet(
-            df.to_arrow().cast(BRONZE), "bronze", "weather", f"date={day}", "part-0.parquet"
-        )
-        self.report.add("bronze", "rows", df.height)
+        return set(days)
 
     # -- silver --------------------------------------------------------------------------------
     def silver(self) -> None:
@@ -280,7 +318,7 @@ class WeatherPipeline:
             [self.lake.uri("bronze", "weather")],
             [self.lake.uri("silver", "weather"), self.lake.uri("quarantine", "weather")],
         ):
-            for batch_days in self._silver_batches(pending):
+            for batch_days in self._batches("bronze", pending, SILVER_BATCH_ROWS):
                 result, good = self._silver_batch(batch_days)
                 results.append(result)
                 profile = metrics.merge(profile, metrics.profile(good))
@@ -305,44 +343,40 @@ class WeatherPipeline:
         if profile is not None:
             self.report.profiles["silver"] = profile
 
-    def _silver_batches(self, days: list[str]) -> Iterable[list[str]]:
-        """Consecutive dates whose bronze rows add up to about SILVER_BATCH_ROWS."""
+    def _batches(self, layer: str, days: list[str], limit: int) -> Iterable[list[str]]:
+        """Consecutive dates whose rows in `layer` add up to about `limit`."""
         batch: list[str] = []
         rows = 0
         for day in days:
             batch.append(day)
             # the exact row count from the Parquet footer: batches hold the same rows whatever
             # the input's size, so memory does not grow with it
-            rows += self.lake.parquet_rows("bronze", "weather", f"date={day}", "part-0.parquet")
-            if rows >= SILVER_BATCH_ROWS:
+            rows += self.lake.parquet_rows(*_part(layer, day))
+            if rows >= limit:
                 yield batch
                 batch, rows = [], 0
         if batch:
             yield batch
 
     def _silver_batch(self, days: list[str]) -> tuple[dict[str, Any], pa.Table]:
-        frames, bronze_counts = [], {}
-        for day in days:
-            bronze = self.lake.read_parquet("bronze", "weather", f"date={day}", "part-0.parquet")
-            bronze_counts[day] = bronze.num_rows
-            frames.append(bronze)
-        bronze_all = pa.concat_tables(frames)
-        kept, superseded = transform.deduplicate(bronze_all)
-        silver = transform.normalize(kept)
+        tables = self.lake.read_parquet_many([_rel(_part("bronze", day)) for day in days])
+        bronze_counts = {day: t.num_rows for day, t in zip(days, tables, strict=True)}
+        silver, superseded = transform.silver(pa.concat_tables(tables).cast(BRONZE))
         checked = quality.validate(silver)
         if checked.batch_failures:
             raise QualityGateError(
                 f"silver batch {days[0]}..{days[-1]} failed {checked.batch_failures}"
             )
-        bad = pa.array([i in checked.failures for i in range(silver.num_rows)])
-        failing = silver.filter(bad)
-        reasons = [checked.failures[i] for i in sorted(checked.failures)]
+        bad = np.zeros(silver.num_rows, dtype=bool)
+        failed = sorted(checked.failures)
+        bad[failed] = True
+        failing = silver.filter(pa.array(bad))
         invalid = pa.table(
             {
                 "layer": pa.array(["silver"] * failing.num_rows),
                 "location": failing["location"],
                 "ts": failing["ts"],
-                "reason": pa.array(reasons, pa.string()),
+                "reason": pa.array([checked.failures[i] for i in failed], pa.string()),
                 "record": pa.array(
                     [
                         json.dumps(r, default=str)
@@ -354,25 +388,25 @@ class WeatherPipeline:
             },
             schema=QUARANTINE,
         )
-        good = silver.filter(pc.invert(bad))
-        quarantine = pa.concat_tables([superseded, invalid])
-        q_dates = pc.cast(quarantine["ts"], pa.date32())
-        g_dates = pc.cast(good["ts"], pa.date32())
+        good = silver.filter(pa.array(~bad))
+        good_days = _by_day(good)
+        quarantine_days = _by_day(pa.concat_tables([superseded, invalid]))
+        writes = []
         for day in days:
-            d = pa.scalar(dt.date.fromisoformat(day), pa.date32())
-            part = good.filter(pc.equal(g_dates, d))
-            q = quarantine.filter(pc.equal(q_dates, d))
+            part = good_days.get(day, SILVER.empty_table())
+            q = quarantine_days.get(day, QUARANTINE.empty_table())
             self._reconcile(f"silver:date={day}", bronze_counts[day], part.num_rows, q.num_rows)
-            self.lake.write_parquet(part, "silver", "weather", f"date={day}", "part-0.parquet")
+            writes.append((part, _part("silver", day)))
             if q.num_rows:
-                self.lake.write_parquet(
-                    q, "quarantine", "weather", "layer=silver", f"date={day}", "part-0.parquet"
+                writes.append(
+                    (q, ("quarantine", "weather", "layer=silver", f"date={day}", "part-0.parquet"))
                 )
             else:
                 self.lake.delete("quarantine", "weather", "layer=silver", f"date={day}")
             self._count_quarantine(q)
             self.report.add("silver", "rows", part.num_rows)
             self.report.add("silver", "rows_in", bronze_counts[day])
+        self.lake.write_parquet_many(writes)
         self.report.add("silver", "partitions_written", len(days))
         self.report.partitions.setdefault("silver", []).extend(days)
         return {
@@ -392,33 +426,47 @@ class WeatherPipeline:
         with self.lineage.task(
             "weather.gold", [self.lake.uri("silver", "weather")], [self.lake.uri("gold", "weather")]
         ):
-            for day in pending:
-                silver = self.lake.read_parquet(
-                    "silver", "weather", f"date={day}", "part-0.parquet"
+            for batch in self._batches("silver", pending, GOLD_BATCH_ROWS):
+                silver = self.lake.read_parquet_many(
+                    [_rel(_part("silver", day)) for day in batch], columns=transform.DAILY_INPUTS
                 )
-                agg = transform.daily(silver)
-                self.lake.write_parquet(
-                    agg, "gold", "weather", "daily", f"date={day}", "part-0.parquet"
+                agg = transform.daily(pa.concat_tables(silver))
+                by_date = _by_day(agg, "date")
+                self.lake.write_parquet_many(
+                    [
+                        (
+                            by_date.get(day, DAILY.empty_table()),
+                            ("gold", "weather", "daily", f"date={day}", "part-0.parquet"),
+                        )
+                        for day in batch
+                    ]
                 )
-                locations |= set(agg["location"].to_pylist())
+                locations |= set(pc.unique(agg["location"]).to_pylist())
                 daily_profile = metrics.merge(daily_profile, metrics.profile(agg))
                 self.report.add("gold", "daily_rows", agg.num_rows)
             state["pending"]["gold"] = []
             state["pending"]["features"] = sorted(locations)
             self.save(state)
             if locations:
-                everything = [
-                    self.lake.read_parquet(p)
-                    for p in self.lake.glob("gold/weather/daily/*/part-0.parquet")
-                ]
-                all_daily = pa.concat_tables([t.cast(DAILY) for t in everything])
-                for loc in sorted(locations):
-                    rows = all_daily.filter(pc.equal(all_daily["location"], loc))
-                    feats = transform.features(rows)
-                    self.lake.write_parquet(
-                        feats, "gold", "weather", "features", f"location={loc}", "part-0.parquet"
-                    )
-                    self.report.add("gold", "feature_rows", feats.num_rows)
+                daily = self.lake.read_parquet_many(
+                    self.lake.glob("gold/weather/daily/*/part-0.parquet")
+                )
+                all_daily = pa.concat_tables([t.cast(DAILY) for t in daily])
+                touched = all_daily.filter(
+                    pc.is_in(all_daily["location"], pa.array(sorted(locations)))
+                )
+                feats = transform.features(touched)
+                by_location = _by_location(feats)
+                self.lake.write_parquet_many(
+                    [
+                        (
+                            by_location.get(loc, FEATURES.empty_table()),
+                            ("gold", "weather", "features", f"location={loc}", "part-0.parquet"),
+                        )
+                        for loc in sorted(locations)
+                    ]
+                )
+                self.report.add("gold", "feature_rows", feats.num_rows)
                 state["pending"]["features"] = []
                 self.save(state)
         self.report.add("gold", "partitions_written", len(pending))
@@ -474,6 +522,38 @@ class WeatherPipeline:
             return
         for reason in table["reason"].to_pylist():
             self.report.quarantine[f"{table['layer'][0].as_py()}: {reason}"] += 1
+
+
+def _fetched_at(meta: bytes | None) -> dt.datetime:
+    """A raw response's fetch time from its metadata; one landed without metadata (by hand,
+    or by an older version) counts as fetched at the start of time, so it never wins over a
+    response whose fetch time is known."""
+    if meta is not None:
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            return dt.datetime.fromisoformat(json.loads(meta)["fetched_at"])
+    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _without_files(existing: pa.Table, new: pa.Table) -> pa.Table:
+    """The rows of a partition that did not come from the raw files in `new`: those are being
+    merged again (after a crash), and their new rows replace the old ones."""
+    again = transform.frame(new.select(["location", "_checksum"])).unique()
+    kept = transform.frame(existing).join(again, on=["location", "_checksum"], how="anti")
+    return kept.to_arrow().cast(existing.schema)
+
+
+def _raw_date(rel: str) -> str:
+    """The date a raw response was filed under (its first hour's)."""
+    return rel.split("/date=")[1].split("/", maxsplit=1)[0]
+
+
+def _read_groups(rels: list[str]) -> list[list[str]]:
+    """Raw paths (sorted) in groups of at most READ_FILES, each within one raw date."""
+    groups: list[list[str]] = []
+    for _, same_date in itertools.groupby(rels, key=_raw_date):
+        paths = list(same_date)
+        groups += [paths[i : i + READ_FILES] for i in range(0, len(paths), READ_FILES)]
+    return groups
 
 
 def _digest(rel: str) -> str:

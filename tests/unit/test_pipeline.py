@@ -65,26 +65,28 @@ def test_parse_types_every_hour() -> None:
     assert parsed.bronze.schema.field("ts").type == pa.timestamp("us", tz="UTC")
 
 
-@pytest.mark.parametrize(
-    ("body", "reason", "rows_in", "good"),
-    [
-        (b'{"hourly": {"time": [', "malformed JSON", 1, 0),
-        (b'{"latitude": 1}', "missing field: hourly.time", 1, 0),
-        (
-            response(hours("2024-03-01", 3), temperature_2m=[1.0, "warm", 2.0]),
-            "wrong type: temperature_2m",
-            3,
-            2,
-        ),
-        (
-            response(hours("2024-03-01", 3), precipitation=[0.0]),
-            "missing field: precipitation",
-            3,
-            1,
-        ),
-        (response(["2024-03-01T00:00", "yesterday", "2024-03-01T02:00"]), "bad timestamp", 3, 2),
-    ],
-)
+_MESSY = [
+    pytest.param(b'{"hourly": {"time": [', "malformed JSON", 1, 0),
+    pytest.param(b'{"latitude": 1}', "missing field: hourly.time", 1, 0),
+    pytest.param(
+        response(hours("2024-03-01", 3), temperature_2m=[1.0, "warm", 2.0]),
+        "wrong type: temperature_2m",
+        3,
+        2,
+    ),
+    pytest.param(
+        response(hours("2024-03-01", 3), precipitation=[0.0]),
+        "missing field: precipitation",
+        3,
+        1,
+    ),
+    pytest.param(
+        response(["2024-03-01T00:00", "yesterday", "2024-03-01T02:00"]), "bad timestamp", 3, 2
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "reason", "rows_in", "good"), _MESSY)
 def test_messy_records_are_quarantined_with_their_reason(
     body: bytes, reason: str, rows_in: int, good: int
 ) -> None:
@@ -100,6 +102,60 @@ def test_utc_offset_is_applied() -> None:
     body["utc_offset_seconds"] = 3600
     parsed = parse_response(json.dumps(body).encode(), "berlin", NOW)
     assert parsed.bronze["ts"][0].as_py() == dt.datetime(2024, 3, 1, 1, tzinfo=dt.UTC)
+
+
+def _variant(**changes: Any) -> bytes:
+    body = json.loads(response(hours("2024-03-02", 4)))
+    for key, value in changes.items():
+        if value is None:
+            body.pop(key)
+        else:
+            body[key] = value
+    return json.dumps(body).encode()
+
+
+MANY = [
+    response(hours("2024-03-01")),
+    _variant(utc_offset_seconds=-7200),
+    _variant(hourly_units=None),  # missing: defaults
+    _variant(hourly_units={"temperature_2m": "°F", "precipitation": None}),  # one null unit
+    _variant(hourly_units="celsius"),  # not an object
+    _variant(latitude="52.5", longitude=None),
+    _variant(utc_offset_seconds="3600"),
+    json.dumps(json.loads(response(hours("2024-03-03", 2))), indent=2).encode(),  # many lines
+    response(hours("2024-03-04", 2), temperature_2m=[None, 1]),  # null and int values
+    response(hours("2024-03-04", 3), temperature_2m=[1.0, 2.0, 3.0, 4.0]),  # values without time
+    b"  " + response(hours("2024-03-05", 2)) + b"\n",
+    response(hours("2024-03-06", 2), temperature_2m=[1.0, True]),
+    b"[]",
+    b"",
+]
+
+
+def test_columnar_parse_gives_what_parse_response_gives() -> None:
+    """parse_many types well-formed responses together with Arrow and hands the rest to
+    parse_response; either way each response's rows, quarantine and counts are the same."""
+    from apps.pipelines import parse
+    from apps.pipelines.parse import Raw, parse_many
+
+    messy = [case.values[0] for case in _MESSY]
+    bodies = [*MANY, *messy, *MANY]  # the bad ones between good ones: blocks split around them
+    raws = [Raw(b, f"loc{i % 3}", NOW + dt.timedelta(minutes=i)) for i, b in enumerate(bodies)]
+    slow: list[bytes] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            parse, "parse_response", lambda b, *a: slow.append(b) or parse_response(b, *a)
+        )
+        many = parse_many(raws)
+    # the columnar path took the four well-formed ones of each copy of MANY, nothing else
+    assert len(slow) == len(bodies) - 8
+    assert not {MANY[0], MANY[1], MANY[8], MANY[10]} & set(slow)
+    assert len(many) == len(raws)
+    for raw, got in zip(raws, many, strict=True):
+        want = parse_response(raw.body, raw.location, raw.fetched_at)
+        assert got.rows_in == want.rows_in, raw.body
+        assert got.bronze.equals(want.bronze), raw.body
+        assert got.quarantine.equals(want.quarantine), raw.body
 
 
 # -- transforms ----------------------------------------------------------------------------------
@@ -326,18 +382,44 @@ def test_crash_inside_bronze_after_partitions_then_rerun_has_no_duplicates(
     assert report["reconciliation"]["mismatches"] == []
 
 
+def test_days_split_across_flushes_are_merged_not_duplicated(
+    sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a flush after every raw file, most days reach bronze in several parts: each part
+    is merged into the day's one object, and the result is the one a single flush gives."""
+    from apps.pipelines import weather
+
+    whole = run(sample, tmp_path / "whole")
+    monkeypatch.setattr(weather, "READ_FILES", 1)
+    monkeypatch.setattr(weather, "BRONZE_FLUSH_ROWS", 1)
+    monkeypatch.setattr(weather, "BRONZE_MAX_ROWS", 1)
+    parts = run(sample, tmp_path / "parts")
+    files = len(list(sample.rglob("*.json")))
+    assert parts["layers"]["bronze"]["rows"] > whole["layers"]["bronze"]["rows"]  # rewritten
+    for layer in ("bronze", "silver"):
+        assert parts["layers"][layer]["rows_in"] == whole["layers"][layer]["rows_in"]
+    assert parts["layers"]["silver"]["rows"] == whole["layers"]["silver"]["rows"]
+    assert parts["quarantine"] == whole["quarantine"]
+    assert files > 3
+    gold = sorted((tmp_path / "whole" / "gold").rglob("*.parquet"))
+    assert gold
+    for p in gold:
+        twin = tmp_path / "parts" / p.relative_to(tmp_path / "whole")
+        assert twin.read_bytes() == p.read_bytes()
+
+
 def test_reconciliation_mismatch_fails_the_run(
     sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from apps.pipelines import transform
 
-    real = transform.deduplicate
+    real = transform.silver
 
     def lossy(table: pa.Table) -> tuple[pa.Table, pa.Table]:
         kept, superseded = real(table)
         return kept.slice(1), superseded  # silently drops a row
 
-    monkeypatch.setattr(transform, "deduplicate", lossy)
+    monkeypatch.setattr(transform, "silver", lossy)
     with pytest.raises(ReconciliationError, match="rows in but"):
         run(sample, tmp_path / "lake")
 
@@ -442,19 +524,14 @@ def test_merged_profiles_equal_the_profile_of_the_whole() -> None:
         )
 
 
-def test_silver_batches_follow_row_counts_not_file_sizes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Batches hold about SILVER_BATCH_ROWS rows, read from the Parquet footers, so memory
-    per batch does not depend on how well a day's file compresses."""
-    from apps.pipelines import weather
-
+def test_batches_follow_row_counts_not_file_sizes(tmp_path: Path) -> None:
+    """Batches of days hold about a row budget (SILVER_BATCH_ROWS, GOLD_BATCH_ROWS), read from
+    the Parquet footers, so memory per batch does not depend on how well a day compresses."""
     lake = open_lake(f"file://{tmp_path}/lake")
     sizes = {"2024-01-01": 30, "2024-01-02": 50, "2024-01-03": 10, "2024-01-04": 70}
     for day, n in sizes.items():
         table = pa.table({"x": pa.array(range(n), pa.int64())})
         lake.write_parquet(table, "bronze", "weather", f"date={day}", "part-0.parquet")
         assert lake.parquet_rows("bronze", "weather", f"date={day}", "part-0.parquet") == n
-    monkeypatch.setattr(weather, "SILVER_BATCH_ROWS", 60)
-    batches = list(WeatherPipeline(lake)._silver_batches(sorted(sizes)))
+    batches = list(WeatherPipeline(lake)._batches("bronze", sorted(sizes), 60))
     assert batches == [["2024-01-01", "2024-01-02"], ["2024-01-03", "2024-01-04"]]
