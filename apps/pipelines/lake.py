@@ -8,6 +8,7 @@ is replaced atomically too.
 
 from __future__ import annotations
 
+import contextlib
 import glob as globmod
 import io
 import json
@@ -189,11 +190,16 @@ class Lake:
         if self.protocol == "file":
             os.makedirs(os.path.dirname(target), exist_ok=True)
             tmp = f"{target}.tmp-{uuid.uuid4().hex}"
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(tmp)  # a failed write leaves nothing behind
+                raise
         else:
             self.fs.pipe_file(target, data)  # one PUT: the object appears whole or not at all
         return target

@@ -44,6 +44,17 @@ def test_s3_lake_and_source(sample: Path, bucket: str, tmp_path: Path) -> None:
     assert "lake/gold/weather/features/location=berlin/part-0.parquet" in keys
     assert any(k.startswith("lake/quarantine/weather/layer=bronze/") for k in keys)
     assert not any(".tmp-" in k for k in keys)
+    lake = open_lake(f"s3://{bucket}/lake")
+    # many objects in one concurrent read, a missing one as None; bronze found every
+    # response's metadata (a fetch time from it, not the 1970 stand-in for a missing one)
+    day = "silver/weather/date=2023-01-15/part-0.parquet"
+    found = lake.read_many_or_none([day, "silver/weather/date=1999-01-01/part-0.parquet"])
+    assert found[0] is not None
+    assert found[0][:4] == b"PAR1"
+    assert found[1] is None
+    with pytest.raises(FileNotFoundError, match="1999"):
+        lake.read_many(["silver/weather/date=1999-01-01/part-0.parquet"])
+    assert lake.read_parquet_many([day])[0]["_fetched_at"][0].as_py().year > 2000
     # the same run on file:// gives the same gold bytes
     cli.run(f"file://{sample}", f"file://{tmp_path}/lake")
     local = (tmp_path / "lake/gold/weather/features/location=berlin/part-0.parquet").read_bytes()
@@ -53,7 +64,6 @@ def test_s3_lake_and_source(sample: Path, bucket: str, tmp_path: Path) -> None:
     assert remote["Body"].read() == local
     again = cli.run(f"s3://{bucket}/source", f"s3://{bucket}/lake")
     assert again["layers"]["raw"]["files_landed"] == 0
-    lake = open_lake(f"s3://{bucket}/lake")
     assert lake.read_json("_state", "weather", "state.json")["pending"]["silver"] == []
 
 

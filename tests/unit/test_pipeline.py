@@ -508,6 +508,45 @@ def test_helpers() -> None:
         Location("bad", 91, 0)
 
 
+def test_many_objects_at_once(tmp_path: Path) -> None:
+    """Reads and writes of many objects: in order, a missing one named, and one failed write
+    raised only after the others are whole (none is half-written, the caller records none)."""
+    lake = open_lake(f"file://{tmp_path}/lake")
+    tables = [pa.table({"x": pa.array([i] * (i + 1), pa.int64())}) for i in range(6)]
+    lake.write_bytes(b"not a folder", "blocked")
+    items = [(t, ("t", f"n={i}", "part-0.parquet")) for i, t in enumerate(tables)]
+    items.insert(3, (tables[0], ("blocked", "part-0.parquet")))  # its parent is a file
+    with pytest.raises(OSError, match="blocked"):
+        lake.write_parquet_many(items)
+    rels = [f"t/n={i}/part-0.parquet" for i in range(6)]
+    assert [t["x"].to_pylist() for t in lake.read_parquet_many(rels)] == [
+        t["x"].to_pylist() for t in tables
+    ]
+    assert lake.read_parquet_many(rels[:1], columns=["x"])[0].num_rows == 1
+    assert not list((tmp_path / "lake").rglob("*.tmp-*"))
+    assert lake.read_many_or_none(["blocked", "t/none"]) == [b"not a folder", None]
+    with pytest.raises(FileNotFoundError, match="none"):
+        lake.read_many(["t/none"])
+
+
+def test_a_failed_write_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    lake = open_lake(f"file://{tmp_path}/lake")
+    lake.write_bytes(b"old", "x", "obj")
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        lake.write_bytes(b"new", "x", "obj")
+    assert sorted(p.name for p in (tmp_path / "lake" / "x").iterdir()) == ["obj"]
+    assert lake.read_bytes("x", "obj") == b"old"
+
+
 def test_merged_profiles_equal_the_profile_of_the_whole() -> None:
     from apps.pipelines import metrics
 
