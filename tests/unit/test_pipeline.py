@@ -408,6 +408,31 @@ def test_days_split_across_flushes_are_merged_not_duplicated(
         assert twin.read_bytes() == p.read_bytes()
 
 
+def test_small_batches_give_the_same_lake(
+    sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Silver gates (and reads ahead) and gold aggregates a few days at a time: batch sizes
+    change the work's shape, not its result."""
+    from apps.pipelines import weather
+
+    whole = run(sample, tmp_path / "whole")
+    monkeypatch.setattr(weather, "SILVER_BATCH_ROWS", 200)
+    monkeypatch.setattr(weather, "GOLD_BATCH_ROWS", 300)
+    small = run(sample, tmp_path / "small")
+    assert whole["validation"]["batches"] == 1
+    assert small["validation"]["batches"] > 10
+    for key in ("rows_evaluated", "failed_rows", "success"):
+        assert small["validation"][key] == whole["validation"][key]
+    assert small["layers"]["silver"] == whole["layers"]["silver"]
+    assert small["layers"]["gold"] == whole["layers"]["gold"]
+    assert small["quarantine"] == whole["quarantine"]
+    gold = sorted((tmp_path / "whole" / "gold").rglob("*.parquet"))
+    for p in gold:
+        assert (
+            tmp_path / "small" / p.relative_to(tmp_path / "whole")
+        ).read_bytes() == p.read_bytes()
+
+
 def test_reconciliation_mismatch_fails_the_run(
     sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
