@@ -178,7 +178,7 @@ def _chunk(table: pa.Table, name: str) -> Any:
 
 
 def parse_response(body: bytes, location: str, fetched_at: dt.datetime) -> Parsed:
-
+    """One response -> its bronze rows and its quarantine records (see the module's doc)."""
     digest = checksum(body)
     try:
         doc = json.loads(body)
