@@ -282,31 +282,52 @@ class WeatherPipeline:
         replace the copies the crashed run merged, so nothing is duplicated."""
         days = _by_day(transform.sort_bronze(pa.concat_tables(buffer))) if buffer else {}
         buffer.clear()
-        existing = [day for day in sorted(days) if self.lake.exists(*_part("bronze", day))]
-        merged = dict(
-            zip(
-                existing,
-                self.lake.read_parquet_many([_rel(_part("bronze", d)) for d in existing]),
-                strict=True,
+        for chunk in self._merge_chunks(sorted(days)):  # existing rows held: a bounded number
+            existing = [day for day, rows in chunk if rows is not None]
+            merged = dict(
+                zip(
+                    existing,
+                    self.lake.read_parquet_many([_rel(_part("bronze", d)) for d in existing]),
+                    strict=True,
+                )
             )
-        )
-        writes = []
-        for day in sorted(days):
-            parts = [days[day]]
-            if day in merged:
-                parts.insert(0, _without_files(merged.pop(day), days[day]))
-            table = pa.concat_tables(parts, promote_options="permissive")
-            if len(parts) > 1:
-                table = transform.sort_bronze(table)
-            writes.append((table, _part("bronze", day)))
-            self.report.add("bronze", "rows", table.num_rows)
-        self.lake.write_parquet_many(writes)
+            writes = []
+            for day, _ in chunk:
+                parts = [days[day]]
+                if day in merged:
+                    parts.insert(0, _without_files(merged.pop(day), days[day]))
+                table = pa.concat_tables(parts, promote_options="permissive")
+                if len(parts) > 1:
+                    table = transform.sort_bronze(table)
+                writes.append((table, _part("bronze", day)))
+                self.report.add("bronze", "rows", table.num_rows)
+            self.lake.write_parquet_many(writes)
         for rel in buffered:
             state["processed"][rel] = _digest(rel)
         state["pending"]["silver"] += sorted(days)
         self.save(state)
         buffered.clear()
         return set(days)
+
+    def _merge_chunks(self, days: list[str]) -> Iterable[list[tuple[str, int | None]]]:
+        """Days in chunks whose existing bronze rows (from the Parquet footers; None for a day
+        with no object yet) add up to at most about BRONZE_MAX_ROWS: late data touching every
+        day of a large lake is merged a few days at a time, not all at once."""
+        chunk: list[tuple[str, int | None]] = []
+        held = 0
+        for day in days:
+            rows = (
+                self.lake.parquet_rows(*_part("bronze", day))
+                if self.lake.exists(*_part("bronze", day))
+                else None
+            )
+            if chunk and held + (rows or 0) > BRONZE_MAX_ROWS:
+                yield chunk
+                chunk, held = [], 0
+            chunk.append((day, rows))
+            held += rows or 0
+        if chunk:
+            yield chunk
 
     # -- silver --------------------------------------------------------------------------------
     def silver(self) -> None:

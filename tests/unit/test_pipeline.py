@@ -599,3 +599,23 @@ def test_batches_follow_row_counts_not_file_sizes(tmp_path: Path) -> None:
         assert lake.parquet_rows("bronze", "weather", f"date={day}", "part-0.parquet") == n
     batches = list(WeatherPipeline(lake)._batches("bronze", sorted(sizes), 60))
     assert batches == [["2024-01-01", "2024-01-02"], ["2024-01-03", "2024-01-04"]]
+
+
+def test_bronze_merges_hold_a_bounded_number_of_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Late data touching many existing days reads those days back a few at a time."""
+    from apps.pipelines import weather
+
+    lake = open_lake(f"file://{tmp_path}/lake")
+    sizes = {"2024-01-01": 30, "2024-01-02": 50, "2024-01-04": 70, "2024-01-05": 10}
+    for day, n in sizes.items():
+        table = pa.table({"x": pa.array(range(n), pa.int64())})
+        lake.write_parquet(table, "bronze", "weather", f"date={day}", "part-0.parquet")
+    monkeypatch.setattr(weather, "BRONZE_MAX_ROWS", 80)
+    days = ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"]
+    chunks = list(WeatherPipeline(lake)._merge_chunks(days))
+    assert chunks == [
+        [("2024-01-01", 30), ("2024-01-02", 50), ("2024-01-03", None)],
+        [("2024-01-04", 70), ("2024-01-05", 10)],
+    ]
