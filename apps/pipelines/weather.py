@@ -521,9 +521,13 @@ class WeatherPipeline:
     def finish(self) -> dict[str, Any]:
         now = self.now or dt.datetime.now(dt.UTC)
         newest: dict[str, dt.datetime] = {}
-        for rel in self.lake.glob("gold/weather/features/*/part-0.parquet"):
+        rels = self.lake.glob("gold/weather/features/*/part-0.parquet")
+        # only the dates, every location's fetched together (one round of GETs on S3)
+        for rel, table in zip(
+            rels, self.lake.read_parquet_many(rels, columns=["date"]), strict=True
+        ):
             loc = rel.split("location=")[1].split("/")[0]
-            dates = self.lake.read_parquet(rel)["date"]
+            dates = table["date"]
             if len(dates):
                 last = pc.max(dates).as_py()
                 newest[loc] = dt.datetime.combine(last, dt.time(23), tzinfo=dt.UTC)
