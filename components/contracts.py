@@ -9,7 +9,7 @@ Field names are the same wherever the meaning is the same.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Literal
 
 import pulumi
@@ -27,6 +27,10 @@ APP_IMAGES = ("api", "pipelines", "training")
 """The bundled apps, one image repository each."""
 
 Access = Literal["read", "write"]
+
+NOT_AN_OUTPUT = {"output": False}
+"""Field metadata: a contract field that wires the program (resources to wait for) and is not
+registered as a component output."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,17 @@ class NetworkOutputs:
 
 
 @dataclass(frozen=True)
+class StorageClassSpec:
+    """A StorageClass for volume claims that name none."""
+
+    name: str
+    provisioner: str
+    """The CSI driver (`ebs.csi.aws.com`)."""
+    parameters: dict[str, str]
+    """Driver parameters (volume type, encryption)."""
+
+
+@dataclass(frozen=True)
 class ClusterOutputs:
     name: pulumi.Output[str]
     """The cluster's name."""
@@ -110,6 +125,12 @@ class ClusterOutputs:
     """A kubeconfig (JSON) that authenticates through the cloud CLI; a secret."""
     kubernetes_version: str
     """The pinned Kubernetes minor version the cluster runs."""
+    default_storage_class: StorageClassSpec | None = None
+    """The default StorageClass components/k8s must create because the cluster ships none
+    (EKS 1.30+); None when the cloud installs one (GKE's `standard-rwo`)."""
+    ready: tuple[pulumi.Resource, ...] = field(default=(), metadata=NOT_AN_OUTPUT)
+    """What must exist before anything is scheduled: node groups or pools, and the network
+    and DNS add-ons. The Kubernetes provider depends on all of them."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +161,11 @@ class DatabaseOutputs:
     app_databases: dict[str, AppDatabase]
     """Database, user and password per application (`mlflow`, `airflow`)."""
     sslmode: str
-    """The libpq sslmode clients must use (`require` or stricter)."""
+    """The libpq sslmode clients must use: `verify-full` or `verify-ca` (they verify the
+    server against `ca_certificate`)."""
+    ca_certificate: pulumi.Output[str]
+    """PEM of the CA(s) that sign the server's certificate: what clients put in `sslrootcert`
+    (no stock image carries the RDS or Cloud SQL CA)."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +176,9 @@ class CacheOutputs:
     """A secret."""
     url: pulumi.Output[str]
     """`rediss://:<token>@host:port/0`; a secret."""
+    ca_certificate: pulumi.Output[str] | None = None
+    """PEM of the CA that signs the server's certificate when it is not publicly trusted
+    (Memorystore's instance CA); None when the system trust store verifies it."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +191,9 @@ class RegistryOutputs:
     """Push credentials for `server`: short-lived, fetched at deploy time."""
     password: pulumi.Output[str]
     """A secret."""
+    image_digests: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+    """Per app, the digest of the image already pushed under its source tag (`dex images
+    push`), looked up when the stack deploys prebuilt images; empty otherwise."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +203,9 @@ class WorkloadIdentityOutputs:
     cloud identity (`eks.amazonaws.com/role-arn` / `iam.gke.io/gcp-service-account`)."""
     identities: dict[str, pulumi.Output[str]]
     """Per workload: the cloud identity (IAM role ARN / Google service account email)."""
+    bindings: tuple[pulumi.Resource, ...] = field(default=(), metadata=NOT_AN_OUTPUT)
+    """What lets a pod assume its identity (pod identity associations, Workload Identity IAM
+    members): pods that use an identity wait for these."""
 
 
 def contract_outputs(contract: object) -> dict[str, Any]:
@@ -179,8 +213,12 @@ def contract_outputs(contract: object) -> dict[str, Any]:
     plan shows (and a test checks) that AWS and GCP expose the same shape."""
     out: dict[str, Any] = {}
     for f in fields(contract):  # type: ignore[arg-type]
+        if not f.metadata.get("output", True):
+            continue
         value = getattr(contract, f.name)
-        if isinstance(value, dict):
+        if is_dataclass(value):
+            value = contract_outputs(value)
+        elif isinstance(value, dict):
             value = {k: contract_outputs(v) if is_dataclass(v) else v for k, v in value.items()}
         out[f.name] = value
     return out

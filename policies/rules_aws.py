@@ -43,6 +43,7 @@ RDS = "aws:rds/instance:Instance"
 RDS_CLUSTER = "aws:rds/cluster:Cluster"
 EKS = "aws:eks/cluster:Cluster"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+ADDON = "aws:eks/addon:Addon"
 REDIS = "aws:elasticache/replicationGroup:ReplicationGroup"
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -541,26 +542,40 @@ def eks_node_groups(r: Subject) -> Iterator[str]:
 
 @stack_rule(
     "AWS-EKS-006",
-    "Every EKS cluster has an OIDC provider for IRSA",
+    "Pods get IAM roles of their own (EKS Pod Identity or IRSA), not the node's",
     "high",
     ALWAYS,
-    [EKS, "aws:iam/openIdConnectProvider:OpenIdConnectProvider"],
-    "Create an aws.iam.OpenIdConnectProvider for the cluster's issuer; give pods IAM roles "
-    "through service accounts instead of node roles.",
+    [EKS, ADDON, "aws:iam/openIdConnectProvider:OpenIdConnectProvider"],
+    "Install the eks-pod-identity-agent add-on and give each workload a role through an "
+    "aws.eks.PodIdentityAssociation (or, for IRSA, an aws.iam.OpenIdConnectProvider for the "
+    "cluster's issuer); never widen the node role.",
     ["CIS-EKS-1.4.0:5.2.1"],
 )
-def eks_irsa(stack: StackSubject) -> Iterator[tuple[str, str]]:
+def eks_pod_roles(stack: StackSubject) -> Iterator[tuple[str, str]]:
+    agents = {
+        a.props.get("clusterName")
+        for a in stack.of_type(ADDON)
+        if a.props.get("addonName") == "eks-pod-identity-agent"
+    }
     issuers = _names(stack.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider"), "url")
     for cluster in stack.of_type(EKS):
+        # an agent whose cluster name is not known yet (first preview) may be this cluster's
+        if cluster.props.get("name") in agents or any(not isinstance(a, str) for a in agents):
+            continue
         identities = cluster.props.get("identities")
         try:
             issuer = identities[0]["oidcs"][0]["issuer"]  # type: ignore[index]
         except (TypeError, KeyError, IndexError):
             issuer = None
-        if issuer is not None and issuer not in issuers:
-            yield cluster.urn, "no IAM OIDC provider for the cluster's issuer"
-        if issuer is None and not issuers:
-            yield cluster.urn, "no IAM OIDC provider in the stack"
+        if issuer is not None and issuer in issuers:
+            continue
+        if issuer is None and issuers:
+            continue
+        yield (
+            cluster.urn,
+            "no eks-pod-identity-agent add-on and no IAM OIDC provider for the cluster: "
+            "pods can only use the node's role",
+        )
 
 
 # -- RDS ----------------------------------------------------------------------------------------
@@ -780,6 +795,20 @@ def redis_snapshots(r: Subject) -> Iterator[str]:
         yield "snapshotRetentionLimit is 0"
 
 
+@resource_rule(
+    "AWS-REDIS-006",
+    "ElastiCache runs Valkey",
+    "low",
+    ADVISE,
+    [REDIS],
+    "Set engine valkey (an in-place upgrade from Redis OSS 7) with a valkey parameter group.",
+)
+def cache_valkey(r: Subject) -> Iterator[str]:
+    # the provider defaults the engine to redis
+    if r.get("engine", "redis") != "valkey":
+        yield f"engine is {r.get('engine', 'redis')!r}: Redis OSS, not Valkey"
+
+
 # -- ECR, KMS, logs -------------------------------------------------------------------------------
 
 
@@ -886,6 +915,19 @@ def iam_no_admin(r: Subject) -> Iterator[str]:
             yield f"statement {stmt.get('Sid', '?')} allows *:* (full admin)"
 
 
+RESOURCELESS_ACTIONS = re.compile(
+    r"^(ec2:Describe[A-Za-z]+|iam:ListInstanceProfiles|pricing:GetProducts)$"
+)
+"""Actions IAM authorizes only on Resource "*" (no resource-level permissions: EC2 Describe*,
+listing instance profiles, the Price List API). A statement of only these may name "*"."""
+
+
+def resourceless(actions: Iterable[Any]) -> bool:
+    """Every action is one IAM accepts only on Resource "*"."""
+    names = [str(a) for a in actions]
+    return bool(names) and all(RESOURCELESS_ACTIONS.match(a) for a in names)
+
+
 @resource_rule(
     "AWS-IAM-002",
     "IAM policies name actions, not whole services",
@@ -893,7 +935,8 @@ def iam_no_admin(r: Subject) -> Iterator[str]:
     PROD,
     [*IDENTITY_POLICIES, ROLE],
     "Replace `service:*` and `*` actions with the actions the "
-    "workload calls; scope resources to ARNs.",
+    "workload calls; scope resources to ARNs (only actions without resource-level "
+    "permissions, such as ec2:Describe*, may name Resource '*').",
 )
 def iam_no_wildcards(r: Subject) -> Iterator[str]:
     for stmt in _identity_statements(r):
@@ -902,7 +945,8 @@ def iam_no_wildcards(r: Subject) -> Iterator[str]:
         wild = [a for a in as_list(stmt.get("Action")) if a == "*" or str(a).endswith(":*")]
         if wild:
             yield f"statement {stmt.get('Sid', '?')} allows {', '.join(map(str, wild))}"
-        if "*" in as_list(stmt.get("Resource")) and not wild:
+        actions = as_list(stmt.get("Action"))
+        if "*" in as_list(stmt.get("Resource")) and not wild and not resourceless(actions):
             yield f"statement {stmt.get('Sid', '?')} applies to Resource '*'"
 
 

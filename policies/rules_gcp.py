@@ -271,6 +271,27 @@ def sql_tier(r: Subject) -> Iterator[str]:
         yield f"tier {tier} is not in {', '.join(allowed)}"
 
 
+@resource_rule(
+    "GCP-SQL-009",
+    "Cloud SQL keeps more backups than days of transaction logs",
+    "high",
+    ALWAYS,
+    [SQL],
+    "Set backup_retention_settings.retained_backups above transaction_log_retention_days.",
+)
+def sql_log_retention(r: Subject) -> Iterator[str]:
+    # The Cloud SQL Admin API refuses the instance: "backup retention should be >
+    # transaction log retention" (terraform-google-modules/terraform-google-sql-db#785).
+    backup = r.get("settings.backupConfiguration") or {}
+    logs = backup.get("transactionLogRetentionDays")
+    kept = (backup.get("backupRetentionSettings") or {}).get("retainedBackups", 7)
+    if isinstance(logs, (int, float)) and isinstance(kept, (int, float)) and logs >= kept:
+        yield (
+            f"transactionLogRetentionDays {int(logs)} is not below retainedBackups {int(kept)}: "
+            "the API refuses the instance"
+        )
+
+
 # -- Memorystore --------------------------------------------------------------------------------
 
 

@@ -269,8 +269,9 @@ def seccomp(r: Subject) -> Iterator[str]:
     "high",
     ALWAYS,
     ["kubernetes:core/v1:Service"],
-    "Expose HTTP through the ingress controller; otherwise mark the load balancer internal "
-    "or set loadBalancerSourceRanges.",
+    "Expose HTTP through the Gateway (a route on the `dex` Gateway; its proxies' Service is "
+    "created by Envoy Gateway, not declared); otherwise mark the load balancer internal or set "
+    "loadBalancerSourceRanges.",
 )
 def load_balancers(r: Subject) -> Iterator[str]:
     spec = r.get("spec") or {}
@@ -284,12 +285,7 @@ def load_balancers(r: Subject) -> Iterator[str]:
         or annotations.get("networking.gke.io/load-balancer-type") == "Internal"
     )
     ranges = as_list(spec.get("loadBalancerSourceRanges"))
-    owner = str((r.get("metadata") or {}).get("labels", {}).get("app.kubernetes.io/name", ""))
-    if (
-        not internal
-        and (not ranges or any(x in WORLD for x in ranges))
-        and owner != ("ingress-nginx")
-    ):
+    if not internal and (not ranges or any(x in WORLD for x in ranges)):
         yield "an internet-facing load balancer open to everyone"
 
 
@@ -305,6 +301,100 @@ def load_balancers(r: Subject) -> Iterator[str]:
 def ingress_tls(r: Subject) -> Iterator[str]:
     if not (r.get("spec") or {}).get("tls"):
         yield "no TLS: traffic is plain HTTP"
+
+
+GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
+HTTP_ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+CLIENT_TRAFFIC_POLICY = "kubernetes:gateway.envoyproxy.io/v1alpha1:ClientTrafficPolicy"
+HSTS_MIN_AGE = 31536000
+"""One year: what HSTS preload lists require, and what the platform sends."""
+
+
+@resource_rule(
+    "K8S-018",
+    "Gateway listeners terminate TLS; plain HTTP only for the Gateway's own routes",
+    "high",
+    ALWAYS,
+    [GATEWAY],
+    "Give each HTTPS listener tls.mode Terminate with a certificateRef (a cert-manager "
+    "Certificate's Secret); let a plain-HTTP listener admit routes only from the Gateway's "
+    "namespace (allowedRoutes.namespaces.from: Same), where the redirect to HTTPS and the ACME "
+    "challenges live; never allowedRoutes from All.",
+    ["CIS-EKS-1.4.0:5.4.5"],
+)
+def gateway_tls(r: Subject) -> Iterator[str]:
+    for listener in as_list((r.get("spec") or {}).get("listeners")):
+        if not isinstance(listener, Mapping):
+            continue
+        name, protocol = listener.get("name"), listener.get("protocol")
+        tls = listener.get("tls") or {}
+        origin = ((listener.get("allowedRoutes") or {}).get("namespaces") or {}).get("from")
+        origin = origin or "Same"  # the CRD's default
+        if protocol == "HTTPS" and (
+            tls.get("mode", "Terminate") != "Terminate" or not as_list(tls.get("certificateRefs"))
+        ):
+            yield f"listener {name} serves HTTPS without a certificate it terminates with"
+        if protocol == "HTTP" and origin != "Same":
+            yield (
+                f"listener {name} serves plain HTTP to routes from other namespaces "
+                f"(allowedRoutes from {origin})"
+            )
+        if origin == "All":
+            yield f"listener {name} admits routes from every namespace"
+
+
+def _hsts_age(value: Any) -> int:
+    for part in str(value).split(";"):
+        key, _, number = part.strip().partition("=")
+        if key.lower() == "max-age" and number.isdigit():
+            return int(number)
+    return 0
+
+
+@resource_rule(
+    "K8S-019",
+    "HTTPRoutes redirect to HTTPS or send HSTS",
+    "medium",
+    ALWAYS,
+    [HTTP_ROUTE],
+    "Give every rule either a RequestRedirect filter to scheme https, or a "
+    "ResponseHeaderModifier that sets Strict-Transport-Security with max-age of a year.",
+)
+def route_https(r: Subject) -> Iterator[str]:
+    for i, rule in enumerate(as_list((r.get("spec") or {}).get("rules"))):
+        filters = [f for f in as_list((rule or {}).get("filters")) if isinstance(f, Mapping)]
+        redirects = any(
+            f.get("type") == "RequestRedirect"
+            and (f.get("requestRedirect") or {}).get("scheme") == "https"
+            for f in filters
+        )
+        hsts = max(
+            (
+                _hsts_age(header.get("value"))
+                for f in filters
+                if f.get("type") == "ResponseHeaderModifier"
+                for header in as_list((f.get("responseHeaderModifier") or {}).get("set"))
+                if str(header.get("name", "")).lower() == "strict-transport-security"
+            ),
+            default=0,
+        )
+        if not redirects and hsts < HSTS_MIN_AGE:
+            yield f"rule {i} neither redirects to HTTPS nor sends HSTS (max-age >= 1 year)"
+
+
+@resource_rule(
+    "K8S-020",
+    "Gateways accept no TLS older than 1.2",
+    "high",
+    ALWAYS,
+    [CLIENT_TRAFFIC_POLICY],
+    "Set tls.minVersion to 1.2 or 1.3 (or leave it unset: Envoy Gateway's default is 1.2).",
+    ["CIS-EKS-1.4.0:5.4.5"],
+)
+def gateway_min_tls(r: Subject) -> Iterator[str]:
+    version = ((r.get("spec") or {}).get("tls") or {}).get("minVersion")
+    if version in ("1.0", "1.1"):
+        yield f"TLS {version} is accepted"
 
 
 @resource_rule(

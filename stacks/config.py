@@ -38,6 +38,7 @@ _GCP_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _AWS_DB_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
 _GCP_DB_TIER = re.compile(r"^db-(custom-\d+-\d+|perf-optimized-n-\d+|f1-micro|g1-small)$")
 _AWS_CACHE_NODE = re.compile(r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
+_IAM_ROLE_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
 
 
 class ConfigError(Exception):
@@ -120,6 +121,13 @@ class ClusterConfig(_Section):
     """GCP: the GKE release channel."""
     log_retention_days: int = Field(ge=1, le=3653)
     """AWS: how long EKS control-plane logs are kept in CloudWatch."""
+    admin_role_arns: list[str] = Field(default_factory=list)
+    """AWS: IAM role ARNs with cluster admin through EKS access entries
+    (AmazonEKSClusterAdminPolicy): the deploy role goes here. Empty: the principal running
+    `pulumi up` (there is no implicit creator access)."""
+    view_role_arns: list[str] = Field(default_factory=list)
+    """AWS: IAM role ARNs that may read every Kubernetes object, Secrets included
+    (AmazonEKSAdminViewPolicy): the drift-detection role goes here."""
 
 
 class DatabaseConfig(_Section):
@@ -136,7 +144,10 @@ class DatabaseConfig(_Section):
     high_availability: bool
     """AWS: Multi-AZ. GCP: REGIONAL availability."""
     backup_retention_days: int = Field(ge=1, le=35)
-    """Days of automated backups kept."""
+    """Days of automated backups kept (GCP: the number of daily backups Cloud SQL retains)."""
+    transaction_log_retention_days: int = Field(ge=1, le=35)
+    """GCP: days of write-ahead logs kept for point-in-time recovery; Cloud SQL requires fewer
+    than backup_retention_days, and at most 7 on the Enterprise edition."""
     point_in_time_recovery: bool
     """Continuous WAL archiving for restore to any second within the backup window."""
     performance_insights: bool
@@ -153,10 +164,11 @@ class DatabaseConfig(_Section):
 
 
 class CacheConfig(_Section):
-    """The managed Redis (ElastiCache or Memorystore), always with TLS and auth."""
+    """The managed cache (ElastiCache for Valkey or Memorystore for Redis), always with TLS
+    and auth."""
 
-    engine_version: Literal["7.0", "7.1"]
-    """Redis engine version."""
+    engine_version: Literal["7.2", "8.0", "8.1", "8.2"]
+    """AWS: the ElastiCache for Valkey version (GCP runs Memorystore for Redis 7.2)."""
     node_type: str
     """AWS: an ElastiCache node type like `cache.t4g.small`."""
     memory_size_gib: int = Field(ge=1, le=300)
@@ -214,9 +226,9 @@ class PlatformConfig(_Section):
 
     domain: str
     """DNS domain the platform serves under: `api.`, `mlflow.`, `airflow.`, `grafana.` +
-    domain. Point a wildcard record at the ingress load balancer."""
+    domain. Point a wildcard record at the Gateway's load balancer."""
     tls_issuer: Literal["acme", "self-signed"]
-    """Where certificates come from: ACME (Let's Encrypt, HTTP-01 through the ingress) or a
+    """Where certificates come from: ACME (Let's Encrypt, HTTP-01 through the Gateway) or a
     self-signed CA inside the cluster (dev)."""
     acme_email: str | None = None
     """The ACME account's contact address; required with tls_issuer acme."""
@@ -239,6 +251,22 @@ class PlatformConfig(_Section):
     """Cron schedule (UTC) of the training CronJob."""
     grafana_admin_user: str = "admin"
     """Grafana's admin user (the password is generated)."""
+    image_source: Literal["build", "registry"] = "build"
+    """Where the apps' images come from: `build`, `pulumi up` builds and pushes them (Docker
+    with buildx where it runs); `registry`, they were pushed before under their source tags
+    (`dex images push --stack S`) and the deploy only looks up their digests (CI's
+    in-network runners have no Docker daemon)."""
+    ci_github_config_url: str | None = None
+    """Where this stack's in-network CI runners register (`https://github.com/OWNER/REPO`):
+    the deploy, preview and drift jobs run on them (`runs-on: dex-<stack>`), since the
+    cluster's endpoint is private (docs/ci.md). Unset: no runners."""
+    ci_github_app_secret: str = "dex-ci-github-app"  # noqa: S105 (a Secret's name)
+    """The Secret in `arc-runners` with the GitHub App credentials (the operator creates it)."""
+    ci_max_runners: int = Field(3, ge=1, le=20)
+    """Concurrent CI jobs on this stack's runners."""
+    ci_cluster_readers: list[str] = Field(default_factory=list)
+    """GKE: the read-only CI service accounts bound to the `dex-ci-read` ClusterRole (EKS
+    grants read through `cluster.view_role_arns`)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -358,6 +386,7 @@ class StackConfig(_Section):
         problems += _network_problems(self.cloud, self.network)
         problems += _cluster_problems(self.cluster)
         problems += _sizing_problems(self.cloud, self.database, self.cache)
+        problems += cloud_api_problems(self)
         problems += _tag_problems(self.cloud, self.tags, self.owner)
         if self.is_prod and not self.deletion_protection and not self.acknowledge_unprotected_prod:
             problems.append(
@@ -416,6 +445,22 @@ def _network_problems(cloud: Cloud, net: NetworkConfig) -> list[str]:
 
 def _cluster_problems(cluster: ClusterConfig) -> list[str]:
     problems = []
+    for key in ("admin_role_arns", "view_role_arns"):
+        arns: list[str] = getattr(cluster, key)
+        for arn in arns:
+            if not _IAM_ROLE_ARN.match(arn):
+                problems.append(
+                    f"dex:cluster.{key} contains '{arn}': not an IAM role ARN "
+                    "(like arn:aws:iam::123456789012:role/dex-deploy)"
+                )
+        if len(set(arns)) != len(arns):
+            problems.append(f"dex:cluster.{key} lists a role twice")
+    both = sorted(set(cluster.admin_role_arns) & set(cluster.view_role_arns))
+    if both:
+        problems.append(
+            f"dex:cluster.view_role_arns repeats {', '.join(both)} from admin_role_arns: "
+            "a role has one EKS access entry; admin already reads everything"
+        )
     for cidr in cluster.public_access_cidrs:
         if cidr.prefixlen == 0:
             problems.append(
@@ -442,6 +487,190 @@ def _sizing_problems(cloud: Cloud, db: DatabaseConfig, cache: CacheConfig) -> li
             f"dex:cache.node_type = '{cache.node_type}' is not an ElastiCache node type "
             "(like cache.t4g.small)"
         )
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# Cloud API rules: what the providers accept at preview but the cloud APIs refuse at apply
+# time. Each rule cites where it comes from; `cloud_api_problems` runs them on every stack.
+
+RDS_PARAMETER_FAMILIES: dict[str, str] = {
+    "15": "postgres15",
+    "16": "postgres16",
+    "17": "postgres17",
+}
+"""RDS parameter group family per PostgreSQL major version: a group of another family is
+refused by CreateDBInstance ("DB parameter group family ... does not match the engine")."""
+
+VALKEY_PARAMETER_FAMILIES: dict[str, str] = {
+    "7.2": "valkey7",
+    "8.0": "valkey8",
+    "8.1": "valkey8",
+    "8.2": "valkey8",
+}
+"""ElastiCache parameter group family per Valkey version (AWS, "Engine specific parameters":
+"Valkey 7.2 parameters are the same as Redis OSS 7"; 8.0, 8.1 and 8.2 are "Parameter group
+family: valkey8")."""
+
+CLOUD_SQL_MAX_LOG_DAYS = {"ENTERPRISE": 7, "ENTERPRISE_PLUS": 35}
+"""Cloud SQL BackupConfiguration.transactionLogRetentionDays: "from 1-7 (For PostgreSQL
+Enterprise Plus instances, from 1 to 35)" (Cloud SQL Admin API); on Enterprise the API
+answers "The number of transaction log retention days must be between 1 and 7"."""
+
+
+def cloud_sql_edition(tier: str) -> str:
+    """The Cloud SQL edition a tier runs on: the API refuses `db-perf-optimized-N-*` tiers on
+    Enterprise and the custom and shared-core tiers on Enterprise Plus (the pairs Cloud SQL
+    rejects, as langfuse/langfuse-terraform-gcp#34 records them)."""
+    return "ENTERPRISE_PLUS" if tier.startswith("db-perf-optimized-") else "ENTERPRISE"
+
+
+_RDS_ID = re.compile(r"^[a-zA-Z](?!.*--)[a-zA-Z0-9-]*(?<!-)$")
+_GCP_ID = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
+_EKS_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]*$")
+_GCS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9_-]*[a-z0-9]$")
+
+
+class NameRule:
+    """What a cloud API accepts as one kind of physical name."""
+
+    def __init__(self, what: str, pattern: re.Pattern[str], low: int, high: int, source: str):
+        self.what, self.pattern, self.low, self.high, self.source = (
+            what,
+            pattern,
+            low,
+            high,
+            source,
+        )
+
+    def problems(self, name: str, length: int | None = None) -> list[str]:
+        size = len(name) if length is None else length
+        out = []
+        if not self.low <= size <= self.high:
+            out.append(f"{size} characters, allowed {self.low}-{self.high}")
+        if not self.pattern.match(name):
+            out.append("characters or shape not allowed")
+        return out
+
+
+NAME_RULES: dict[str, NameRule] = {
+    # RDS CreateDBInstance, DBInstanceIdentifier: "1 to 63 letters, numbers, or hyphens.
+    # First character must be a letter. Can't end with a hyphen or contain two consecutive
+    # hyphens." DBSnapshotIdentifier (the final snapshot): the same, 1 to 255.
+    "rds_identifier": NameRule("RDS instance identifier", _RDS_ID, 1, 63, "RDS CreateDBInstance"),
+    "rds_final_snapshot": NameRule(
+        "RDS final snapshot identifier", _RDS_ID, 1, 255, "RDS CreateDBSnapshot"
+    ),
+    # ElastiCache CreateReplicationGroup, ReplicationGroupId: 1 to 40 alphanumeric characters
+    # or hyphens, first a letter, no trailing hyphen, no two consecutive hyphens.
+    "elasticache_replication_group": NameRule(
+        "ElastiCache replication group id", _RDS_ID, 1, 40, "ElastiCache CreateReplicationGroup"
+    ),
+    # EKS CreateCluster, name: alphanumerics, hyphens and underscores, starting with an
+    # alphanumeric, at most 100 characters.
+    "eks_cluster": NameRule("EKS cluster name", _EKS_NAME, 1, 100, "EKS CreateCluster"),
+    # GKE Cluster.name: "up to 40 characters ... Lowercase letters, numbers, and hyphens only.
+    # Must start with a letter. Must end with a number or a letter."
+    "gke_cluster": NameRule("GKE cluster name", _GCP_ID, 1, 40, "GKE API Cluster.name"),
+    # Cloud SQL instance ID: lowercase letters, numbers and hyphens, starting with a letter;
+    # "The total length of project-ID:instance-ID must be 98 characters or less"
+    # (Cloud SQL "Instance settings"). Checked on the joined length below.
+    "cloud_sql_instance": NameRule(
+        "Cloud SQL project-ID:instance-ID", _GCP_ID, 1, 98, "Cloud SQL instance settings"
+    ),
+    # Memorystore for Redis instance ID: 1-40 lowercase letters, numbers, hyphens; starts
+    # with a letter, ends with a letter or number (Memorystore "Create and manage instances").
+    "memorystore_instance": NameRule(
+        "Memorystore instance id", _GCP_ID, 1, 40, "Memorystore for Redis instance id"
+    ),
+    # IAM serviceAccounts.create, accountId: 6-30 characters matching
+    # `[a-z]([-a-z0-9]*[a-z0-9])` (RFC1035).
+    "service_account": NameRule(
+        "service account id", _GCP_ID, 6, 30, "IAM serviceAccounts.create accountId"
+    ),
+    # GCS bucket names (no dots): 3-63 lowercase letters, digits, dashes and underscores,
+    # starting and ending with a letter or digit (Cloud Storage "Bucket names").
+    "gcs_bucket": NameRule("GCS bucket name", _GCS_BUCKET, 3, 63, "Cloud Storage bucket names"),
+}
+
+
+def physical_names(cfg: StackConfig) -> dict[str, list[str]]:
+    """The physical names a stack gives its resources, by rule (stacks/aws.py and
+    stacks/gcp.py build the same names; a test compares them with the plan)."""
+    prefix = cfg.name_prefix
+    if cfg.cloud == "aws":
+        return {
+            "rds_identifier": [f"{prefix}-postgres"],
+            # a final snapshot is taken where the database is protected (prod)
+            "rds_final_snapshot": [f"{prefix}-postgres-final"] if cfg.deletion_protection else [],
+            "elasticache_replication_group": [f"{prefix}-valkey"],
+            "eks_cluster": [f"{prefix}-eks"],
+        }
+    from components.contracts import BUCKET_PURPOSES, WORKLOADS
+
+    project = cfg.gcp_project or ""
+    buckets = [*BUCKET_PURPOSES, *(("access-logs",) if cfg.storage.access_logging else ())]
+    return {
+        "gke_cluster": [f"{prefix}-gke"],
+        "cloud_sql_instance": [f"{prefix}-postgres"],
+        "memorystore_instance": [f"{prefix}-redis"],
+        "service_account": [f"{prefix}-gke-nodes", *(f"{prefix}-{w}" for w in WORKLOADS)],
+        "gcs_bucket": [f"{project}-{prefix}-{p}" for p in buckets],
+    }
+
+
+def name_problems(cfg: StackConfig, names: Mapping[str, list[str]] | None = None) -> list[str]:
+    """Every physical name the cloud API would refuse, with the rule and its source."""
+    problems = []
+    for kind, values in (physical_names(cfg) if names is None else names).items():
+        rule = NAME_RULES[kind]
+        for name in values:
+            length = None
+            if kind == "cloud_sql_instance":
+                length = len(f"{cfg.gcp_project}:{name}")
+            found = rule.problems(name, length)
+            if found:
+                problems.append(
+                    f"{rule.what} '{name}' (from dex:environment and dex:gcp_project) is "
+                    f"refused by the cloud: {'; '.join(found)} ({rule.source})"
+                )
+    return problems
+
+
+def cloud_api_problems(cfg: StackConfig) -> list[str]:
+    """Values the cloud APIs refuse at apply time, caught before any resource exists."""
+    problems = name_problems(cfg)
+    db = cfg.database
+    if cfg.cloud == "aws":
+        if db.engine_version not in RDS_PARAMETER_FAMILIES:
+            problems.append(
+                f"dex:database.engine_version = '{db.engine_version}' has no RDS parameter "
+                f"group family; known: {', '.join(RDS_PARAMETER_FAMILIES)}"
+            )
+        if cfg.cache.engine_version not in VALKEY_PARAMETER_FAMILIES:
+            problems.append(
+                f"dex:cache.engine_version = '{cfg.cache.engine_version}' has no ElastiCache "
+                f"parameter group family; known: {', '.join(VALKEY_PARAMETER_FAMILIES)}"
+            )
+    if cfg.cloud == "gcp":
+        # "Invalid request: backup retention should be > transaction log retention." (the
+        # Cloud SQL Admin API's answer, quoted in terraform-google-modules/terraform-google-
+        # sql-db#785): retained backups must outnumber the days of transaction logs.
+        if db.transaction_log_retention_days >= db.backup_retention_days:
+            problems.append(
+                f"dex:database.transaction_log_retention_days = "
+                f"{db.transaction_log_retention_days} must be less than "
+                f"dex:database.backup_retention_days = {db.backup_retention_days}: Cloud SQL "
+                "refuses 'backup retention should be > transaction log retention'"
+            )
+        edition = cloud_sql_edition(db.instance_class)
+        most = CLOUD_SQL_MAX_LOG_DAYS[edition]
+        if db.transaction_log_retention_days > most:
+            problems.append(
+                f"dex:database.transaction_log_retention_days = "
+                f"{db.transaction_log_retention_days}: Cloud SQL {edition} (tier "
+                f"{db.instance_class}) keeps 1 to {most} days of transaction logs"
+            )
     return problems
 
 
@@ -504,10 +733,11 @@ ENV_PROFILES: dict[str, dict[str, Any]] = {
             "max_storage_gib": 100,
             "high_availability": False,
             "backup_retention_days": 1,
+            "transaction_log_retention_days": 1,
             "point_in_time_recovery": True,
             "performance_insights": False,
         },
-        "cache": {"engine_version": "7.1", "high_availability": False, "replicas": 0},
+        "cache": {"engine_version": "8.1", "high_availability": False, "replicas": 0},
         "storage": {
             "raw_infrequent_access_after_days": 30,
             "raw_archive_after_days": 90,
@@ -549,10 +779,11 @@ ENV_PROFILES: dict[str, dict[str, Any]] = {
             "max_storage_gib": 1000,
             "high_availability": True,
             "backup_retention_days": 14,
+            "transaction_log_retention_days": 7,
             "point_in_time_recovery": True,
             "performance_insights": True,
         },
-        "cache": {"engine_version": "7.1", "high_availability": True, "replicas": 1},
+        "cache": {"engine_version": "8.1", "high_availability": True, "replicas": 1},
         "storage": {
             "raw_infrequent_access_after_days": 30,
             "raw_archive_after_days": 180,
@@ -638,7 +869,8 @@ CLOUD_PROFILES: dict[tuple[str, str], dict[str, Any]] = {
                 "spot": False,
             },
         },
-        "database": {"instance_class": "db-custom-1-3840"},
+        # Cloud SQL keeps more daily backups than days of logs: 2 backups for 1 day of PITR.
+        "database": {"instance_class": "db-custom-1-3840", "backup_retention_days": 2},
         "cache": {"node_type": "cache.t4g.small", "memory_size_gib": 1},
     },
     ("gcp", "prod"): {
@@ -825,11 +1057,15 @@ _CLOUD_ONLY = {
     "network.control_plane_cidr": "gcp",
     "cluster.release_channel": "gcp",
     "cache.node_type": "aws",
+    "cache.engine_version": "aws",
+    "database.transaction_log_retention_days": "gcp",
     "cache.memory_size_gib": "gcp",
     "cache.replicas": "aws",
     "gcp_project": "gcp",
     "network.flow_logs_retention_days": "aws",
     "cluster.log_retention_days": "aws",
+    "cluster.admin_role_arns": "aws",
+    "cluster.view_role_arns": "aws",
 }
 
 

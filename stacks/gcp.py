@@ -17,8 +17,8 @@ from components.gcp.object_store import ObjectStore, ObjectStoreArgs
 from components.gcp.registry import Registry, RegistryArgs
 from components.gcp.services import ProjectServices
 from components.gcp.workload_identity import WorkloadIdentity, WorkloadIdentityArgs
-from stacks.config import NodeGroupConfig, StackConfig
-from stacks.platform import build_platform
+from stacks.config import NodeGroupConfig, StackConfig, cloud_sql_edition
+from stacks.platform import build_platform, pushed_tags
 
 
 def node_pool(spec: NodeGroupConfig) -> NodePoolArgs:
@@ -29,15 +29,27 @@ def build_gcp(cfg: StackConfig) -> dict[str, Any]:
     assert cfg.gcp_project is not None  # the config refuses gcp without a project
     project, region, prefix = cfg.gcp_project, cfg.region, cfg.name_prefix
     protect = cfg.deletion_protection
-    provider = gcp.Provider("gcp", project=project, region=region, default_labels=cfg.base_tags())
-    random_provider = random.Provider("random")
-    invoke = pulumi.InvokeOptions(provider=provider)
+    # Two providers of one project: `gcp-apis` enables the APIs (and answers the lookups,
+    # whose APIs docs/first-deploy.md asks to enable beforehand); `gcp`, which every other
+    # resource uses, waits for them. A component's `depends_on` does not reach its children:
+    # the provider's does, since every resource waits for its provider.
+    api_provider = gcp.Provider("gcp-apis", project=project, region=region)
+    invoke = pulumi.InvokeOptions(provider=api_provider)
     project_number = gcp.organizations.get_project(project_id=project, opts=invoke).number
     zone = gcp.compute.get_zones(project=project, region=region, opts=invoke).names[0]
     storage_agent = gcp.storage.get_project_service_account(project=project, opts=invoke)
-
-    apis = ProjectServices(f"{prefix}-apis", project, pulumi.ResourceOptions(providers=[provider]))
-    opts = pulumi.ResourceOptions(providers=[provider, random_provider], depends_on=[apis])
+    apis = ProjectServices(
+        f"{prefix}-apis", project, pulumi.ResourceOptions(providers=[api_provider])
+    )
+    provider = gcp.Provider(
+        "gcp",
+        project=project,
+        region=region,
+        default_labels=cfg.base_tags(),
+        opts=pulumi.ResourceOptions(depends_on=list(apis.services)),
+    )
+    random_provider = random.Provider("random")
+    opts = pulumi.ResourceOptions(providers=[provider, random_provider])
 
     network = Network(
         f"{prefix}-network",
@@ -104,6 +116,8 @@ def build_gcp(cfg: StackConfig) -> dict[str, Any]:
             max_storage_gib=cfg.database.max_storage_gib,
             regional=cfg.database.high_availability,
             backup_retention_days=cfg.database.backup_retention_days,
+            transaction_log_retention_days=cfg.database.transaction_log_retention_days,
+            edition=cloud_sql_edition(cfg.database.instance_class),
             point_in_time_recovery=cfg.database.point_in_time_recovery,
             query_insights=cfg.database.performance_insights,
             deletion_protection=protect,
@@ -119,7 +133,6 @@ def build_gcp(cfg: StackConfig) -> dict[str, Any]:
             project=project,
             region=region,
             instance_name=f"{prefix}-redis",
-            engine_version=cfg.cache.engine_version,
             memory_size_gib=cfg.cache.memory_size_gib,
             high_availability=cfg.cache.high_availability,
             authorized_network=network.network_id,
@@ -137,6 +150,7 @@ def build_gcp(cfg: StackConfig) -> dict[str, Any]:
             apps=APP_IMAGES,
             keep_images=cfg.registry.keep_images,
             protect=protect,
+            pushed_tags=pushed_tags(cfg),
         ),
         opts,
     )

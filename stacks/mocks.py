@@ -23,6 +23,8 @@ MOCK_CA = base64.b64encode(
 ).decode()
 """A stand-in cluster CA bundle (base64 PEM), clearly not a real certificate."""
 """The AWS account id the mocks pretend to deploy into."""
+MOCK_CA_PEM = "-----BEGIN CERTIFICATE-----\nMOCK-CA\n-----END CERTIFICATE-----\n"
+"""A stand-in CA certificate (PEM), clearly not a real certificate."""
 
 # Resource types whose `name` the provider generates from the logical name when not given.
 _AUTONAMED = {
@@ -37,6 +39,8 @@ _AUTONAMED = {
     "aws:elasticache/parameterGroup:ParameterGroup",
     "aws:cloudwatch/logGroup:LogGroup",
     "aws:ecr/repository:Repository",
+    "aws:iam/instanceProfile:InstanceProfile",
+    "aws:cloudwatch/eventRule:EventRule",
 }
 
 _AWS_ID_PREFIX = {
@@ -122,6 +126,18 @@ class DexMocks(Mocks):
                 "zone": "",
                 "id": self.gcp_project,
             }
+        if token == "aws:ecr/getImage:getImage":
+            digest = "sha256:" + _digest("ecr", str(args.args.get("imageTag")))[:64].ljust(64, "0")
+            return {**args.args, "imageDigest": digest, "id": digest}
+        if token == "gcp:artifactregistry/getDockerImage:getDockerImage":
+            name = str(args.args.get("imageName"))
+            digest = "sha256:" + _digest("gar", name)[:64].ljust(64, "0")
+            base = f"{self.gcp_region}-docker.pkg.dev/{self.gcp_project}/repo"
+            link = f"{base}/{name.split(':', maxsplit=1)[0]}@{digest}"
+            return {**args.args, "selfLink": link, "id": name}
+        if token == "command:local:run":
+            # the RDS CA bundle `curl` fetches where `pulumi up` runs: a stand-in PEM
+            return {**args.args, "stdout": MOCK_CA_PEM, "stderr": ""}
         if token == "gcp:compute/getZones:getZones":
             return {"names": [f"{self.gcp_region}-{s}" for s in "bcd"], "id": self.gcp_region}
         return {}
@@ -210,6 +226,28 @@ class DexMocks(Mocks):
             url = str(inputs.get("url", "")).removeprefix("https://")
             arn = f"arn:{part}:iam::{acct}:oidc-provider/{url}"
             rid = arn
+        elif typ == "aws:iam/instanceProfile:InstanceProfile":
+            rid = str(phys)
+            arn = f"arn:{part}:iam::{acct}:instance-profile/{phys}"
+            out["uniqueId"] = "AIPA" + h[:17].upper()
+        elif typ == "aws:sqs/queue:Queue":
+            rid = f"https://sqs.{region}.amazonaws.com/{acct}/{phys}"
+            arn = f"arn:{part}:sqs:{region}:{acct}:{phys}"
+            out.update(name=phys, url=rid)
+        elif typ == "aws:cloudwatch/eventRule:EventRule":
+            rid = str(phys)
+            arn = f"arn:{part}:events:{region}:{acct}:rule/{phys}"
+        elif typ == "aws:eks/podIdentityAssociation:PodIdentityAssociation":
+            rid = f"a-{h[:17]}"
+            arn = (
+                f"arn:{part}:eks:{region}:{acct}:podidentityassociation/"
+                f"{inputs.get('clusterName')}/{rid}"
+            )
+            out.update(associationId=rid, associationArn=arn)
+        elif typ == "aws:eks/accessEntry:AccessEntry":
+            rid = f"{inputs.get('clusterName')}:{inputs.get('principalArn')}"
+            arn = f"arn:{part}:eks:{region}:{acct}:access-entry/{inputs.get('clusterName')}/{h[:8]}"
+            out["accessEntryArn"] = arn
         elif typ == "aws:iam/rolePolicyAttachment:RolePolicyAttachment":
             rid = f"{inputs.get('role')}-{h[:20]}"
         elif typ == "aws:cloudwatch/logGroup:LogGroup":
@@ -310,6 +348,8 @@ class DexMocks(Mocks):
             out.update(
                 connectionName=f"{project}:{region}:{phys}",
                 privateIpAddress=f"10.70.0.{int(h[:2], 16) % 250 + 2}",
+                # the instance's CA is generated with it
+                serverCaCerts=UNKNOWN,
                 selfLink=f"https://sqladmin.googleapis.com/sql/v1beta4/projects/{project}/instances/{phys}",
             )
         elif typ == "gcp:redis/instance:Instance":

@@ -1,4 +1,8 @@
-"""AWS cache: ElastiCache for Redis, TLS in transit, encrypted at rest, an auth token.
+"""AWS cache: ElastiCache for Valkey, TLS in transit, encrypted at rest, an auth token.
+
+Valkey replaces Redis OSS (its open-source successor; ElastiCache runs both with the same
+AUTH token and TLS options). The parameter group is the engine's default one, named after
+its family, which must match the engine's major version (`valkey8` for 8.x).
 
 Prod runs a primary and replicas across AZs with automatic failover. Only the cluster's
 security group may connect.
@@ -16,11 +20,18 @@ from components.aws.kms import customer_key
 from components.aws.security import clients_only
 from components.contracts import CacheOutputs, contract_outputs
 
+PORT = 6379
+"""ElastiCache's port, TLS or not."""
+ENGINE = "valkey"
+
 
 @dataclass(frozen=True)
 class CacheArgs:
     replication_group_id: str
     engine_version: str
+    """The Valkey major.minor version (`8.1`)."""
+    parameter_group_family: str
+    """Its parameter group family (`valkey8`), from the config's table."""
     node_type: str
     replicas: int
     """Read replicas (the primary is extra)."""
@@ -60,9 +71,9 @@ class Cache(pulumi.ComponentResource):
             name,
             self,
             args.vpc_id,
-            6379,
-            "Redis from the cluster only",
-            "Redis (TLS) from cluster workloads",
+            PORT,
+            "Valkey from the cluster only",
+            "Valkey (TLS) from cluster workloads",
             args.client_security_group_ids,
             tags,
         )
@@ -75,22 +86,24 @@ class Cache(pulumi.ComponentResource):
         )
         slow_log = aws.cloudwatch.LogGroup(
             f"{name}-slow-log",
-            name=f"/dex/{args.replication_group_id}/redis-slow-log",
+            name=f"/dex/{args.replication_group_id}/slow-log",
             retention_in_days=30,
             tags=tags,
             opts=child,
         )
         group = aws.elasticache.ReplicationGroup(
-            f"{name}-redis",
+            f"{name}-valkey",
             replication_group_id=args.replication_group_id,
             description="DEX cache and rate limits",
-            engine="redis",
+            engine=ENGINE,
             engine_version=args.engine_version,
+            # the engine's default group, which exists in every account and region
+            parameter_group_name=f"default.{args.parameter_group_family}",
             node_type=args.node_type,
             num_cache_clusters=1 + args.replicas,
             automatic_failover_enabled=args.high_availability,
             multi_az_enabled=args.high_availability,
-            port=6379,
+            port=PORT,
             subnet_group_name=subnets.name,
             security_group_ids=[sg.id],
             at_rest_encryption_enabled=True,
@@ -118,11 +131,11 @@ class Cache(pulumi.ComponentResource):
         secret_token: pulumi.Output[str] = pulumi.Output.secret(token.result)
         self.contract = CacheOutputs(
             host=group.primary_endpoint_address,
-            port=group.port.apply(lambda p: int(p or 6379)),
+            port=group.port.apply(lambda p: int(p or PORT)),
             auth_token=secret_token,
             url=pulumi.Output.secret(
                 pulumi.Output.all(secret_token, group.primary_endpoint_address).apply(
-                    lambda a: f"rediss://:{a[0]}@{a[1]}:6379/0"
+                    lambda a: f"rediss://:{a[0]}@{a[1]}:{PORT}/0"
                 )
             ),
         )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_command as command
 import pulumi_random as random
 
 from components.aws.kms import customer_key
@@ -30,6 +31,9 @@ class DatabaseArgs:
     """The RDS instance identifier."""
     engine_version: str
     """PostgreSQL major version (RDS picks the latest minor; minor upgrades are automatic)."""
+    parameter_group_family: str
+    """The parameter group family of that version (`postgres17`): the config's table, so a
+    version without a family stops the program before anything is registered."""
     instance_class: str
     storage_gib: int
     max_storage_gib: int
@@ -43,6 +47,24 @@ class DatabaseArgs:
     """The isolated database subnets."""
     client_security_group_ids: list[pulumi.Input[str]]
     """Only these security groups (the cluster's) may connect on 5432."""
+    region: str
+    """The instance's region: which RDS trust-store bundle signs its certificate."""
+    command_provider: pulumi.ProviderResource
+    """The explicit `command` provider (default providers are disabled) that fetches the
+    region's CA bundle where `pulumi up` runs."""
+
+
+def rds_ca_bundle_url(region: str) -> str:
+    """The RDS trust store's bundle for one region ("Certificate bundles for specific AWS
+    Regions" in the RDS user guide; GovCloud and China are served from their own hosts, the
+    same templates gravitational/teleport uses for RDS CAs)."""
+    if region.startswith("us-gov-"):
+        base = "https://truststore.pki.us-gov-west-1.rds.amazonaws.com"
+    elif region.startswith("cn-"):
+        base = "https://rds-truststore.s3.cn-north-1.amazonaws.com.cn"
+    else:
+        base = "https://truststore.pki.rds.amazonaws.com"
+    return f"{base}/{region}/{region}-bundle.pem"
 
 
 class Database(pulumi.ComponentResource):
@@ -86,7 +108,7 @@ class Database(pulumi.ComponentResource):
         )
         params = aws.rds.ParameterGroup(
             f"{name}-params",
-            family=f"postgres{args.engine_version}",
+            family=args.parameter_group_family,
             description="DEX: TLS only, slow-query and connection logging",
             parameters=[
                 aws.rds.ParameterGroupParameterArgs(name="rds.force_ssl", value="1"),
@@ -150,6 +172,15 @@ class Database(pulumi.ComponentResource):
             app_dbs[app] = AppDatabase(name=app, user=app, password=password.result)
 
         self.host = instance.address
+        # No RDS API returns the CA PEM: AWS publishes a per-region bundle (every CA that
+        # may sign an RDS certificate in the region) at this address, the one its docs give
+        # for `sslrootcert` ("Using SSL/TLS to encrypt a connection to a DB instance").
+        bundle = command.local.run_output(
+            command=f"curl -fsSL {rds_ca_bundle_url(args.region)}",
+            logging=command.local.Logging.STDERR,
+            opts=pulumi.InvokeOptions(provider=args.command_provider, parent=self),
+        )
+
         self.port = instance.port
         self.security_group_id = sg.id
         self.contract = DatabaseOutputs(
@@ -159,5 +190,6 @@ class Database(pulumi.ComponentResource):
             admin_password=pulumi.Output.secret(admin_password.result),
             app_databases=app_dbs,
             sslmode="verify-full",
+            ca_certificate=bundle.stdout,
         )
         self.register_outputs({**contract_outputs(self.contract), "security_group_id": sg.id})

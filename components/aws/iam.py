@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,26 +25,40 @@ def service_trust(service: str) -> str:
     )
 
 
-def irsa_trust(
-    oidc_provider_arn: str, issuer_url: str, namespace: str, service_account: str
-) -> str:
-    """Trust policy for IRSA: only one Kubernetes service account, only for STS audiences."""
-    issuer = issuer_url.removeprefix("https://")
+POD_IDENTITY_SERVICE = "pods.eks.amazonaws.com"
+"""The service principal EKS Pod Identity assumes workload roles as."""
+
+
+def pod_identity_trust() -> str:
+    """Trust policy for EKS Pod Identity: the EKS Auth service assumes the role (and tags the
+    session with cluster, namespace and service account) on behalf of a pod whose service
+    account has a `PodIdentityAssociation` to the role. Which pod may use the role is decided
+    by the associations, which only this stack creates.
+
+    Source: Amazon EKS User Guide, "Create IAM role with trust policy required by EKS Pod
+    Identity" (pod-id-role): `sts:AssumeRole` and `sts:TagSession` for `pods.eks.amazonaws.com`.
+    """
     return document(
         [
             {
+                "Sid": "AllowEksAuthToAssumeRoleForPodIdentity",
                 "Effect": "Allow",
-                "Principal": {"Federated": oidc_provider_arn},
-                "Action": "sts:AssumeRoleWithWebIdentity",
-                "Condition": {
-                    "StringEquals": {
-                        f"{issuer}:sub": f"system:serviceaccount:{namespace}:{service_account}",
-                        f"{issuer}:aud": "sts.amazonaws.com",
-                    }
-                },
+                "Principal": {"Service": POD_IDENTITY_SERVICE},
+                "Action": ["sts:AssumeRole", "sts:TagSession"],
             }
         ]
     )
+
+
+def role_arn_of_caller(caller_arn: str) -> str:
+    """The IAM principal an access entry names for the caller of `sts:GetCallerIdentity`:
+    an assumed-role session (`arn:aws:sts::1:assumed-role/Name/session`) becomes its role
+    (`arn:aws:iam::1:role/Name`); user and role ARNs are returned unchanged."""
+    match = re.match(r"^arn:([^:]+):sts::(\d{12}):assumed-role/([^/]+)/.+$", caller_arn)
+    if match:
+        partition, account, role = match.groups()
+        return f"arn:{partition}:iam::{account}:role/{role}"
+    return caller_arn
 
 
 def bucket_access(
@@ -55,15 +70,25 @@ def bucket_access(
     for grant in grants:
         arn = bucket_arns[grant.purpose]
         sid = grant.purpose.replace("-", "").capitalize()
-        listing: dict[str, Any] = {
-            "Sid": f"List{sid}",
-            "Effect": "Allow",
-            "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
-            "Resource": arn,
-        }
+        # Bucket-level calls that take no key prefix (GetBucketLocation, which SDKs make
+        # before anything else) must not sit under an `s3:prefix` condition: the key is
+        # absent from such requests, so the condition never matches and they are denied.
+        bucket_actions = ["s3:GetBucketLocation"]
+        if not grant.prefixes:
+            bucket_actions.insert(0, "s3:ListBucket")
+        statements.append(
+            {"Sid": f"Bucket{sid}", "Effect": "Allow", "Action": bucket_actions, "Resource": arn}
+        )
         if grant.prefixes:
-            listing["Condition"] = {"StringLike": {"s3:prefix": [f"{p}*" for p in grant.prefixes]}}
-        statements.append(listing)
+            statements.append(
+                {
+                    "Sid": f"List{sid}",
+                    "Effect": "Allow",
+                    "Action": "s3:ListBucket",
+                    "Resource": arn,
+                    "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in grant.prefixes]}},
+                }
+            )
         objects = [f"{arn}/{p}*" for p in grant.prefixes] or [f"{arn}/*"]
         actions = WRITE_ACTIONS if grant.access == "write" else READ_ACTIONS
         statements.append(
@@ -142,3 +167,49 @@ def key_policy(account_id: str, partition: str, service_principals: Sequence[str
             }
         )
     return document(statements)
+
+
+def ebs_volume_key_access(key_arn: str) -> str:
+    """What the EBS CSI driver needs on a customer managed key to create, attach and
+    encrypt volumes with it: grants for AWS resources (EC2 creates them on its behalf) and
+    the data-key operations. Source: Amazon EKS User Guide, "Store Kubernetes volumes with
+    Amazon EBS", custom KMS key policy for the driver's role."""
+    return document(
+        [
+            {
+                "Sid": "GrantsForEbs",
+                "Effect": "Allow",
+                "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
+                "Resource": key_arn,
+                "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            },
+            {
+                "Sid": "UseVolumeKey",
+                "Effect": "Allow",
+                "Action": [
+                    "kms:Encrypt",
+                    "kms:Decrypt",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:DescribeKey",
+                ],
+                "Resource": key_arn,
+            },
+        ]
+    )
+
+
+def access_warning(caller_arn: str, admin_arns: Sequence[str], view_arns: Sequence[str]) -> str:
+    """Why this run cannot reach the Kubernetes API ('' when it can): with access entries
+    only, a principal that is in neither list is refused by the cluster. Roles are compared
+    by name, since an assumed-role ARN drops the role's path."""
+    principal = role_arn_of_caller(caller_arn)
+    name = principal.rsplit("/", 1)[-1]
+    if any(arn.rsplit("/", 1)[-1] == name for arn in admin_arns):
+        return ""
+    if any(arn.rsplit("/", 1)[-1] == name for arn in view_arns):
+        return f"{principal} has read-only cluster access (dex:cluster.view_role_arns)"
+    return (
+        f"{principal} is not in dex:cluster.admin_role_arns: the cluster's access entries "
+        "will refuse its Kubernetes requests"
+    )

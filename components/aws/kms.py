@@ -15,6 +15,18 @@ def customer_key(
     policy: pulumi.Input[str] | None = None,
 ) -> aws.kms.Key:
     """A symmetric key with yearly rotation, named `alias/<name>`."""
+    return customer_key_and_alias(name, description, parent, protect, tags, policy)[0]
+
+
+def customer_key_and_alias(
+    name: str,
+    description: str,
+    parent: pulumi.Resource,
+    protect: bool,
+    tags: dict[str, str],
+    policy: pulumi.Input[str] | None = None,
+) -> tuple[aws.kms.Key, aws.kms.Alias]:
+    """`customer_key`, and its alias `alias/<name>` (for what refers to the key by alias)."""
     key = aws.kms.Key(
         name,
         description=description,
@@ -24,10 +36,10 @@ def customer_key(
         tags=tags,
         opts=pulumi.ResourceOptions(parent=parent, protect=protect),
     )
-    aws.kms.Alias(
+    alias = aws.kms.Alias(
         f"{name}-alias",
         name=f"alias/{name}",
         target_key_id=key.key_id,
         opts=pulumi.ResourceOptions(parent=parent),
     )
-    return key
+    return key, alias

@@ -55,7 +55,7 @@ class NetworkArgs:
     flow_logs_retention_days: int
     """How long VPC flow logs are kept in CloudWatch."""
     cluster_name: str
-    """The EKS cluster the subnets are tagged for (load balancer discovery)."""
+    """The EKS cluster the subnets are tagged for (load balancer and Karpenter discovery)."""
     region: str
     """The region, for endpoint service names."""
 
@@ -107,7 +107,12 @@ class Network(pulumi.ComponentResource):
         subnets: dict[str, list[aws.ec2.Subnet]] = {tier: [] for tier in TIERS}
         role_tags = {
             "public": {"kubernetes.io/role/elb": "1", **elb_tags},
-            "private": {"kubernetes.io/role/internal-elb": "1", **elb_tags},
+            "private": {
+                "kubernetes.io/role/internal-elb": "1",
+                # the subnets Karpenter's EC2NodeClass selects for nodes
+                "karpenter.sh/discovery": args.cluster_name,
+                **elb_tags,
+            },
             "database": {},
         }
         for tier in TIERS:

@@ -50,6 +50,9 @@ class RegistryArgs:
     apps: tuple[str, ...]
     keep_images: int
     protect: bool
+    pushed_tags: dict[str, str] | None = None
+    """Per app, the tag of an image pushed before the deploy (`dex images push`), whose
+    digest the contract then carries; None: the program builds the images."""
 
 
 class Registry(pulumi.ComponentResource):
@@ -63,6 +66,7 @@ class Registry(pulumi.ComponentResource):
         super().__init__("dex:aws:Registry", name, None, opts)
         tags = {"component": "registry"}
         urls = {}
+        digests: dict[str, pulumi.Output[str]] = {}
         registry_ids: list[pulumi.Output[str]] = []
         for app in args.apps:
             repo = aws.ecr.Repository(
@@ -87,6 +91,14 @@ class Registry(pulumi.ComponentResource):
             )
             urls[app] = repo.repository_url
             registry_ids.append(repo.registry_id)
+            if args.pushed_tags is not None:
+                # fails the preview with ECR's own "image not found" when the tag was never
+                # pushed: `dex images push` comes first
+                digests[app] = aws.ecr.get_image_output(
+                    repository_name=repo.name,
+                    image_tag=args.pushed_tags[app],
+                    opts=pulumi.InvokeOutputOptions(parent=self, depends_on=[repo]),
+                ).image_digest
         # A 12-hour token fetched at deploy time for pushing the apps' images.
         token = aws.ecr.get_authorization_token_output(
             registry_id=registry_ids[0], opts=pulumi.InvokeOutputOptions(parent=self)
@@ -96,5 +108,6 @@ class Registry(pulumi.ComponentResource):
             server=token.proxy_endpoint.apply(lambda e: e.removeprefix("https://")),
             username=token.user_name,
             password=pulumi.Output.secret(token.password),
+            image_digests=digests,
         )
         self.register_outputs(contract_outputs(self.contract))

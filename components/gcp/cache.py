@@ -1,5 +1,17 @@
 """GCP cache: Memorystore for Redis over private service access, AUTH on, TLS in transit;
-STANDARD_HA (a replica in another zone, automatic failover) in prod."""
+STANDARD_HA (a replica in another zone, automatic failover) in prod.
+
+With TLS (`SERVER_AUTHENTICATION`) Memorystore for Redis serves on 6378, not 6379, and signs
+its certificate with a per-instance Google-managed CA that no system trust store holds: the
+contract carries the port the instance reports and the instance's `serverCaCerts` PEM.
+
+Why not Memorystore for Valkey yet (DESIGN.md lists it): its static-password mode
+(`authorization_mode = "TOKEN_AUTH"`, "basic token-based authentication" in Google's docs)
+is documented in pulumi-gcp 10.2 as an enum value only, with no resource that creates or
+returns the token; the other modes are IAM auth (clients mint short-lived IAM tokens, which
+the apps' `rediss://:token@` URL cannot do) or no auth. It also needs Private Service Connect
+(a service connection policy) instead of private service access.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +22,11 @@ import pulumi_gcp as gcp
 
 from components.contracts import CacheOutputs, contract_outputs
 
-REDIS_VERSIONS = {"7.0": "REDIS_7_0", "7.1": "REDIS_7_2"}
-"""Memorystore offers 7.0 and 7.2; 7.1 (ElastiCache's name) maps to 7.2."""
+REDIS_VERSION = "REDIS_7_2"
+"""The newest Memorystore for Redis version (`dex:cache.engine_version` names the Valkey
+version ElastiCache runs; Memorystore for Redis has no Valkey)."""
+TLS_PORT = 6378
+"""Memorystore for Redis's port with in-transit encryption on."""
 
 
 @dataclass(frozen=True)
@@ -19,7 +34,6 @@ class CacheArgs:
     project: str
     region: str
     instance_name: str
-    engine_version: str
     memory_size_gib: int
     high_availability: bool
     authorized_network: pulumi.Input[str]
@@ -43,7 +57,7 @@ class Cache(pulumi.ComponentResource):
             region=args.region,
             tier="STANDARD_HA" if args.high_availability else "BASIC",
             memory_size_gb=args.memory_size_gib,
-            redis_version=REDIS_VERSIONS[args.engine_version],
+            redis_version=REDIS_VERSION,
             authorized_network=args.authorized_network,
             connect_mode="PRIVATE_SERVICE_ACCESS",
             auth_enabled=True,
@@ -69,13 +83,19 @@ class Cache(pulumi.ComponentResource):
             ),
         )
         token: pulumi.Output[str] = pulumi.Output.secret(instance.auth_string)
+        port = instance.port.apply(lambda p: int(p or TLS_PORT))
         self.contract = CacheOutputs(
             host=instance.host,
-            port=instance.port.apply(lambda p: int(p or 6378)),
+            port=port,
             auth_token=token,
             url=pulumi.Output.secret(
-                pulumi.Output.all(token, instance.host, instance.port).apply(
+                pulumi.Output.all(token, instance.host, port).apply(
                     lambda a: f"rediss://:{a[0]}@{a[1]}:{a[2]}/0"
+                )
+            ),
+            ca_certificate=pulumi.Output.unsecret(
+                instance.server_ca_certs.apply(
+                    lambda certs: "".join(c.cert for c in certs or [] if c.cert)
                 )
             ),
         )

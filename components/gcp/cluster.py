@@ -56,7 +56,9 @@ class Cluster(pulumi.ComponentResource):
     name: pulumi.Output[str]
     endpoint: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
-    workload_pool: str
+    workload_pool: pulumi.Output[str]
+    """`PROJECT.svc.id.goog`, read from the cluster: it exists only once the cluster with
+    Workload Identity does, so whatever names it waits for the cluster."""
     node_service_account: pulumi.Output[str]
     contract: ClusterOutputs
 
@@ -67,23 +69,26 @@ class Cluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         labels = {"component": "cluster"}
         location = args.region if args.regional else args.zone
-        self.workload_pool = f"{args.project}.svc.id.goog"
+        workload_pool = f"{args.project}.svc.id.goog"
 
         nodes_sa = gcp.serviceaccount.Account(
             f"{name}-nodes-sa",
-            account_id=f"{args.cluster_name}-nodes"[:30],
+            # no silent truncation: the stack config checks the 6-30 character rule
+            account_id=f"{args.cluster_name}-nodes",
             display_name=f"GKE nodes of {args.cluster_name}",
             project=args.project,
             opts=child,
         )
+        node_roles: list[pulumi.Resource] = []
         for role in NODE_ROLES:
-            gcp.projects.IAMMember(
+            member = gcp.projects.IAMMember(
                 f"{name}-nodes-{role.split('/')[1].replace('.', '-')}",
                 project=args.project,
                 role=role,
                 member=nodes_sa.member,
                 opts=child,
             )
+            node_roles.append(member)
 
         encryption = None
         depends: list[pulumi.Resource] = []
@@ -166,7 +171,7 @@ class Cluster(pulumi.ComponentResource):
                 )
             ),
             workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
-                workload_pool=self.workload_pool
+                workload_pool=workload_pool
             ),
             datapath_provider="ADVANCED_DATAPATH",
             enable_shielded_nodes=True,
@@ -249,6 +254,9 @@ class Cluster(pulumi.ComponentResource):
             )
 
         self.name = cluster.name
+        self.workload_pool = cluster.workload_identity_config.apply(
+            lambda c: (c.workload_pool if c else None) or workload_pool
+        )
         self.endpoint = cluster.endpoint.apply(lambda e: f"https://{e}")
         self.node_service_account = nodes_sa.email
         self.kubeconfig = pulumi.Output.secret(
@@ -261,6 +269,11 @@ class Cluster(pulumi.ComponentResource):
             endpoint=self.endpoint,
             kubeconfig=self.kubeconfig,
             kubernetes_version=args.kubernetes_version,
+            # GKE ships a default StorageClass (`standard-rwo`), kube-dns and Dataplane V2 with
+            # the control plane; pods still need nodes, and nodes need their roles (image
+            # pulls from Artifact Registry, logging) before they can run anything.
+            default_storage_class=None,
+            ready=(*pools, *node_roles),
         )
         self.register_outputs(
             {

@@ -1,7 +1,10 @@
 """GCP database: Cloud SQL for PostgreSQL on a private IP only, SSL required, automated
 backups with point-in-time recovery, a maintenance window, Query Insights; REGIONAL and
-deletion-protected in prod. Unlike RDS, Cloud SQL creates databases and users through its
-API, so the MLflow and Airflow databases and users are created here."""
+deletion-protected in prod. Only the admin user is made through Cloud SQL's API: the MLflow
+and Airflow roles and databases are made by the bootstrap Job (components/k8s/database.py),
+as on RDS. From PostgreSQL 16, changing a role's password or granting it needs ADMIN OPTION
+on it, which the admin holds only for roles it created itself, not for roles the Users API
+made (through Google's own superuser)."""
 
 from __future__ import annotations
 
@@ -29,6 +32,11 @@ class DatabaseArgs:
     regional: bool
     """REGIONAL availability (a standby in another zone)."""
     backup_retention_days: int
+    """Automated backups retained (a count)."""
+    transaction_log_retention_days: int
+    """Days of WAL kept for point-in-time recovery: fewer than the retained backups."""
+    edition: str
+    """`ENTERPRISE` or `ENTERPRISE_PLUS`, the one the tier runs on."""
     point_in_time_recovery: bool
     query_insights: bool
     deletion_protection: bool
@@ -37,6 +45,14 @@ class DatabaseArgs:
     """The private service access connection, which must exist first."""
     labels: dict[str, str]
     """The platform's labels: `settings.user_labels` does not inherit the provider's."""
+
+
+def server_ca_pem(instance: gcp.sql.DatabaseInstance) -> pulumi.Output[str]:
+    """The PEM of every CA the instance lists (more than one while a CA rotates). The
+    provider marks `serverCaCerts` secret; a CA certificate is public."""
+    return pulumi.Output.unsecret(
+        instance.server_ca_certs.apply(lambda certs: "".join(c.cert for c in certs or [] if c.cert))
+    )
 
 
 class Database(pulumi.ComponentResource):
@@ -59,7 +75,7 @@ class Database(pulumi.ComponentResource):
             deletion_protection=args.deletion_protection,
             settings=gcp.sql.DatabaseInstanceSettingsArgs(
                 tier=args.tier,
-                edition="ENTERPRISE",
+                edition=args.edition,
                 availability_type="REGIONAL" if args.regional else "ZONAL",
                 disk_type="PD_SSD",
                 disk_size=args.storage_gib,
@@ -76,7 +92,7 @@ class Database(pulumi.ComponentResource):
                     enabled=True,
                     start_time="02:00",
                     point_in_time_recovery_enabled=args.point_in_time_recovery,
-                    transaction_log_retention_days=min(7, args.backup_retention_days),
+                    transaction_log_retention_days=args.transaction_log_retention_days,
                     backup_retention_settings=gcp.sql.DatabaseInstanceSettingsBackupConfigurationBackupRetentionSettingsArgs(
                         retained_backups=args.backup_retention_days, retention_unit="COUNT"
                     ),
@@ -112,7 +128,7 @@ class Database(pulumi.ComponentResource):
         admin_password = random.RandomPassword(
             f"{name}-admin-password", length=40, special=False, opts=child
         )
-        gcp.sql.User(
+        admin = gcp.sql.User(
             f"{name}-admin",
             name=ADMIN_USER,
             instance=instance.name,
@@ -125,29 +141,21 @@ class Database(pulumi.ComponentResource):
             password = random.RandomPassword(
                 f"{name}-{app}-password", length=32, special=False, opts=child
             )
-            gcp.sql.Database(
-                f"{name}-{app}-db",
-                name=app,
-                instance=instance.name,
-                project=args.project,
-                opts=child,
-            )
-            gcp.sql.User(
-                f"{name}-{app}-user",
-                name=app,
-                instance=instance.name,
-                project=args.project,
-                password=password.result,
-                opts=child,
-            )
             apps[app] = AppDatabase(name=app, user=app, password=password.result)
+        # the password reaches its users (the bootstrap Job's Secret) only once the admin
+        # user exists: a Job that starts earlier fails to log in
+        ready_password = pulumi.Output.all(admin.id, admin_password.result).apply(lambda a: a[1])
         self.contract = DatabaseOutputs(
             host=instance.private_ip_address,
             port=pulumi.Output.from_input(5432),
             admin_user=ADMIN_USER,
-            admin_password=pulumi.Output.secret(admin_password.result),
+            admin_password=pulumi.Output.secret(ready_password),
             app_databases=apps,
-            sslmode="require",
+            # Private IP: the per-instance CA's server certificate names the instance
+            # (`project:instance`), not the address clients dial, so libpq can verify the
+            # chain (verify-ca) but not the host name (verify-full).
+            sslmode="verify-ca",
+            ca_certificate=server_ca_pem(instance),
         )
         self.register_outputs(
             {**contract_outputs(self.contract), "connection_name": instance.connection_name}

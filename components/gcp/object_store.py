@@ -12,6 +12,9 @@ import pulumi_gcp as gcp
 
 from components.contracts import BUCKET_PURPOSES, LAKE_LAYERS, ObjectStoreOutputs, contract_outputs
 
+ACCESS_LOG_WRITER = "group:cloud-storage-analytics@google.com"
+"""Who writes Cloud Storage usage logs into the log bucket."""
+
 
 @dataclass(frozen=True)
 class ObjectStoreArgs:
@@ -120,8 +123,21 @@ class ObjectStore(pulumi.ComponentResource):
             if args.access_logging
             else None
         )
+        logged = depends
+        if log_bucket is not None:
+            # Usage logs are written by Google's analytics group, which needs to create
+            # objects in the log bucket (Cloud Storage "Usage logs & storage logs",
+            # delivery; the client libraries' enableLogging grants exactly this).
+            writer = gcp.storage.BucketIAMMember(
+                f"{name}-access-logs-writer",
+                bucket=log_bucket.name,
+                role="roles/storage.objectCreator",
+                member=ACCESS_LOG_WRITER,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            logged = [*depends, writer]
         buckets = {
-            p: self._bucket(name, p, key_name, log_bucket, labels, depends) for p in BUCKET_PURPOSES
+            p: self._bucket(name, p, key_name, log_bucket, labels, logged) for p in BUCKET_PURPOSES
         }
         self.bucket_names = {p: b.name for p, b in buckets.items()}
         self.contract = ObjectStoreOutputs(
@@ -144,7 +160,8 @@ class ObjectStore(pulumi.ComponentResource):
         return gcp.storage.Bucket(
             f"{name}-{purpose}",
             # Bucket names are global; the project id makes them unique.
-            name=f"{args.project}-{args.name_prefix}-{purpose}"[:63],
+            # the stack config checks the 3-63 character rule (no silent truncation)
+            name=f"{args.project}-{args.name_prefix}-{purpose}",
             project=args.project,
             location=args.region,
             storage_class="STANDARD",

@@ -19,6 +19,9 @@ class RegistryArgs:
     apps: tuple[str, ...]
     keep_images: int
     protect: bool
+    pushed_tags: dict[str, str] | None = None
+    """Per app, the tag of an image pushed before the deploy (`dex images push`), whose
+    digest the contract then carries; None: the program builds the images."""
 
 
 class Registry(pulumi.ComponentResource):
@@ -69,10 +72,22 @@ class Registry(pulumi.ComponentResource):
         client = gcp.organizations.get_client_config_output(
             opts=pulumi.InvokeOutputOptions(parent=self)
         )
+        digests: dict[str, pulumi.Output[str]] = {}
+        for app, tag in (args.pushed_tags or {}).items():
+            image = gcp.artifactregistry.get_docker_image_output(
+                location=args.region,
+                repository_id=repo.repository_id,
+                project=args.project,
+                image_name=f"{app}:{tag}",
+                opts=pulumi.InvokeOutputOptions(parent=self, depends_on=[repo]),
+            )
+            # self_link: `<host>/<project>/<repo>/<app>@sha256:...`
+            digests[app] = image.self_link.apply(lambda link: link.rsplit("@", 1)[-1])
         self.contract = RegistryOutputs(
             repository_urls={app: pulumi.Output.concat(base, "/", app) for app in args.apps},
             server=pulumi.Output.concat(args.region, "-docker.pkg.dev"),
             username=pulumi.Output.from_input("oauth2accesstoken"),
             password=pulumi.Output.secret(client.access_token),
+            image_digests=digests,
         )
         self.register_outputs(contract_outputs(self.contract))

@@ -46,11 +46,24 @@ def prefix_condition(bucket: str, grant: BucketGrant) -> dict[str, str] | None:
     }
 
 
+def _member_of(ksa: str) -> Callable[[str], str]:
+    """The IAM member of a Kubernetes service account (`namespace/name`) in a pool."""
+
+    def member(pool: str) -> str:
+        return f"serviceAccount:{pool}[{ksa}]"
+
+    return member
+
+
 @dataclass(frozen=True)
 class WorkloadIdentityArgs:
     project: str
     name_prefix: str
-    workload_pool: str
+    workload_pool: pulumi.Input[str]
+    """The cluster's `workload_identity_config.workload_pool` output, not a string built from
+    the project: the pool exists only once the cluster does, and the IAM API refuses a member
+    of a pool that does not exist ("Identity Pool does not exist"), so each binding must
+    depend on the cluster."""
     workloads: tuple[WorkloadSpec, ...]
     bucket_names: dict[str, pulumi.Output[str]]
 
@@ -67,20 +80,25 @@ class WorkloadIdentity(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         annotations: dict[str, pulumi.Output[dict[str, str]]] = {}
         identities: dict[str, pulumi.Output[str]] = {}
+        bindings: list[pulumi.Resource] = []
+        pool = pulumi.Output.from_input(args.workload_pool)
         for spec in args.workloads:
             sa = gcp.serviceaccount.Account(
                 f"{name}-{spec.name}",
-                account_id=f"{args.name_prefix}-{spec.name}"[:30],
+                account_id=f"{args.name_prefix}-{spec.name}",  # 6-30: checked by the config
                 display_name=f"DEX {spec.name} ({spec.namespace}/{spec.service_account})",
                 project=args.project,
                 opts=child,
             )
-            gcp.serviceaccount.IAMMember(
-                f"{name}-{spec.name}-wi",
-                service_account_id=sa.name,
-                role="roles/iam.workloadIdentityUser",
-                member=f"serviceAccount:{args.workload_pool}[{spec.namespace}/{spec.service_account}]",
-                opts=child,
+            ksa = f"{spec.namespace}/{spec.service_account}"
+            bindings.append(
+                gcp.serviceaccount.IAMMember(
+                    f"{name}-{spec.name}-wi",
+                    service_account_id=sa.name,
+                    role="roles/iam.workloadIdentityUser",
+                    member=pool.apply(_member_of(ksa)),
+                    opts=child,
+                )
             )
             for grant in spec.grants:
                 bucket = args.bucket_names[grant.purpose]
@@ -95,6 +113,8 @@ class WorkloadIdentity(pulumi.ComponentResource):
             identities[spec.name] = sa.email
             annotations[spec.name] = sa.email.apply(lambda e: {SA_ANNOTATION: e})
         self.contract = WorkloadIdentityOutputs(
-            service_account_annotations=annotations, identities=identities
+            service_account_annotations=annotations,
+            identities=identities,
+            bindings=tuple(bindings),
         )
         self.register_outputs(contract_outputs(self.contract))

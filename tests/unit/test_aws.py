@@ -14,9 +14,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.aws.iam import bucket_access, irsa_trust
+from components.aws.iam import (
+    access_warning,
+    bucket_access,
+    pod_identity_trust,
+    role_arn_of_caller,
+)
 from components.aws.network import plan_subnets
 from components.contracts import BUCKET_PURPOSES, WORKLOAD_SPECS, BucketGrant
+from policies.rules_aws import resourceless
 from stacks.mocks import DexMocks
 from stacks.plan import UNKNOWN, Plan, Resource, is_secret, parse_plan
 from stacks.synth import synthesize
@@ -163,23 +169,20 @@ def test_public_endpoint_only_for_listed_cidrs(synth: Synth) -> None:
     assert vpc["endpointPrivateAccess"] is True
 
 
-@pytest.mark.parametrize(("env", "batch_capacity"), [("dev", "ON_DEMAND"), ("prod", "SPOT")])
-def test_node_groups(plans: dict[str, Plan], env: str, batch_capacity: str) -> None:
+@pytest.mark.parametrize("env", ENVS)
+def test_one_managed_system_node_group_owned_by_the_program(
+    plans: dict[str, Plan], env: str
+) -> None:
     plan = plans[env]
-    groups = {
-        g.inputs["labels"]["dex.io/pool"]: g for g in plan.of_type("aws:eks/nodeGroup:NodeGroup")
-    }
-    assert set(groups) == {"system", "batch"}
-    assert groups["system"].inputs["capacityType"] == "ON_DEMAND"
-    assert groups["batch"].inputs["capacityType"] == batch_capacity
-    assert groups["batch"].inputs["taints"] == [
-        {"key": "dex.io/pool", "value": "batch", "effect": "NO_SCHEDULE"}
-    ]
-    for g in groups.values():
-        assert g.inputs["amiType"] == "AL2023_x86_64_STANDARD"  # pinned, never the default
-        scaling = g.inputs["scalingConfig"]
-        assert scaling["minSize"] <= scaling["desiredSize"] <= scaling["maxSize"]
-        assert "scalingConfig.desiredSize" in g.raw["ignoreChanges"]
+    (group,) = plan.of_type("aws:eks/nodeGroup:NodeGroup")  # batch capacity is Karpenter's
+    assert group.inputs["labels"] == {"dex.io/pool": "system"}
+    assert group.inputs["capacityType"] == "ON_DEMAND"
+    assert group.inputs.get("taints", []) == []
+    assert group.inputs["amiType"] == "AL2023_x86_64_STANDARD"  # pinned, never the default
+    scaling = group.inputs["scalingConfig"]
+    assert scaling["minSize"] <= scaling["desiredSize"] <= scaling["maxSize"]
+    # no autoscaler resizes the managed group, so the program owns its size
+    assert "scalingConfig.desiredSize" not in (group.raw.get("ignoreChanges") or [])
     for lt in plan.of_type("aws:ec2/launchTemplate:LaunchTemplate"):
         meta = lt.inputs["metadataOptions"]
         assert meta["httpTokens"] == "required"
@@ -188,25 +191,209 @@ def test_node_groups(plans: dict[str, Plan], env: str, batch_capacity: str) -> N
         assert ebs["encrypted"] == "true"
         assert ebs["volumeType"] == "gp3"
     if env == "prod":
-        assert groups["system"].inputs["scalingConfig"]["minSize"] >= 3
+        assert scaling["minSize"] >= 3
+
+
+def _addons(plan: Plan) -> dict[str, Resource]:
+    return {a.inputs["addonName"]: a for a in plan.of_type("aws:eks/addon:Addon")}
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_irsa_and_addons(plans: dict[str, Plan], env: str) -> None:
+def test_addons_install_in_node_order(plans: dict[str, Plan], env: str) -> None:
     plan = plans[env]
+    addons = _addons(plan)
+    assert set(addons) == {
+        "vpc-cni",
+        "kube-proxy",
+        "eks-pod-identity-agent",
+        "coredns",
+        "aws-ebs-csi-driver",
+        "metrics-server",
+    }
+    group = only(plan, "aws:eks/nodeGroup:NodeGroup")
+    # the node's DaemonSets exist before the first node boots ...
+    for name in ("vpc-cni", "kube-proxy", "eks-pod-identity-agent"):
+        assert addons[name].urn in group.dependencies, name
+        assert group.urn not in addons[name].dependencies, name
+    # ... and what runs as a Deployment waits for the node
+    for name in ("coredns", "aws-ebs-csi-driver", "metrics-server"):
+        assert group.urn in addons[name].dependencies, name
+    assert addons["eks-pod-identity-agent"].urn in addons["aws-ebs-csi-driver"].dependencies
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_vpc_cni_enforces_network_policies(plans: dict[str, Plan], env: str) -> None:
+    cni = _addons(plans[env])["vpc-cni"]
+    assert json.loads(cni.inputs["configurationValues"]) == {"enableNetworkPolicy": "true"}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_ebs_csi_driver_uses_pod_identity_and_the_volume_key(
+    plans: dict[str, Plan], env: str
+) -> None:
+    plan = plans[env]
+    ebs = _addons(plan)["aws-ebs-csi-driver"]
+    role = only(plan, "aws:iam/role:Role", "ebs-csi-role")
+    assert ebs.inputs["podIdentityAssociations"] == [
+        {"roleArn": role.outputs["arn"], "serviceAccount": "ebs-csi-controller-sa"}
+    ]
+    assert "serviceAccountRoleArn" not in ebs.inputs
+    assert json.loads(role.inputs["assumeRolePolicy"]) == json.loads(pod_identity_trust())
+    attached = {
+        a.inputs["policyArn"]
+        for a in plan.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if a.inputs["role"] == role.outputs["name"]
+    }
+    assert attached == {"arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"}
+    key = only(plan, "aws:kms/key:Key", "cluster-volumes")
+    assert key.inputs["enableKeyRotation"] is True
+    policy = only(plan, "aws:iam/rolePolicy:RolePolicy", "ebs-csi-volume-key")
+    by_sid = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+    assert by_sid["GrantsForEbs"]["Resource"] == key.outputs["arn"]
+    assert by_sid["GrantsForEbs"]["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    assert "kms:GenerateDataKey*" in by_sid["UseVolumeKey"]["Action"]
+
+
+def test_no_oidc_provider_once_everything_uses_pod_identity(plans: dict[str, Plan]) -> None:
+    for env in ENVS:
+        assert plans[env].of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider") == []
+
+
+_ADMIN = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+_VIEW = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSAdminViewPolicy"
+
+
+def _access(plan: Plan) -> dict[str, str]:
+    """principal ARN -> associated access policy ARN."""
+    entries = {e.inputs["principalArn"]: e for e in plan.of_type("aws:eks/accessEntry:AccessEntry")}
+    out = {}
+    for assoc in plan.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation"):
+        assert assoc.inputs["accessScope"] == {"type": "cluster"}
+        assert entries[assoc.inputs["principalArn"]].inputs["type"] == "STANDARD"
+        out[assoc.inputs["principalArn"]] = assoc.inputs["policyArn"]
+    return out
+
+
+def test_access_is_by_explicit_entries_only(plans: dict[str, Plan]) -> None:
+    eks = only(plans["dev"], "aws:eks/cluster:Cluster")
+    assert eks.inputs["accessConfig"] == {
+        "authenticationMode": "API",
+        "bootstrapClusterCreatorAdminPermissions": False,
+    }
+    # no admin roles configured: the principal running `pulumi up` administers the cluster
+    assert _access(plans["dev"]) == {"arn:aws:iam::123456789012:role/deployer": _ADMIN}
+
+
+def test_configured_admin_and_view_roles_get_access_entries(synth: Synth) -> None:
+    deploy = "arn:aws:iam::123456789012:role/dex-deploy"
+    drift = "arn:aws:iam::123456789012:role/ci/dex-drift"
+    plan = synth("prod", cluster={"admin_role_arns": [deploy], "view_role_arns": [drift]})
+    assert _access(plan) == {deploy: _ADMIN, drift: _VIEW}
+    provider = only(plan, "pulumi:providers:kubernetes")
+    ready = set(provider.dependencies)
+    # the Kubernetes provider authenticates as the deploy role: its access must exist first
+    for assoc in plan.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation"):
+        if assoc.inputs["principalArn"] == deploy:
+            assert assoc.urn in ready
+
+
+def test_kubernetes_provider_waits_for_nodes_and_addons(plans: dict[str, Plan]) -> None:
+    plan = plans["prod"]
+    provider = only(plan, "pulumi:providers:kubernetes")
+    needed = {only(plan, "aws:eks/nodeGroup:NodeGroup").urn} | {
+        a.urn for a in plan.of_type("aws:eks/addon:Addon")
+    }
+    assert needed <= set(provider.dependencies)
+
+
+# -- Karpenter ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "batch_capacity"), [("dev", ["on-demand"]), ("prod", ["spot", "on-demand"])]
+)
+def test_karpenter_aws_side(plans: dict[str, Plan], env: str, batch_capacity: list[str]) -> None:
+    plan = plans[env]
+    cluster_name = f"dex-{env}-eks"
+    controller = only(plan, "aws:iam/role:Role", "karpenter-controller")
+    assert json.loads(controller.inputs["assumeRolePolicy"]) == json.loads(pod_identity_trust())
+    association = only(
+        plan, "aws:eks/podIdentityAssociation:PodIdentityAssociation", "karpenter-controller"
+    )
+    assert (association.inputs["namespace"], association.inputs["serviceAccount"]) == (
+        "kube-system",
+        "karpenter",
+    )
+    assert association.inputs["roleArn"] == controller.outputs["arn"]
+    node_role = only(plan, "aws:iam/role:Role", "karpenter-node-role")
+    entry = only(plan, "aws:eks/accessEntry:AccessEntry", "karpenter-node")
+    assert entry.inputs["type"] == "EC2_LINUX"
+    assert entry.inputs["principalArn"] == node_role.outputs["arn"]
+    profile = only(plan, "aws:iam/instanceProfile:InstanceProfile")
+    assert profile.inputs["role"] == node_role.outputs["name"]
+    queue = only(plan, "aws:sqs/queue:Queue")
+    assert queue.inputs["sqsManagedSseEnabled"] is True
+    queue_policy = json.loads(only(plan, "aws:sqs/queuePolicy:QueuePolicy").inputs["policy"])
+    assert {"aws:SecureTransport": "false"} in [
+        s.get("Condition", {}).get("Bool") for s in queue_policy["Statement"]
+    ]
+    rules = {
+        json.loads(r.inputs["eventPattern"])["detail-type"][0]
+        for r in plan.of_type("aws:cloudwatch/eventRule:EventRule")
+    }
+    assert rules == {
+        "AWS Health Event",
+        "EC2 Spot Instance Interruption Warning",
+        "EC2 Instance Rebalance Recommendation",
+        "EC2 Instance State-change Notification",
+        "EC2 Capacity Reservation Instance Interruption Warning",
+    }
+    targets = plan.of_type("aws:cloudwatch/eventTarget:EventTarget")
+    assert {t.inputs["arn"] for t in targets} == {queue.outputs["arn"]}
+    policy = json.loads(
+        only(plan, "aws:iam/rolePolicy:RolePolicy", "karpenter-controller").inputs["policy"]
+    )
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    assert by_sid["AllowPassingInstanceRole"]["Resource"] == node_role.outputs["arn"]
+    assert by_sid["AllowInterruptionQueueActions"]["Resource"] == queue.outputs["arn"]
+    assert by_sid["AllowScopedDeletion"]["Condition"]["StringEquals"] == {
+        f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"
+    }
+    # IAM's limit on a role's inline policies (10,240 characters, whitespace excluded)
+    assert len(json.dumps(policy, separators=(",", ":"))) < 10_240
+    private = [
+        s for s in plan.of_type("aws:ec2/subnet:Subnet") if s.inputs["tags"]["tier"] == "private"
+    ]
+    assert all(s.inputs["tags"]["karpenter.sh/discovery"] == cluster_name for s in private)
+    sg_tag = only(plan, "aws:ec2/tag:Tag", "karpenter-discovery")
     eks = only(plan, "aws:eks/cluster:Cluster")
-    oidc = only(plan, "aws:iam/openIdConnectProvider:OpenIdConnectProvider")
-    assert oidc.inputs["url"] == eks.outputs["identities"][0]["oidcs"][0]["issuer"]
-    assert oidc.inputs["clientIdLists"] == ["sts.amazonaws.com"]
-    addons = {a.inputs["addonName"]: a for a in plan.of_type("aws:eks/addon:Addon")}
-    assert set(addons) == {"vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver"}
-    ebs_role = only(plan, "aws:iam/role:Role", "ebs-csi-role")
-    assert addons["aws-ebs-csi-driver"].inputs["serviceAccountRoleArn"] == ebs_role.outputs["arn"]
-    trust = json.loads(ebs_role.inputs["assumeRolePolicy"])
-    cond = trust["Statement"][0]["Condition"]["StringEquals"]
-    assert "system:serviceaccount:kube-system:ebs-csi-controller-sa" in cond.values()
-    groups = {g.urn for g in plan.of_type("aws:eks/nodeGroup:NodeGroup")}
-    assert groups <= set(addons["coredns"].dependencies)  # scheduled once nodes exist
+    assert sg_tag.inputs == {
+        "key": "karpenter.sh/discovery",
+        "value": cluster_name,
+        "resourceId": eks.outputs["vpcConfig"]["clusterSecurityGroupId"],
+    }
+    del batch_capacity  # pools are asserted on the component (test below)
+
+
+def test_karpenter_spec_for_the_kubernetes_side() -> None:
+    from components.aws.karpenter import CHART, pools
+    from components.contracts import NodePoolArgs
+
+    system = NodePoolArgs(["m6i.large"], 3, 3, 6, 100, False)
+    batch = NodePoolArgs(["m6i.2xlarge", "m5.2xlarge"], 0, 0, 10, 200, True)
+    sys_pool, batch_pool = pools(system, batch)
+    assert CHART == "oci://public.ecr.aws/karpenter/karpenter"
+    assert (sys_pool.name, sys_pool.capacity_types, sys_pool.max_nodes) == (
+        "system",
+        ("on-demand",),
+        3,
+    )
+    assert batch_pool.capacity_types == ("spot", "on-demand")
+    assert batch_pool.taints == (("dex.io/pool", "batch", "NoSchedule"),)
+    assert batch_pool.labels == {"dex.io/pool": "batch"}
+    assert batch_pool.instance_types == ("m6i.2xlarge", "m5.2xlarge")
+    on_demand = pools(system, NodePoolArgs(["m6i.large"], 0, 0, 3, 100, False))[1]
+    assert on_demand.capacity_types == ("on-demand",)
 
 
 def test_kubernetes_provider_takes_the_cluster_kubeconfig(plans: dict[str, Plan]) -> None:
@@ -236,8 +423,6 @@ def test_preview_before_the_cluster_exists_keeps_the_kubernetes_provider_working
     plan = parse_plan(synthesize("dev", mocks=_FirstPreviewMocks("dev")))
     provider = only(plan, "pulumi:providers:kubernetes")
     assert provider.inputs["kubeconfig"]["ciphertext"] == "[unknown]"
-    oidc = only(plan, "aws:iam/openIdConnectProvider:OpenIdConnectProvider")
-    assert oidc.inputs["url"] == UNKNOWN
 
 
 # -- object store ----------------------------------------------------------------
@@ -445,14 +630,59 @@ def test_one_role_per_workload_trusted_only_by_its_service_account(
         if "workload" in r.inputs["tags"]
     }
     assert set(roles) == {w.name for w in WORKLOAD_SPECS}
-    oidc = only(plan, "aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    eks = only(plan, "aws:eks/cluster:Cluster")
+    associations = {
+        a.inputs["tags"]["workload"]: a
+        for a in plan.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+        if "workload" in a.inputs.get("tags", {})
+    }
+    assert set(associations) == set(roles)
     for spec in WORKLOAD_SPECS:
         doc = json.loads(roles[spec.name].inputs["assumeRolePolicy"])
         (stmt,) = doc["Statement"]
-        assert stmt["Principal"] == {"Federated": oidc.outputs["arn"]}
-        assert stmt["Action"] == "sts:AssumeRoleWithWebIdentity"
-        subjects = [v for k, v in stmt["Condition"]["StringEquals"].items() if k.endswith(":sub")]
-        assert subjects == [f"system:serviceaccount:{spec.namespace}:{spec.service_account}"]
+        assert stmt["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+        assert stmt["Action"] == ["sts:AssumeRole", "sts:TagSession"]
+        # which pod gets the role is the association's, and only this one names it
+        association = associations[spec.name].inputs
+        assert association["clusterName"] == eks.outputs["name"]
+        assert (association["namespace"], association["serviceAccount"]) == (
+            spec.namespace,
+            spec.service_account,
+        )
+        assert association["roleArn"] == roles[spec.name].outputs["arn"]
+
+
+def test_contract_bindings_ready_and_storage_class(
+    synth: Synth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What components/k8s receives: no annotations (Pod Identity needs none), the
+    associations as bindings, the nodes/add-ons/access as `ready`, the gp3 StorageClass."""
+    from stacks.platform import build_platform
+
+    seen: dict[str, Any] = {}
+
+    def spy(cfg: Any, **kw: Any) -> dict[str, Any]:
+        seen.update(kw)
+        return build_platform(cfg, **kw)
+
+    monkeypatch.setattr("stacks.aws.build_platform", spy)
+    synth("dev")
+    identity = seen["identity"]
+    assert {type(b).__name__ for b in identity.bindings} == {"PodIdentityAssociation"}
+    assert len(identity.bindings) == len(WORKLOAD_SPECS)
+    assert set(identity.service_account_annotations) == {w.name for w in WORKLOAD_SPECS}
+    cluster = seen["cluster"]
+    kinds = [type(r).__name__ for r in cluster.ready]
+    assert kinds.count("NodeGroup") == 1
+    assert kinds.count("Addon") == 6
+    assert {"AccessEntry", "AccessPolicyAssociation", "PodIdentityAssociation"} <= set(kinds)
+    storage = cluster.default_storage_class
+    assert (storage.name, storage.provisioner) == ("gp3", "ebs.csi.aws.com")
+    assert storage.parameters == {
+        "type": "gp3",
+        "encrypted": "true",
+        "kmsKeyId": "arn:aws:kms:eu-west-1:123456789012:alias/dex-dev-cluster-volumes",
+    }
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -472,7 +702,7 @@ def test_workload_policies_are_least_privilege(plans: dict[str, Plan], env: str)
             )
             assert stmt["Effect"] == "Allow"
             assert not any(a == "*" or a.endswith(":*") for a in actions), policy.name
-            assert "*" not in resources, policy.name
+            assert "*" not in resources or resourceless(actions), policy.name
         if not policy.name.endswith("-buckets"):
             continue
         workload = policy.name.removeprefix(f"dex-{env}-identity-").removesuffix("-buckets")
@@ -502,20 +732,74 @@ def test_bucket_access_document() -> None:
             "arn:aws:kms:r:1:key/k",
         )
     )
-    listing, objects, key = doc["Statement"]
+    bucket, listing, objects, key = doc["Statement"]
+    # GetBucketLocation carries no s3:prefix: under the prefix condition it was denied
+    assert bucket == {
+        "Sid": "BucketGold",
+        "Effect": "Allow",
+        "Action": ["s3:GetBucketLocation"],
+        "Resource": "arn:aws:s3:::g",
+    }
+    assert listing["Action"] == "s3:ListBucket"
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["features/*"]}}
     assert objects["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
     assert objects["Resource"] == ["arn:aws:s3:::g/features/*"]
     assert key["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
 
 
-def test_irsa_trust_document() -> None:
-    doc = json.loads(irsa_trust("arn:oidc", "https://oidc.example/id/X", "ns", "sa"))
-    cond = doc["Statement"][0]["Condition"]["StringEquals"]
-    assert cond == {
-        "oidc.example/id/X:sub": "system:serviceaccount:ns:sa",
-        "oidc.example/id/X:aud": "sts.amazonaws.com",
-    }
+def test_whole_bucket_grants_list_and_locate_without_condition() -> None:
+    doc = json.loads(
+        bucket_access([BucketGrant("gold", "write")], {"gold": "arn:aws:s3:::g"}, "arn:k")
+    )
+    bucket, objects, _ = doc["Statement"]
+    assert bucket["Action"] == ["s3:ListBucket", "s3:GetBucketLocation"]
+    assert "Condition" not in bucket
+    assert objects["Resource"] == ["arn:aws:s3:::g/*"]
+
+
+def test_no_bucket_location_call_is_conditioned_on_a_prefix(plans: dict[str, Plan]) -> None:
+    for env in ENVS:
+        for policy in plans[env].of_type("aws:iam/rolePolicy:RolePolicy"):
+            for stmt in json.loads(policy.inputs["policy"])["Statement"]:
+                actions = stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]]
+                if "s3:GetBucketLocation" in actions:
+                    assert "Condition" not in stmt, policy.name
+
+
+def test_pod_identity_trust_document() -> None:
+    (stmt,) = json.loads(pod_identity_trust())["Statement"]
+    assert stmt["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    assert stmt["Action"] == ["sts:AssumeRole", "sts:TagSession"]
+
+
+@pytest.mark.parametrize(
+    ("caller", "principal"),
+    [
+        (
+            "arn:aws:sts::123456789012:assumed-role/dex-deploy/gh-run-1",
+            "arn:aws:iam::123456789012:role/dex-deploy",
+        ),
+        (
+            "arn:aws-us-gov:sts::123456789012:assumed-role/r/s",
+            "arn:aws-us-gov:iam::123456789012:role/r",
+        ),
+        ("arn:aws:iam::123456789012:user/alice", "arn:aws:iam::123456789012:user/alice"),
+    ],
+)
+def test_the_caller_becomes_an_access_entry_principal(caller: str, principal: str) -> None:
+    assert role_arn_of_caller(caller) == principal
+
+
+def test_a_run_by_a_principal_without_access_is_warned() -> None:
+    deploy = "arn:aws:iam::123456789012:role/ci/dex-deploy"
+    drift = "arn:aws:iam::123456789012:role/dex-drift"
+    session = "arn:aws:sts::123456789012:assumed-role/{}/run-7"
+    # the session ARN has no path: the role is recognised by its name
+    assert access_warning(session.format("dex-deploy"), [deploy], [drift]) == ""
+    assert "read-only" in access_warning(session.format("dex-drift"), [deploy], [drift])
+    assert "not in dex:cluster.admin_role_arns" in access_warning(
+        session.format("someone"), [deploy], [drift]
+    )
 
 
 # -- tags and protection ----------------------------------------------------------------

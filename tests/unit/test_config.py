@@ -177,7 +177,42 @@ BAD_CONFIGS: list[tuple[str, dict[str, object], list[str]]] = [
         {**AWS, "platform": {"domian": "x.example.com"}},
         ["dex:platform.domian", "did you mean dex:platform.domain"],
     ),
+    (
+        "admin role not a role arn",
+        {**AWS, "cluster": {"admin_role_arns": ["arn:aws:iam::123456789012:user/alice"]}},
+        ["dex:cluster.admin_role_arns", "user/alice", "not an IAM role ARN"],
+    ),
+    (
+        "view role not an arn",
+        {**AWS, "cluster": {"view_role_arns": ["dex-drift"]}},
+        ["dex:cluster.view_role_arns", "'dex-drift'", "not an IAM role ARN"],
+    ),
+    (
+        "role both admin and view",
+        {
+            **AWS,
+            "cluster": {
+                "admin_role_arns": ["arn:aws:iam::123456789012:role/ci"],
+                "view_role_arns": ["arn:aws:iam::123456789012:role/ci"],
+            },
+        },
+        ["dex:cluster.view_role_arns", "role/ci", "one EKS access entry"],
+    ),
 ]
+
+
+def test_cluster_access_roles_accept_role_arns_with_paths() -> None:
+    cfg = load_config(
+        {
+            **AWS,
+            "cluster": {
+                "admin_role_arns": ["arn:aws:iam::123456789012:role/dex-deploy"],
+                "view_role_arns": ["arn:aws-us-gov:iam::123456789012:role/ci/dex-drift"],
+            },
+        }
+    )
+    assert cfg.cluster.admin_role_arns == ["arn:aws:iam::123456789012:role/dex-deploy"]
+    assert load_config(AWS).cluster.view_role_arns == []
 
 
 @pytest.mark.parametrize(("case", "raw", "expected"), BAD_CONFIGS, ids=[c[0] for c in BAD_CONFIGS])

@@ -111,6 +111,39 @@ ALL_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 SHIELDED = {"enableSecureBoot": True, "enableIntegrityMonitoring": True}
 TAGS = json.dumps({"tags": {"project": "dex", "environment": "prod", "owner": "team"}})
 
+GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
+ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+CLIENT_TRAFFIC = "kubernetes:gateway.envoyproxy.io/v1alpha1:ClientTrafficPolicy"
+HTTP_LISTENER = {
+    "name": "http",
+    "port": 80,
+    "protocol": "HTTP",
+    "allowedRoutes": {"namespaces": {"from": "Same"}},
+}
+HTTPS_LISTENER = {
+    "name": "https-api",
+    "hostname": "api.example.com",
+    "port": 443,
+    "protocol": "HTTPS",
+    "tls": {"mode": "Terminate", "certificateRefs": [{"name": "api-tls"}]},
+    "allowedRoutes": {
+        "namespaces": {
+            "from": "Selector",
+            "selector": {"matchLabels": {"kubernetes.io/metadata.name": "apps"}},
+        }
+    },
+}
+REDIRECT = {"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}
+HSTS = {
+    "type": "ResponseHeaderModifier",
+    "responseHeaderModifier": {
+        "set": [
+            {"name": "Strict-Transport-Security", "value": "max-age=31536000; includeSubDomains"}
+        ]
+    },
+}
+BACKEND = {"name": "api", "port": 80}
+
 # rule id -> (compliant resources, non-compliant resources[, pack config])
 CASES: dict[
     str, tuple[Sequence[Res], Sequence[Res]] | tuple[Sequence[Res], Sequence[Res], PackConfig]
@@ -276,10 +309,17 @@ CASES: dict[
     ),
     "AWS-EKS-006": (
         [
-            (EKS, {"identities": [{"oidcs": [{"issuer": "https://oidc/x"}]}]}),
-            ("aws:iam/openIdConnectProvider:OpenIdConnectProvider", {"url": "https://oidc/x"}),
+            (EKS, {"name": "c", "identities": [{"oidcs": [{"issuer": "https://oidc/x"}]}]}),
+            ("aws:eks/addon:Addon", {"clusterName": "c", "addonName": "eks-pod-identity-agent"}),
         ],
-        [(EKS, {"identities": [{"oidcs": [{"issuer": "https://oidc/x"}]}]})],
+        [
+            (EKS, {"name": "c", "identities": [{"oidcs": [{"issuer": "https://oidc/x"}]}]}),
+            (
+                "aws:eks/addon:Addon",
+                {"clusterName": "other", "addonName": "eks-pod-identity-agent"},
+            ),
+            ("aws:eks/addon:Addon", {"clusterName": "c", "addonName": "vpc-cni"}),
+        ],
     ),
     "AWS-IAM-001": (
         [("aws:iam/policy:Policy", {"policy": READ_B})],
@@ -427,6 +467,8 @@ CASES: dict[
         [(REDIS, {})],
     ),
     "AWS-REDIS-005": ([(REDIS, {"snapshotRetentionLimit": 7})], [(REDIS, {})]),
+    # the provider's default engine is Redis OSS
+    "AWS-REDIS-006": ([(REDIS, {"engine": "valkey"})], [(REDIS, {}), (REDIS, {"engine": "redis"})]),
     "AWS-S3-001": (
         [("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", PAB_ALL)],
         [
@@ -805,6 +847,36 @@ CASES: dict[
         ],
         [(SQL, {"databaseVersion": "POSTGRES_17", "settings": {}})],
     ),
+    # the gcp-dev profile before issue 14: one backup, one day of logs
+    "GCP-SQL-009": (
+        [
+            (
+                SQL,
+                {
+                    "settings": {
+                        "backupConfiguration": {
+                            "transactionLogRetentionDays": 1,
+                            "backupRetentionSettings": {"retainedBackups": 2},
+                        }
+                    }
+                },
+            ),
+            (SQL, {"settings": {"backupConfiguration": {"transactionLogRetentionDays": 6}}}),
+        ],
+        [
+            (
+                SQL,
+                {
+                    "settings": {
+                        "backupConfiguration": {
+                            "transactionLogRetentionDays": 1,
+                            "backupRetentionSettings": {"retainedBackups": 1},
+                        }
+                    }
+                },
+            )
+        ],
+    ),
     "GCP-SQL-008": (
         [(SQL, {"settings": {"tier": "db-custom-2-7680"}})],
         [(SQL, {"settings": {"tier": "db-custom-96-624640"}})],
@@ -863,6 +935,65 @@ CASES: dict[
             )
         ],
         [("kubernetes:networking.k8s.io/v1:Ingress", {"spec": {"rules": []}})],
+    ),
+    # a listener per TLS host, plain HTTP for the Gateway's own routes only; the insecure
+    # variants: an HTTPS listener without a certificate, plain HTTP open to other namespaces
+    "K8S-018": (
+        [(GATEWAY, {"spec": {"listeners": [HTTP_LISTENER, HTTPS_LISTENER]}})],
+        [
+            (GATEWAY, {"spec": {"listeners": [{**HTTPS_LISTENER, "tls": {"mode": "Terminate"}}]}}),
+            (
+                GATEWAY,
+                {
+                    "spec": {
+                        "listeners": [
+                            {**HTTP_LISTENER, "allowedRoutes": {"namespaces": {"from": "All"}}}
+                        ]
+                    }
+                },
+            ),
+        ],
+    ),
+    "K8S-019": (
+        [
+            (ROUTE, {"spec": {"rules": [{"filters": [REDIRECT]}]}}),
+            (ROUTE, {"spec": {"rules": [{"filters": [HSTS], "backendRefs": [BACKEND]}]}}),
+        ],
+        [
+            (ROUTE, {"spec": {"rules": [{"backendRefs": [BACKEND]}]}}),
+            (
+                ROUTE,
+                {
+                    "spec": {
+                        "rules": [
+                            {
+                                "filters": [
+                                    {
+                                        "type": "ResponseHeaderModifier",
+                                        "responseHeaderModifier": {
+                                            "set": [
+                                                {
+                                                    "name": "Strict-Transport-Security",
+                                                    "value": "max-age=300",
+                                                }
+                                            ]
+                                        },
+                                    }
+                                ],
+                                "backendRefs": [BACKEND],
+                            }
+                        ]
+                    }
+                },
+            ),
+        ],
+    ),
+    "K8S-020": (
+        [
+            (CLIENT_TRAFFIC, {"spec": {"tls": {"minVersion": "1.2"}}}),
+            (CLIENT_TRAFFIC, {"spec": {"tls": {"minVersion": "1.3"}}}),
+        ],
+        [(CLIENT_TRAFFIC, {"spec": {"tls": {"minVersion": "1.0"}}})],
     ),
     "K8S-016": (
         [
@@ -1236,3 +1367,21 @@ def test_readme_rules_table_is_generated_from_the_rules() -> None:
     assert readme[readme.index(start) + len(start) : readme.index(end)] == rules_markdown(), (
         "README rules table is stale: paste `dex policy rules`"
     )
+
+
+def test_resource_star_only_for_actions_without_resource_level_permissions() -> None:
+    """EC2 Describe* (Karpenter's discovery) is authorized only on Resource "*": AWS-IAM-002
+    accepts it there, and still flags any other action on "*"."""
+    rule = RULES["AWS-IAM-002"]
+
+    def role_policy(*actions: str) -> Res:
+        stmt = {"Sid": "S", "Effect": "Allow", "Action": list(actions), "Resource": "*"}
+        return ("aws:iam/rolePolicy:RolePolicy", {"policy": doc_policy(stmt)})
+
+    fine = role_policy("ec2:DescribeSubnets", "ec2:DescribeImages", "pricing:GetProducts")
+    assert check(build_doc([fine]), "prod", PackConfig(), rules=[rule]).violations == ()
+    for bad in (
+        role_policy("ec2:DescribeSubnets", "ec2:RunInstances"),
+        role_policy("s3:GetObject"),
+    ):
+        assert check(build_doc([bad]), "prod", PackConfig(), rules=[rule]).violations
