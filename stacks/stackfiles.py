@@ -66,3 +66,25 @@ def read_stack_file(name: str, project_dir: Path | None = None) -> StackFile:
                 "decrypt; DEX reads no secrets from stack config (it generates them)"
             )
     return StackFile(name=name, path=path, config=dict(config))
+
+
+def plugin_dir(project_dir: Path | None = None) -> Path:
+    """The folder the engine starts the program and its plugins in: `main` of Pulumi.yaml,
+    relative to the project (the project itself when `main` is unset). Relative paths a
+    plugin receives (a docker-build context, a Dockerfile) resolve from here, not from the
+    project root (pulumi/pulumi#7061)."""
+    root = project_dir or PROJECT_DIR
+    path = root / "Pulumi.yaml"
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise StackFileError(f"{path}: cannot be read ({exc})") from None
+    main = doc.get("main") if isinstance(doc, Mapping) else None
+    return (root / str(main)).resolve() if main else root.resolve()
+
+
+def build_context(project_dir: Path | None = None) -> str:
+    """The project root as a path relative to `plugin_dir`: what the program hands
+    docker-build as its context (`..` with `main: stacks/`), the same on every machine."""
+    root = (project_dir or PROJECT_DIR).resolve()
+    return os.path.relpath(root, plugin_dir(project_dir)).replace(os.sep, "/")

@@ -234,7 +234,7 @@ def create_app(settings: ApiSettings | None = None, store: ModelStore | None = N
         settings.model_cache_dir,
         settings.refresh_seconds,
     )
-    backends = Backends(settings.redis_url, settings.rate_limit)
+    backends = Backends(settings.redis_url, settings.rate_limit, settings.redis_ca_file)
     lake = open_lake(settings.lake_url) if settings.lake_url else None
     predlog = PredictionLog(lake, settings.prediction_log_flush_seconds)
     features = Features(lake)
@@ -421,12 +421,15 @@ def create_app(settings: ApiSettings | None = None, store: ModelStore | None = N
 
     @app.get("/readyz", tags=["operations"])
     async def readyz(only: str | None = None) -> JSONResponse:
-        """Ready when the model is loaded and Redis and the registry answer. `?only=model`
-        judges only the named checks (comma-separated): the Kubernetes readiness probe asks
-        for the model alone, so a Redis or MLflow outage degrades but never unroutes a pod
-        that still serves predictions."""
+        """Ready when the model is loaded and Redis and the registry answer. `?only=serving`
+        judges only the named checks (comma-separated). The Kubernetes readiness probe asks
+        for `serving` alone: a pod is routable once it serves the registry's current model,
+        or the registry answered that none exists yet (day 0: predictions answer 503 until
+        the first training), so a first deploy finishes, and a Redis or MLflow outage
+        degrades but never unroutes a pod that still serves predictions."""
         redis_ok = await asyncio.to_thread(backends.ping)
         checks = {
+            "serving": store.serving,
             "model": store.current is not None,
             "redis": redis_ok,
             "registry": store.registry_ok,

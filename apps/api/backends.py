@@ -22,7 +22,7 @@ log = logging.getLogger("dex.api.backends")
 
 
 class Backends:
-    def __init__(self, redis_url: str | None, rate_limit: str) -> None:
+    def __init__(self, redis_url: str | None, rate_limit: str, ca_file: str | None = None) -> None:
         self.redis_url = redis_url
         self.limit = parse(rate_limit)
         self.local = MovingWindowRateLimiter(MemoryStorage())
@@ -34,12 +34,12 @@ class Backends:
         if redis_url:
             import redis
 
-            self.redis = redis.Redis.from_url(
-                redis_url, socket_timeout=0.25, socket_connect_timeout=0.25
-            )
-            self.remote = MovingWindowRateLimiter(
-                storage_from_string(redis_url, socket_timeout=0.25, socket_connect_timeout=0.25)
-            )
+            options: dict[str, Any] = {"socket_timeout": 0.25, "socket_connect_timeout": 0.25}
+            if ca_file:
+                # verify the server with this CA (and its hostname, as by default)
+                options["ssl_ca_certs"] = ca_file
+            self.redis = redis.Redis.from_url(redis_url, **options)
+            self.remote = MovingWindowRateLimiter(storage_from_string(redis_url, **options))
             self.ping()
 
     def ping(self) -> bool:

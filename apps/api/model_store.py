@@ -92,6 +92,14 @@ class LoadedModel:
         }
 
 
+_NOT_REGISTERED = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+"""MLflow's error codes for a registered model, or an alias, that does not exist."""
+
+
+def _not_registered(exc: Exception) -> bool:
+    return getattr(exc, "error_code", None) in _NOT_REGISTERED
+
+
 class ModelStore:
     def __init__(
         self,
@@ -109,6 +117,9 @@ class ModelStore:
         self.current: LoadedModel | None = None
         self.registry_ok = False
         self.last_error: str | None = None
+        self.absent = False
+        """The registry answered that the model or its alias does not exist (yet): day 0,
+        before the first training."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.swaps = 0
@@ -181,17 +192,30 @@ class ModelStore:
             reference=reference,
         )
 
+    @property
+    def serving(self) -> bool:
+        """Serving what the registry says is current: a model, or (day 0) knowingly none."""
+        return self.current is not None or (self.registry_ok and self.absent)
+
+    def _registry_failed(self, exc: Exception) -> None:
+        if _not_registered(exc):
+            self.registry_ok, self.absent, self.last_error = True, True, None
+            log.info("no %s@%s in the registry yet: predictions answer 503", self.name, self.alias)
+        else:
+            self.registry_ok, self.last_error = False, f"{type(exc).__name__}: {exc}"[:300]
+
     def load(self) -> LoadedModel | None:
         """At start: the registry's version, else the cached one, else nothing."""
         loaded: LoadedModel | None
         try:
             version, run_id = self.resolve()
             loaded = self._load_dir(self._download(version, run_id), self.alias)
-            self.registry_ok, self.last_error = True, None
+            self.registry_ok, self.absent, self.last_error = True, False, None
             (self.cache / "current.json").write_text(json.dumps({"version": version}))
         except Exception as exc:
-            self.registry_ok, self.last_error = False, f"{type(exc).__name__}: {exc}"[:300]
-            log.warning("registry unavailable (%s); trying the local cache", self.last_error)
+            self._registry_failed(exc)
+            if not self.absent:
+                log.warning("registry unavailable (%s); trying the local cache", self.last_error)
             loaded = self._load_cached()
         if loaded is not None:
             self.current = loaded
@@ -211,9 +235,9 @@ class ModelStore:
         """Swap in the alias's version if it moved; True when a swap happened."""
         try:
             version, run_id = self.resolve()
-            self.registry_ok, self.last_error = True, None
+            self.registry_ok, self.absent, self.last_error = True, False, None
         except Exception as exc:
-            self.registry_ok, self.last_error = False, f"{type(exc).__name__}: {exc}"[:300]
+            self._registry_failed(exc)
             return False
         if self.current is not None and self.current.version == version:
             return False

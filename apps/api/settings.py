@@ -31,6 +31,11 @@ class ApiSettings(BaseSettings):
         description="Gold features for /v1/forecast; the prediction log goes to its raw layer.",
     )
     redis_url: str | None = Field(None, description="Cache and rate limits; in-process if unset.")
+    redis_ca_file: str | None = Field(
+        None,
+        description="PEM CA bundle that verifies a `rediss://` server whose CA is not in the "
+        "system trust store (Memorystore's instance CA).",
+    )
     forecast_ttl_seconds: int = Field(300, ge=1)
     # auth
     auth_mode: Literal["hs256", "jwks"] = "hs256"

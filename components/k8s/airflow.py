@@ -10,13 +10,17 @@ import pulumi
 
 from components.k8s.base import (
     AIRFLOW_NS,
+    POSTGRES_CA_CONFIGMAP,
+    POSTGRES_CA_DIR,
     RUNTIME_DEFAULT,
     ChartComponent,
+    batch_scheduling,
+    ca_volume,
     env_list,
     resources,
     secret_ref,
 )
-from components.k8s.ingress import INGRESS_CLASS, tls_annotations
+from components.k8s.gateway import BACKENDS, https_route
 
 AIRFLOW_CHART_VERSION = "1.21.0"
 AIRFLOW_VERSION = "3.2.0"
@@ -61,6 +65,9 @@ def airflow_values(
     """`task_env` reaches every Airflow container, so the KubernetesExecutor's task pods
     (which run the pipeline) see the lake and telemetry settings."""
     sa = {"create": False, "name": SERVICE_ACCOUNT}
+    # every Airflow container (task pods too) mounts the Postgres CA: the metadata
+    # connection verifies the server with `sslrootcert` (the secret's URL names the file)
+    ca, ca_mount = ca_volume(POSTGRES_CA_CONFIGMAP, POSTGRES_CA_DIR)
     values: dict[str, Any] = {
         "executor": "KubernetesExecutor",
         "airflowVersion": AIRFLOW_VERSION,
@@ -98,6 +105,8 @@ def airflow_values(
             },
         },
         "env": env_list(task_env),
+        "volumes": [ca],
+        "volumeMounts": [ca_mount],
         "config": {
             "core": {"load_examples": "False"},
             "logging": {
@@ -127,22 +136,19 @@ def airflow_values(
         },
         "apiServer": {"replicas": replicas, "resources": resources("250m", "1Gi", "2")},
         "scheduler": {"replicas": replicas, "resources": resources("250m", "1Gi", "2")},
+        # task pods (the KubernetesExecutor's pod template) run on the batch pool if it has room
         "workers": {
             "serviceAccount": {"create": False, "name": TASK_SERVICE_ACCOUNT},
             "resources": resources("500m", "2Gi", "2"),
+            **batch_scheduling(),
         },
+        # the triggerer's log volume: the cluster's default StorageClass provisions it
+        "triggerer": {"persistence": {"size": "10Gi"}},
         "dags": {"persistence": {"enabled": False}, "gitSync": {"enabled": False}},
         "logs": {"persistence": {"enabled": False}},
         "statsd": {"enabled": True},
-        "ingress": {
-            "apiServer": {
-                "enabled": True,
-                "ingressClassName": INGRESS_CLASS,
-                "annotations": tls_annotations(),
-                "pathType": "Prefix",
-                "hosts": [{"name": host, "tls": {"enabled": True, "secretName": "airflow-tls"}}],
-            }
-        },
+        # served through the `dex` Gateway (the HTTPRoute `airflow`), not an Ingress
+        "ingress": {"apiServer": {"enabled": False}},
     }
     for component in _COMPONENTS_ON_AIRFLOW_SA:
         section = values.setdefault(component, {})
@@ -153,11 +159,13 @@ def airflow_values(
 def airflow(
     name: str,
     values: dict[str, Any],
+    domain: str,
     depends_on: list[pulumi.Resource],
     opts: pulumi.ResourceOptions | None = None,
 ) -> ChartComponent:
-    """The Airflow Helm release. Type token `dex:k8s:Airflow`."""
-    return ChartComponent(
+    """The Airflow Helm release and the route to its API server (`airflow.<domain>`). Type
+    token `dex:k8s:Airflow`. `depends_on` must hold the Envoy Gateway release (the CRDs)."""
+    component = ChartComponent(
         "dex:k8s:Airflow",
         name,
         release="airflow",
@@ -171,3 +179,10 @@ def airflow(
         outputs={"namespace": AIRFLOW_NS},
         opts=opts,
     )
+    https_route(
+        f"{name}-route",
+        BACKENDS["airflow"],
+        domain,
+        pulumi.ResourceOptions(parent=component, depends_on=depends_on),
+    )
+    return component

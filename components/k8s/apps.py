@@ -1,6 +1,6 @@
-"""The bundled apps on the cluster: the serving API (Deployment, Service, Ingress, HPA, PDB,
-ServiceMonitor) and model training (a CronJob), each with its own service account, configured
-only through environment variables built from the contract outputs."""
+"""The bundled apps on the cluster: the serving API (Deployment, Service, HTTPRoute with its body
+limit, HPA, PDB, ServiceMonitor) and model training (a CronJob), each with its own service
+account, configured only through environment variables built from the contract outputs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ import pulumi_kubernetes as k8s
 
 from components.k8s.base import (
     APPS_NS,
+    CACHE_CA_CONFIGMAP,
+    CACHE_CA_DIR,
+    batch_scheduling,
+    ca_volume,
     container_security,
     env_list,
     labels,
@@ -19,17 +23,41 @@ from components.k8s.base import (
     selector,
     untyped,
 )
-from components.k8s.ingress import INGRESS_CLASS, tls_annotations
+from components.k8s.gateway import (
+    API_BODY_LIMIT,
+    BACKENDS,
+    ENVOY_GATEWAY_API,
+    body_limit_spec,
+    custom_resource,
+    https_route,
+)
 
-API_PORT = 8000
+API_PORT = BACKENDS["api"].pod_port
 API_SECRET = "api-secrets"
+READINESS_PATH = "/readyz?only=serving"
+"""Ready when the pod serves the registry's current model, or the registry answered that
+there is none yet (day 0: predictions answer 503 until the first training). A Redis or
+MLflow outage degrades a pod that holds a model but never unroutes it."""
 
 
 def api_deployment_spec(
-    image: pulumi.Input[str], env: dict[str, Any], replicas: int
+    image: pulumi.Input[str], env: dict[str, Any], replicas: int, cache_ca: bool = False
 ) -> dict[str, Any]:
+    """`cache_ca`: mount the cache's CA bundle (the ConfigMap `cache-ca`)."""
     app = "api"
     pod_labels = labels(app, "serving")
+    volumes: list[dict[str, Any]] = [
+        {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+        {"name": "model-cache", "emptyDir": {"sizeLimit": "1Gi"}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108
+        {"name": "model-cache", "mountPath": "/var/cache/dex"},
+    ]
+    if cache_ca:
+        volume, mount = ca_volume(CACHE_CA_CONFIGMAP, CACHE_CA_DIR)
+        volumes.append(volume)
+        mounts.append(mount)
     return {
         "replicas": replicas,
         "revisionHistoryLimit": 5,
@@ -77,9 +105,8 @@ def api_deployment_spec(
                             "timeoutSeconds": 2,
                             "failureThreshold": 3,
                         },
-                        # routable while a model is loaded, even if Redis or MLflow is down
                         "readinessProbe": {
-                            "httpGet": {"path": "/readyz?only=model", "port": "http"},
+                            "httpGet": {"path": READINESS_PATH, "port": "http"},
                             "periodSeconds": 5,
                             "timeoutSeconds": 2,
                             "failureThreshold": 2,
@@ -88,16 +115,10 @@ def api_deployment_spec(
                         "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
                         "resources": resources("250m", "512Mi", "1"),
                         "securityContext": container_security(),
-                        "volumeMounts": [
-                            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108
-                            {"name": "model-cache", "mountPath": "/var/cache/dex"},
-                        ],
+                        "volumeMounts": mounts,
                     }
                 ],
-                "volumes": [
-                    {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
-                    {"name": "model-cache", "emptyDir": {"sizeLimit": "1Gi"}},
-                ],
+                "volumes": volumes,
             },
         },
     }
@@ -128,6 +149,7 @@ def training_cronjob_spec(
                         "automountServiceAccountToken": False,
                         "restartPolicy": "Never",
                         "securityContext": pod_security(),
+                        **batch_scheduling(),
                         "containers": [
                             {
                                 "name": app,
@@ -154,20 +176,24 @@ class ServingApi(pulumi.ComponentResource):
         name: str,
         image: pulumi.Input[str],
         env: dict[str, Any],
-        host: str,
+        domain: str,
         min_replicas: int,
         max_replicas: int,
         depends_on: list[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
+        cache_ca: bool = False,
     ) -> None:
+        """`domain`: the API serves `api.<domain>`; `depends_on` must hold the Envoy Gateway
+        release (the HTTPRoute's CRD)."""
         super().__init__("dex:k8s:ServingApi", name, None, opts)
         app = "api"
+        host = f"{app}.{domain}"
         child = pulumi.ResourceOptions(parent=self, depends_on=depends_on)
         meta = {"name": app, "namespace": APPS_NS, "labels": labels(app, "serving")}
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=untyped(meta),
-            spec=untyped(api_deployment_spec(image, env, min_replicas)),
+            spec=untyped(api_deployment_spec(image, env, min_replicas, cache_ca)),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=depends_on,
@@ -182,45 +208,22 @@ class ServingApi(pulumi.ComponentResource):
                 {
                     "type": "ClusterIP",
                     "selector": selector(app),
-                    "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+                    "ports": [{"name": "http", "port": BACKENDS[app].port, "targetPort": "http"}],
                 }
             ),
             opts=child,
         )
-        k8s.networking.v1.Ingress(
-            f"{name}-ingress",
-            metadata=untyped(
-                {
-                    **meta,
-                    "annotations": {
-                        **tls_annotations(),
-                        "nginx.ingress.kubernetes.io/proxy-body-size": "1m",
-                    },
-                }
-            ),
-            spec=untyped(
-                {
-                    "ingressClassName": INGRESS_CLASS,
-                    "tls": [{"hosts": [host], "secretName": "api-tls"}],
-                    "rules": [
-                        {
-                            "host": host,
-                            "http": {
-                                "paths": [
-                                    {
-                                        "path": "/",
-                                        "pathType": "Prefix",
-                                        "backend": {
-                                            "service": {"name": app, "port": {"name": "http"}}
-                                        },
-                                    }
-                                ]
-                            },
-                        }
-                    ],
-                }
-            ),
-            opts=child,
+        # through the `dex` Gateway (its HTTPS listener for this host), with HSTS; bodies over
+        # 1 MiB are refused with 413 before they reach the pods
+        app_labels = labels(app, "serving")
+        route = https_route(f"{name}-route", BACKENDS[app], domain, child, labels=app_labels)
+        custom_resource(
+            f"{name}-body-limit",
+            ENVOY_GATEWAY_API,
+            "BackendTrafficPolicy",
+            {"name": f"{app}-body-limit", "namespace": APPS_NS, "labels": app_labels},
+            body_limit_spec(app, API_BODY_LIMIT),
+            pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, route]),
         )
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{name}-hpa",

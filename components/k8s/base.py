@@ -32,6 +32,56 @@ AIRFLOW_NS = "airflow"
 
 MANAGED_BY = {"app.kubernetes.io/part-of": "dex", "app.kubernetes.io/managed-by": "pulumi"}
 
+POSTGRES_CA_CONFIGMAP = "postgres-ca"
+POSTGRES_CA_DIR = "/etc/dex/postgres-ca"
+POSTGRES_CA_FILE = f"{POSTGRES_CA_DIR}/ca.crt"
+"""Where every Postgres client finds the CA it verifies the server with (`sslrootcert`)."""
+CACHE_CA_CONFIGMAP = "cache-ca"
+CACHE_CA_DIR = "/etc/dex/cache-ca"
+CACHE_CA_FILE = f"{CACHE_CA_DIR}/ca.crt"
+"""Where the API finds the cache's CA when the system trust store does not hold it."""
+
+BATCH_POOL_LABEL = "dex.io/pool"
+"""The node label and taint key of the node pools (`system`, `batch`)."""
+
+
+def ca_volume(config_map: str, mount_dir: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(volume, volumeMount) of a CA bundle ConfigMap, mounted read-only at `mount_dir`."""
+    return (
+        {"name": config_map, "configMap": {"name": config_map}},
+        {"name": config_map, "mountPath": mount_dir, "readOnly": True},
+    )
+
+
+def batch_scheduling() -> dict[str, Any]:
+    """Pod spec fields of batch work (training, pipeline tasks): tolerate the batch pool's
+    taint and prefer its nodes, so spot capacity is used where it exists and the system pool
+    still runs the work where it does not."""
+    return {
+        "tolerations": [
+            {
+                "key": BATCH_POOL_LABEL,
+                "operator": "Equal",
+                "value": "batch",
+                "effect": "NoSchedule",
+            }
+        ],
+        "affinity": {
+            "nodeAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "weight": 100,
+                        "preference": {
+                            "matchExpressions": [
+                                {"key": BATCH_POOL_LABEL, "operator": "In", "values": ["batch"]}
+                            ]
+                        },
+                    }
+                ]
+            }
+        },
+    }
+
 
 def labels(name: str, component: str | None = None) -> dict[str, str]:
     """The recommended app labels of one workload."""

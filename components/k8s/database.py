@@ -3,8 +3,10 @@
 The managed instance is private (no route from where `pulumi up` runs), so a Job inside the
 cluster connects as the admin and makes each application's role and database, idempotently:
 roles are created or have their password reset, databases are created only when missing, and
-each application owns its own database. On GCP, Cloud SQL already made them; the same Job
-then only confirms passwords and ownership, so both clouds run one code path.
+each application owns its own database. Both clouds run this one code path: the admin creates
+the roles itself, so it holds ADMIN OPTION on them (PostgreSQL 16+ requires it to set their
+passwords and grant them), and from 16 on `createrole_self_grant` also makes it a member
+that may `SET ROLE` to them (needed to hand a database to its owner).
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ import pulumi_kubernetes as k8s
 from components.contracts import DatabaseOutputs
 from components.k8s.base import (
     PLATFORM_NS,
+    POSTGRES_CA_CONFIGMAP,
+    POSTGRES_CA_DIR,
+    POSTGRES_CA_FILE,
+    ca_volume,
     container_security,
     env_list,
     labels,
@@ -31,6 +37,8 @@ BOOTSTRAP_SECRET = "database-bootstrap"
 
 BOOTSTRAP_SQL = r"""
 \set ON_ERROR_STOP on
+SELECT 'SET createrole_self_grant = ''set, inherit'''
+WHERE current_setting('server_version_num')::int >= 160000 \gexec
 SELECT format('CREATE ROLE %I LOGIN', :'app_user')
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_user') \gexec
 ALTER ROLE :"app_user" WITH LOGIN PASSWORD :'app_password';
@@ -90,6 +98,7 @@ class DatabaseBootstrap(pulumi.ComponentResource):
             "PGUSER": db.admin_user,
             "PGDATABASE": "postgres",
             "PGSSLMODE": db.sslmode,
+            "PGSSLROOTCERT": POSTGRES_CA_FILE,
             "PGCONNECT_TIMEOUT": "10",
             "PGPASSWORD": secret_ref(BOOTSTRAP_SECRET, "admin-password"),
         }
@@ -99,6 +108,7 @@ class DatabaseBootstrap(pulumi.ComponentResource):
             env[f"{app.upper()}_DB"] = spec.name
             env[f"{app.upper()}_PASSWORD"] = secret_ref(BOOTSTRAP_SECRET, f"{app}-password")
         job_labels = labels("database-bootstrap", "bootstrap")
+        ca, ca_mount = ca_volume(POSTGRES_CA_CONFIGMAP, POSTGRES_CA_DIR)
         self.job = k8s.batch.v1.Job(
             f"{name}-job",
             metadata=untyped(
@@ -108,7 +118,8 @@ class DatabaseBootstrap(pulumi.ComponentResource):
                 {
                     "backoffLimit": 6,
                     "activeDeadlineSeconds": 900,
-                    "ttlSecondsAfterFinished": 86400,
+                    # no ttlSecondsAfterFinished: a Job the cluster deletes by itself is one
+                    # every `pulumi refresh` finds gone and every `up` creates again
                     "template": {
                         "metadata": {"labels": job_labels},
                         "spec": {
@@ -124,12 +135,14 @@ class DatabaseBootstrap(pulumi.ComponentResource):
                                     "resources": resources("50m", "64Mi"),
                                     "securityContext": container_security(),
                                     "volumeMounts": [
-                                        {"name": "sql", "mountPath": "/sql", "readOnly": True}
+                                        {"name": "sql", "mountPath": "/sql", "readOnly": True},
+                                        ca_mount,
                                     ],
                                 }
                             ],
                             "volumes": [
-                                {"name": "sql", "configMap": {"name": "database-bootstrap"}}
+                                {"name": "sql", "configMap": {"name": "database-bootstrap"}},
+                                ca,
                             ],
                         },
                     },

@@ -3,7 +3,14 @@ to the stack's registry. Workloads reference the pushed digest, never a tag alon
 
 Tags are immutable in both registries, so each build is tagged with a digest of its build
 inputs (the app's files, the shared code, the lock file): the same sources give the same tag,
-a changed source a new one.
+a changed source a new one. Each app's `Dockerfile.dockerignore` admits exactly its
+BUILD_INPUTS (a test holds them equal), so a change to one app neither rebuilds nor re-pushes
+another's image under an existing, immutable tag.
+
+Paths: the engine starts the docker-build plugin in the program's `main` folder (`stacks/`),
+so the context and Dockerfile are given relative to that folder (`context`, from the project
+file), never to the project root. Nothing is built during `pulumi preview`
+(`build_on_preview=False`): a preview needs neither Docker nor registry credentials.
 """
 
 from __future__ import annotations
@@ -25,6 +32,11 @@ BUILD_INPUTS: dict[str, tuple[str, ...]] = {
     "pipelines": ("apps/__init__.py", "apps/pipelines", "requirements.lock"),
 }
 """What each image is built from (relative to the repository root)."""
+
+
+def source_tag(app: str, root: Path = REPO_ROOT) -> str:
+    """The tag an app's image is pushed under: `src-` and 16 hex digits of its sources."""
+    return "src-" + source_digest(app, root)[:16]
 
 
 def source_digest(app: str, root: Path = REPO_ROOT) -> str:
@@ -57,23 +69,47 @@ class AppImages(pulumi.ComponentResource):
         self,
         name: str,
         registry: RegistryOutputs,
+        context: str,
         opts: pulumi.ResourceOptions | None = None,
         root: Path = REPO_ROOT,
+        source: str = "build",
     ) -> None:
+        """`context`: the repository root as the plugin's working directory sees it
+        (`stacks.stackfiles.build_context()`: `..` with `main: stacks/`). `source`: `build`
+        (pulumi-docker-build builds and pushes) or `registry` (pushed before by `dex images
+        push`; the registry contract carries the digests)."""
         super().__init__("dex:k8s:AppImages", name, None, opts)
+        self.images: dict[str, AppImage] = {}
+        if source == "registry":
+            for app in APP_IMAGES:
+                if app not in registry.image_digests:
+                    raise ValueError(
+                        f"image source `registry` needs the digest of {app}'s pushed image; "
+                        "the registry contract has none"
+                    )
+                repo = registry.repository_urls[app]
+                digest = registry.image_digests[app]
+                self.images[app] = AppImage(
+                    repository=repo,
+                    tag=source_tag(app, root),
+                    digest=digest,
+                    ref=pulumi.Output.concat(repo, "@", digest),
+                )
+            self.register_outputs({app: img.ref for app, img in self.images.items()})
+            return
         provider = docker_build.Provider(
             f"{name}-docker-build", opts=pulumi.ResourceOptions(parent=self)
         )
-        self.images: dict[str, AppImage] = {}
         for app in APP_IMAGES:
-            tag = "src-" + source_digest(app, root)[:16]
+            tag = source_tag(app, root)
             repo = registry.repository_urls[app]
             image = docker_build.Image(
                 f"{name}-{app}",
-                # relative to the project directory `pulumi up` runs in: the plan is the
-                # same on every machine
-                context=docker_build.BuildContextArgs(location="."),
-                dockerfile=docker_build.DockerfileArgs(location=f"apps/{app}/Dockerfile"),
+                # relative to the plugin's working directory: the plan is the same on every
+                # machine, and the path resolves where the engine runs the plugin
+                context=docker_build.BuildContextArgs(location=context),
+                dockerfile=docker_build.DockerfileArgs(location=f"{context}/apps/{app}/Dockerfile"),
+                build_on_preview=False,
                 platforms=[docker_build.Platform.LINUX_AMD64],
                 push=True,
                 tags=[pulumi.Output.concat(repo, ":", tag)],

@@ -1,6 +1,11 @@
 """MLflow: the tracking server and model registry on the managed Postgres, artifacts in the
 object store through the workload identity, served by proxy (clients need no bucket
-credentials), behind the ingress with basic auth."""
+credentials), behind the `dex` Gateway with basic auth (an Envoy Gateway SecurityPolicy).
+
+Uploads: ingress-nginx needed `proxy-body-size: 512m` to lift its own 1m default. Envoy has no
+default limit, and its only limit (BackendTrafficPolicy `requestBuffer`) buffers each request
+whole in the proxy's memory: a 512 MiB buffer per upload is not one to set, so MLflow's
+uploads pass unbuffered and unlimited at the edge, as large as the server accepts."""
 
 from __future__ import annotations
 
@@ -8,15 +13,33 @@ from typing import Any
 
 import pulumi
 
-from components.k8s.base import MLFLOW_NS, RUNTIME_DEFAULT, ChartComponent, resources
-from components.k8s.ingress import INGRESS_CLASS, tls_annotations
+from components.k8s.base import (
+    MANAGED_BY,
+    MLFLOW_NS,
+    POSTGRES_CA_CONFIGMAP,
+    POSTGRES_CA_DIR,
+    POSTGRES_CA_FILE,
+    RUNTIME_DEFAULT,
+    ChartComponent,
+    ca_volume,
+    resources,
+)
+from components.k8s.gateway import (
+    BACKENDS,
+    ENVOY_GATEWAY_API,
+    basic_auth_spec,
+    custom_resource,
+    https_route,
+)
 
 MLFLOW_CHART_VERSION = "1.11.5"
 MLFLOW_IMAGE_TAG = "3.15.1"
 """The chart's appVersion: the server image the chart was released with."""
 DB_SECRET = "mlflow-db"
 AUTH_SECRET = "mlflow-basic-auth"
-SERVICE_URL = f"http://mlflow.{MLFLOW_NS}.svc.cluster.local"
+"""The htpasswd (`{SHA}` lines, key `.htpasswd`) the Gateway checks MLflow's users against."""
+AUTH_USER = "dex"
+SERVICE_URL = f"http://{BACKENDS['mlflow'].service}.{MLFLOW_NS}.svc.cluster.local"
 """How workloads in the cluster reach the tracking server (port 80)."""
 
 
@@ -29,7 +52,11 @@ def mlflow_values(
     db_user: str,
     artifacts_url: pulumi.Input[str],
     replicas: int,
+    sslmode: str,
 ) -> dict[str, Any]:
+    """`sslmode` is the database contract's (`verify-full`/`verify-ca`): the server is
+    verified against the CA mounted from the `postgres-ca` ConfigMap."""
+    ca, ca_mount = ca_volume(POSTGRES_CA_CONFIGMAP, POSTGRES_CA_DIR)
     return {
         "fullnameOverride": "mlflow",
         "replicaCount": replicas,
@@ -62,8 +89,10 @@ def mlflow_values(
             "defaultArtifactRoot": "mlflow-artifacts:/",
             "defaultArtifactsDestination": pulumi.Output.concat(artifacts_url, "/artifacts"),
         },
-        # libpq honours PGSSLMODE: the managed Postgres refuses plaintext connections
-        "extraEnvVars": {"PGSSLMODE": "require"},
+        # libpq honours PGSSLMODE/PGSSLROOTCERT: the server is verified, not only encrypted
+        "extraEnvVars": {"PGSSLMODE": sslmode, "PGSSLROOTCERT": POSTGRES_CA_FILE},
+        "extraVolumes": [ca],
+        "extraVolumeMounts": [ca_mount],
         "serverAllowedHosts": [
             host,
             f"mlflow.{MLFLOW_NS}.svc.cluster.local",
@@ -77,30 +106,22 @@ def mlflow_values(
             "namespace": MLFLOW_NS,
             "labels": {},
         },
-        "ingress": {
-            "enabled": True,
-            "className": INGRESS_CLASS,
-            "annotations": {
-                **tls_annotations(),
-                "nginx.ingress.kubernetes.io/auth-type": "basic",
-                "nginx.ingress.kubernetes.io/auth-secret": AUTH_SECRET,
-                "nginx.ingress.kubernetes.io/auth-realm": "DEX MLflow",
-                "nginx.ingress.kubernetes.io/proxy-body-size": "512m",
-            },
-            "hosts": [{"host": host, "paths": [{"path": "/", "pathType": "Prefix"}]}],
-            "tls": [{"secretName": "mlflow-tls", "hosts": [host]}],
-        },
+        # served through the `dex` Gateway (the HTTPRoute `mlflow` below), not an Ingress
+        "ingress": {"enabled": False},
     }
 
 
 def mlflow(
     name: str,
     values: dict[str, Any],
+    domain: str,
     depends_on: list[pulumi.Resource],
     opts: pulumi.ResourceOptions | None = None,
 ) -> ChartComponent:
-    """The MLflow Helm release. Type token `dex:k8s:Mlflow`."""
-    return ChartComponent(
+    """The MLflow Helm release and its route (`mlflow.<domain>`, basic auth). Type token
+    `dex:k8s:Mlflow`. `depends_on` must hold the Envoy Gateway release (the CRDs) and the
+    `AUTH_SECRET` Secret."""
+    component = ChartComponent(
         "dex:k8s:Mlflow",
         name,
         release="mlflow",
@@ -114,3 +135,14 @@ def mlflow(
         outputs={"service_url": SERVICE_URL},
         opts=opts,
     )
+    route_opts = pulumi.ResourceOptions(parent=component, depends_on=depends_on)
+    route = https_route(f"{name}-route", BACKENDS["mlflow"], domain, route_opts)
+    custom_resource(
+        f"{name}-basic-auth",
+        ENVOY_GATEWAY_API,
+        "SecurityPolicy",
+        {"name": "mlflow-basic-auth", "namespace": MLFLOW_NS, "labels": MANAGED_BY},
+        basic_auth_spec(BACKENDS["mlflow"].host, AUTH_SECRET),
+        pulumi.ResourceOptions(parent=component, depends_on=[*depends_on, route]),
+    )
+    return component

@@ -19,6 +19,15 @@ from components.k8s.base import (
     PLATFORM_NS,
     untyped,
 )
+from components.k8s.gateway import (
+    BACKENDS,
+    CONTROLLER_LABELS,
+    PROXY_LABELS,
+    PROXY_PORTS,
+    WEBHOOK_PORT,
+    XDS_PORT,
+    Backend,
+)
 
 ANYWHERE = [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
 
@@ -27,7 +36,7 @@ def _ns(name: str) -> dict[str, Any]:
     return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
 
 
-def _ports(*numbers: int, protocol: str = "TCP") -> list[dict[str, Any]]:
+def _ports(*numbers: pulumi.Input[int], protocol: str = "TCP") -> list[dict[str, Any]]:
     return [{"port": n, "protocol": protocol} for n in numbers]
 
 
@@ -62,98 +71,160 @@ SCRAPE = Allow("allow-prometheus-scrape", "Ingress", [_ns(OBSERVABILITY_NS)], []
 TELEMETRY_OUT = Allow(
     "allow-telemetry-out", "Egress", [_ns(OBSERVABILITY_NS)], _ports(4317, 4318, 9091)
 )
-FROM_INGRESS = Allow("allow-from-ingress-controller", "Ingress", [_ns(PLATFORM_NS)], [])
 HTTPS_OUT = Allow("allow-https-out", "Egress", ANYWHERE, _ports(443))
 """Object storage, cloud identity (STS / metadata token exchange), registries, ACME: public
 endpoints on 443."""
 KUBE_API_OUT = Allow("allow-kube-api-out", "Egress", ANYWHERE, _ports(443, 6443))
-DATABASE_OUT = Allow("allow-database-out", "Egress", ANYWHERE, _ports(5432))
-REDIS_OUT = Allow("allow-redis-out", "Egress", ANYWHERE, _ports(6379))
 TO_MLFLOW = Allow("allow-mlflow-out", "Egress", [_ns(MLFLOW_NS)], _ports(5000))
 METADATA_OUT = Allow(
     "allow-metadata-out",
     "Egress",
-    [{"ipBlock": {"cidr": "169.254.169.254/32"}}, {"ipBlock": {"cidr": "169.254.169.252/32"}}],
+    [
+        {"ipBlock": {"cidr": "169.254.169.254/32"}},
+        {"ipBlock": {"cidr": "169.254.169.252/32"}},
+        {"ipBlock": {"cidr": "169.254.170.23/32"}},
+    ],
     _ports(80, 988),
 )
-"""GKE's metadata server (Workload Identity tokens) and the EKS Pod Identity agent."""
-
-POLICIES: dict[str, list[Allow]] = {
-    PLATFORM_NS: [
-        *SAME_NAMESPACE,
-        SCRAPE,
-        # the ingress controller's 80/443 from the load balancer; admission webhooks
-        # (ingress-nginx 8443, cert-manager 10250, sealed-secrets 8080) from the API server
-        Allow("allow-public-ingress", "Ingress", ANYWHERE, _ports(80, 443, 8443, 10250, 8080)),
-        Allow(
-            "allow-ingress-to-backends",
-            "Egress",
-            [_ns(APPS_NS), _ns(MLFLOW_NS), _ns(AIRFLOW_NS), _ns(OBSERVABILITY_NS)],
-            [],
-        ),
-        HTTPS_OUT,
-        # cert-manager's HTTP-01 self-check fetches the challenge through the public endpoint
-        Allow("allow-http-out", "Egress", ANYWHERE, _ports(80)),
-        KUBE_API_OUT,
-        METADATA_OUT,
-        TELEMETRY_OUT,
-    ],
-    MLFLOW_NS: [
-        *SAME_NAMESPACE,
-        SCRAPE,
-        FROM_INGRESS,
-        Allow("allow-tracking-clients", "Ingress", [_ns(APPS_NS), _ns(AIRFLOW_NS)], _ports(5000)),
-        DATABASE_OUT,
-        HTTPS_OUT,
-        METADATA_OUT,
-        TELEMETRY_OUT,
-    ],
-    AIRFLOW_NS: [
-        *SAME_NAMESPACE,
-        SCRAPE,
-        FROM_INGRESS,
-        DATABASE_OUT,
-        HTTPS_OUT,  # also the weather API the pipeline ingests from
-        KUBE_API_OUT,  # the KubernetesExecutor launches task pods
-        METADATA_OUT,
-        TO_MLFLOW,
-        TELEMETRY_OUT,
-    ],
-    APPS_NS: [
-        *SAME_NAMESPACE,
-        SCRAPE,
-        FROM_INGRESS,
-        REDIS_OUT,
-        HTTPS_OUT,
-        METADATA_OUT,
-        TO_MLFLOW,
-        TELEMETRY_OUT,
-    ],
-    OBSERVABILITY_NS: [
-        *SAME_NAMESPACE,
-        FROM_INGRESS,
-        Allow(
-            "allow-telemetry-in",
-            "Ingress",
-            [{"namespaceSelector": {}}],
-            _ports(4317, 4318, 9091),
-        ),
-        # Prometheus scrapes every namespace and the nodes (kubelet, node exporter)
-        Allow("allow-scrape-out", "Egress", [{"namespaceSelector": {}}, *ANYWHERE], []),
-        HTTPS_OUT,
-        KUBE_API_OUT,
-        METADATA_OUT,
-    ],
-}
-"""What each namespace allows on top of its default deny. Every namespace also gets DNS."""
+"""GKE's metadata server (Workload Identity tokens: 169.254.169.254:80, and :988 under
+Dataplane V2) and the EKS Pod Identity agent (169.254.170.23:80)."""
 
 
-def network_policy_specs(namespace: str) -> list[tuple[str, dict[str, Any]]]:
+@dataclass(frozen=True)
+class ServicePorts:
+    """The managed services' ports, from the capability contracts (Memorystore with TLS
+    listens on 6378, not 6379)."""
+
+    database: pulumi.Input[int] = 5432
+    cache: pulumi.Input[int] = 6379
+
+
+BOOTSTRAP_PODS = {"app.kubernetes.io/name": "database-bootstrap"}
+"""The database bootstrap Job's pods: the only ones in `platform` that reach Postgres."""
+PROXIES = {**_ns(PLATFORM_NS), "podSelector": {"matchLabels": PROXY_LABELS}}
+"""The Envoy proxies of the `dex` Gateway, as a peer (they run in the controller's namespace)."""
+
+
+def from_gateway(backend: Backend) -> Allow:
+    """The backend's pods admit the Envoy proxies, on the port they listen on."""
+    return Allow("allow-from-gateway", "Ingress", [PROXIES], _ports(backend.pod_port), backend.pods)
+
+
+def gateway_to(backend: Backend) -> Allow:
+    """The proxies reach one backend's pods, on the port they listen on."""
+    peer: dict[str, Any] = dict(_ns(backend.namespace))
+    if backend.pods:
+        peer["podSelector"] = {"matchLabels": backend.pods}
+    return Allow(
+        f"allow-gateway-to-{backend.host}", "Egress", [peer], _ports(backend.pod_port), PROXY_LABELS
+    )
+
+
+PROXY_TO_CONTROLLER = Allow(
+    "allow-proxies-to-xds",
+    "Egress",
+    [{"podSelector": {"matchLabels": CONTROLLER_LABELS}}],
+    _ports(XDS_PORT),
+    PROXY_LABELS,
+)
+"""The proxies fetch their configuration from the controller's xDS server (also covered by
+the namespace's own allow-same-namespace rules: explicit, so tightening those keeps it)."""
+
+
+def policies(ports: ServicePorts) -> dict[str, list[Allow]]:
+    """What each namespace allows on top of its default deny. Every namespace also gets DNS."""
+    database_out = Allow("allow-database-out", "Egress", ANYWHERE, _ports(ports.database))
+    return {
+        PLATFORM_NS: [
+            *SAME_NAMESPACE,
+            SCRAPE,
+            # the load balancer reaches the proxies on the ports the Gateway's 80/443 listen
+            # on in the pod (10080/10443), from any client address (externalTrafficPolicy Local)
+            Allow(
+                "allow-gateway-public",
+                "Ingress",
+                ANYWHERE,
+                _ports(*PROXY_PORTS.values()),
+                PROXY_LABELS,
+            ),
+            # admission webhooks the API server calls: cert-manager 10250, sealed-secrets 8080,
+            # Envoy Gateway's topology injector 9443
+            Allow("allow-webhooks", "Ingress", ANYWHERE, _ports(10250, 8080, WEBHOOK_PORT)),
+            *(gateway_to(backend) for backend in BACKENDS.values()),
+            PROXY_TO_CONTROLLER,
+            HTTPS_OUT,
+            # cert-manager's HTTP-01 self-check fetches the challenge through the public endpoint
+            Allow("allow-http-out", "Egress", ANYWHERE, _ports(80)),
+            KUBE_API_OUT,
+            METADATA_OUT,
+            TELEMETRY_OUT,
+            Allow(
+                "allow-bootstrap-database-out",
+                "Egress",
+                ANYWHERE,
+                _ports(ports.database),
+                BOOTSTRAP_PODS,
+            ),
+        ],
+        MLFLOW_NS: [
+            *SAME_NAMESPACE,
+            SCRAPE,
+            from_gateway(BACKENDS["mlflow"]),
+            Allow(
+                "allow-tracking-clients", "Ingress", [_ns(APPS_NS), _ns(AIRFLOW_NS)], _ports(5000)
+            ),
+            database_out,
+            HTTPS_OUT,
+            METADATA_OUT,
+            TELEMETRY_OUT,
+        ],
+        AIRFLOW_NS: [
+            *SAME_NAMESPACE,
+            SCRAPE,
+            from_gateway(BACKENDS["airflow"]),
+            database_out,
+            HTTPS_OUT,  # also the weather API the pipeline ingests from
+            KUBE_API_OUT,  # the KubernetesExecutor launches task pods
+            METADATA_OUT,
+            TO_MLFLOW,
+            TELEMETRY_OUT,
+        ],
+        APPS_NS: [
+            *SAME_NAMESPACE,
+            SCRAPE,
+            from_gateway(BACKENDS["api"]),
+            Allow("allow-cache-out", "Egress", ANYWHERE, _ports(ports.cache)),
+            HTTPS_OUT,
+            METADATA_OUT,
+            TO_MLFLOW,
+            TELEMETRY_OUT,
+        ],
+        OBSERVABILITY_NS: [
+            *SAME_NAMESPACE,
+            from_gateway(BACKENDS["grafana"]),
+            Allow(
+                "allow-telemetry-in",
+                "Ingress",
+                [{"namespaceSelector": {}}],
+                _ports(4317, 4318, 9091),
+            ),
+            # Prometheus scrapes every namespace and the nodes (kubelet, node exporter)
+            Allow("allow-scrape-out", "Egress", [{"namespaceSelector": {}}, *ANYWHERE], []),
+            HTTPS_OUT,
+            KUBE_API_OUT,
+            METADATA_OUT,
+        ],
+    }
+
+
+def network_policy_specs(
+    namespace: str, ports: ServicePorts | None = None
+) -> list[tuple[str, dict[str, Any]]]:
     """(name, spec) of every NetworkPolicy of one namespace, default deny first."""
     specs: list[tuple[str, dict[str, Any]]] = [
         ("default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
     ]
-    for allow in [DNS, *POLICIES[namespace]]:
+    for allow in [DNS, *policies(ports or ServicePorts())[namespace]]:
         peer_key = "from" if allow.direction == "Ingress" else "to"
         rule: dict[str, Any] = {peer_key: allow.peers}
         if allow.ports:
@@ -176,7 +247,12 @@ class Namespaces(pulumi.ComponentResource):
     """Every namespace of the platform with its Pod Security labels and network policies.
     Type token `dex:k8s:Namespaces`."""
 
-    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        ports: ServicePorts | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
         super().__init__("dex:k8s:Namespaces", name, None, opts)
         self.namespaces: dict[str, k8s.core.v1.Namespace] = {}
         for ns, level in NAMESPACES.items():
@@ -192,7 +268,7 @@ class Namespaces(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             self.namespaces[ns] = namespace
-            for policy, spec in network_policy_specs(ns):
+            for policy, spec in network_policy_specs(ns, ports):
                 k8s.networking.v1.NetworkPolicy(
                     f"{name}-{ns}-{policy}",
                     metadata=untyped({"name": policy, "namespace": ns, "labels": MANAGED_BY}),

@@ -29,13 +29,15 @@ from components.k8s.base import (
     selector,
     untyped,
 )
-from components.k8s.ingress import INGRESS_CLASS, tls_annotations
+from components.k8s.gateway import BACKENDS, https_route
 
 KUBE_PROMETHEUS_STACK_VERSION = "88.5.3"
 PROMETHEUS_OPERATOR_VERSION = "v0.93.1"
 """The operator release kube-prometheus-stack 88.5.3 ships (its appVersion)."""
 LOKI_VERSION = "18.11.0"
-TEMPO_VERSION = "1.25.1"
+TEMPO_VERSION = "1.25.0"
+"""grafana-community tempo 1.25.0 (2026-01-31): the newest 1.x in the chart index; 1.25.1 never
+existed there (the only 1.25.1 is the tempo-distributed chart)."""
 ALLOY_VERSION = "0.12.5"
 PUSHGATEWAY_IMAGE = (
     "prom/pushgateway:v1.11.1"
@@ -71,14 +73,19 @@ def crd_urls() -> list[str]:
     return [f"{base}/monitoring.coreos.com_{name}.yaml" for name in OPERATOR_CRDS]
 
 
+def operator_crds(name: str, opts: pulumi.ResourceOptions) -> k8s.yaml.v2.ConfigGroup:
+    """The prometheus-operator CRDs, applied server-side before any chart that renders a
+    ServiceMonitor, PodMonitor or PrometheusRule. A `yaml/v2` ConfigGroup: what depends on
+    it waits for every CRD it applies (pulumi/pulumi-kubernetes#1833, fixed in v2)."""
+    return k8s.yaml.v2.ConfigGroup(name, files=crd_urls(), opts=opts)
+
+
 def dashboards() -> dict[str, dict[str, Any]]:
     """Every dashboard JSON of the repository, by file stem."""
     return {p.stem: json.loads(p.read_text()) for p in sorted(DASHBOARDS_DIR.glob("*.json"))}
 
 
-def kube_prometheus_values(
-    grafana_host: str, admin_secret: str, retention_days: int, replicas: int
-) -> dict[str, Any]:
+def kube_prometheus_values(admin_secret: str, retention_days: int, replicas: int) -> dict[str, Any]:
     return {
         "crds": {"enabled": False},
         "defaultRules": {
@@ -134,13 +141,8 @@ def kube_prometheus_values(
                     "jsonData": {"tracesToLogsV2": {"datasourceUid": "loki"}},
                 },
             ],
-            "ingress": {
-                "enabled": True,
-                "ingressClassName": INGRESS_CLASS,
-                "annotations": tls_annotations(),
-                "hosts": [grafana_host],
-                "tls": [{"secretName": "grafana-tls", "hosts": [grafana_host]}],
-            },
+            # served through the `dex` Gateway (the HTTPRoute `grafana`), not an Ingress
+            "ingress": {"enabled": False},
         },
     }
 
@@ -271,26 +273,27 @@ class Observability(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        grafana_host: str,
+        domain: str,
         admin_secret: str,
         is_prod: bool,
+        crds: pulumi.Resource,
         depends_on: list[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`crds`: the operator CRDs (`operator_crds`); every release and object here waits
+        for them, and for `depends_on` (namespaces, storage, the Grafana secret, the Envoy
+        Gateway release whose CRDs Grafana's HTTPRoute needs). Grafana serves
+        `grafana.<domain>`."""
         super().__init__("dex:k8s:Observability", name, None, opts)
-        after = pulumi.ResourceOptions(parent=self, depends_on=depends_on)
-        self.crds = k8s.yaml.v2.ConfigGroup(
-            f"{name}-operator-crds", files=crd_urls(), opts=pulumi.ResourceOptions(parent=self)
-        )
+        self.crds = crds
+        after = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, crds])
         self.stack = _release(
             f"{name}-kube-prometheus-stack",
             "kps",
             "kube-prometheus-stack",
             KUBE_PROMETHEUS_STACK_VERSION,
             "https://prometheus-community.github.io/helm-charts",
-            kube_prometheus_values(
-                grafana_host, admin_secret, 30 if is_prod else 7, 2 if is_prod else 1
-            ),
+            kube_prometheus_values(admin_secret, 30 if is_prod else 7, 2 if is_prod else 1),
             pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, self.crds]),
             skip_crds=True,
         )
@@ -318,6 +321,8 @@ class Observability(pulumi.ComponentResource):
             f"{name}-alloy", "alloy", "alloy", ALLOY_VERSION, grafana_repo, alloy_values(), after
         )
         self._pushgateway(name, after)
+        https_route(f"{name}-grafana-route", BACKENDS["grafana"], domain, after)
+        grafana_host = f"{BACKENDS['grafana'].host}.{domain}"
         for stem, board in dashboards().items():
             k8s.core.v1.ConfigMap(
                 f"{name}-dashboard-{stem}",

@@ -1,11 +1,15 @@
 """Everything on the cluster, wired only through the capability contracts: the same code on
 EKS and GKE.
 
-Order of what `pulumi up` creates (each step depends on the ones it needs):
-namespaces and network policies -> service accounts -> sealed-secrets controller (with the
-stack's own key) -> SealedSecrets -> ingress-nginx, cert-manager, the issuer -> observability
-(operator CRDs first) -> database bootstrap Job -> MLflow and Airflow -> the apps' images ->
-the serving API and the training CronJob.
+Order of what `pulumi up` creates (each step depends on the ones it needs; `dex plan STACK
+--waves` prints the whole first deploy): the prometheus-operator CRDs, namespaces and network
+policies, the default StorageClass where the cloud ships none -> service accounts (after the
+cloud identity bindings), the platform's Secrets and CA bundles -> the sealed-secrets
+controller, Envoy Gateway (its chart installs the Gateway API CRDs) -> cert-manager (its chart
+renders ServiceMonitors: after the operator CRDs; it watches Gateway API kinds: after Envoy
+Gateway) -> the issuer, the Gateway and its certificates, observability -> the database
+bootstrap Job -> MLflow and Airflow -> the apps' images -> the serving API (after MLflow: its
+readiness asks the registry) and the training CronJob.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from components.contracts import (
     DatabaseOutputs,
     ObjectStoreOutputs,
     RegistryOutputs,
+    StorageClassSpec,
     WorkloadIdentityOutputs,
 )
 from components.k8s.airflow import (
@@ -40,20 +45,37 @@ from components.k8s.apps import ServingApi, Training
 from components.k8s.base import (
     AIRFLOW_NS,
     APPS_NS,
+    CACHE_CA_CONFIGMAP,
+    CACHE_CA_FILE,
+    MANAGED_BY,
     MLFLOW_NS,
     OBSERVABILITY_NS,
     PLATFORM_NS,
+    POSTGRES_CA_CONFIGMAP,
+    POSTGRES_CA_FILE,
     labels,
     secret_ref,
     untyped,
 )
 from components.k8s.database import BOOTSTRAP_SECRET, DatabaseBootstrap, secret_data
+from components.k8s.gateway import EdgeGateway, htpasswd_line
 from components.k8s.images import AppImages
-from components.k8s.ingress import IngressTls
-from components.k8s.mlflow import AUTH_SECRET, DB_SECRET, SERVICE_URL, mlflow, mlflow_values
-from components.k8s.namespaces import Namespaces
-from components.k8s.observability import OTLP_HTTP_URL, PUSHGATEWAY_URL, Observability
-from components.k8s.secrets import SealedSecrets
+from components.k8s.mlflow import (
+    AUTH_SECRET,
+    AUTH_USER,
+    DB_SECRET,
+    SERVICE_URL,
+    mlflow,
+    mlflow_values,
+)
+from components.k8s.namespaces import Namespaces, ServicePorts
+from components.k8s.observability import (
+    OTLP_HTTP_URL,
+    PUSHGATEWAY_URL,
+    Observability,
+    operator_crds,
+)
+from components.k8s.secrets import SealedSecrets, platform_secret
 
 OPEN_METEO_ARCHIVE = "https://archive-api.open-meteo.com/v1/archive"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
@@ -96,6 +118,14 @@ class PlatformArgs:
     cache: CacheOutputs
     registry: RegistryOutputs
     identity: WorkloadIdentityOutputs
+    build_context: str
+    """The repository root as the engine's plugin folder sees it (`..` with `main: stacks/`)."""
+    image_source: str = "build"
+    """`build`: `pulumi up` builds and pushes the apps' images (Docker on the deploying
+    machine); `registry`: they were pushed before (`dex images push`) and are looked up by
+    their source tag (CI's in-network runners have no Docker daemon)."""
+    storage_class: StorageClassSpec | None = None
+    """The default StorageClass to create (the cluster contract's); None: the cloud ships one."""
 
 
 def _password(name: str, parent: pulumi.Resource, length: int = 32) -> random.RandomPassword:
@@ -108,23 +138,27 @@ def postgres_url(
     user: str, password: pulumi.Input[str], host: pulumi.Input[str], port: pulumi.Input[int],
     db: str, sslmode: str,
 ) -> pulumi.Output[str]:  # fmt: skip
-    """A SQLAlchemy URL (psycopg2) for one application's database; a secret."""
+    """A SQLAlchemy URL (psycopg2) for one application's database, verifying the server
+    with the CA mounted at POSTGRES_CA_FILE; a secret."""
     return pulumi.Output.secret(
         pulumi.Output.format(
-            "postgresql+psycopg2://{0}:{1}@{2}:{3}/{4}?sslmode={5}",
+            "postgresql+psycopg2://{0}:{1}@{2}:{3}/{4}?sslmode={5}&sslrootcert={6}",
             user,
             password,
             host,
             port,
             db,
             sslmode,
+            POSTGRES_CA_FILE,
         )
     )
 
 
-def api_env(s: PlatformSettings, store: ObjectStoreOutputs) -> dict[str, Any]:
+def api_env(
+    s: PlatformSettings, store: ObjectStoreOutputs, cache_ca: bool = False
+) -> dict[str, Any]:
     """The serving API's environment: storage, registry, cache and auth, all from the
-    contracts; secrets by reference."""
+    contracts; secrets by reference. `cache_ca`: the cache's CA is mounted (CACHE_CA_FILE)."""
     env: dict[str, Any] = {
         "DEX_API_ENVIRONMENT": s.environment,
         "DEX_API_TRACKING_URI": SERVICE_URL,
@@ -138,6 +172,8 @@ def api_env(s: PlatformSettings, store: ObjectStoreOutputs) -> dict[str, Any]:
         "DEX_API_OTLP_ENDPOINT": f"{OTLP_HTTP_URL}/v1/traces",
         "DEX_API_CORS_ORIGINS": f'["https://{s.host("api")}"]',
     }
+    if cache_ca:
+        env["DEX_API_REDIS_CA_FILE"] = CACHE_CA_FILE
     if s.api_auth == "hs256":
         env["DEX_API_JWT_SECRET"] = secret_ref(API_APP_SECRET, "jwt-secret")
     else:
@@ -178,9 +214,26 @@ class KubernetesPlatform(pulumi.ComponentResource):
         super().__init__("dex:k8s:Platform", name, None, opts)
         s = args.settings
         child = pulumi.ResourceOptions(parent=self)
+        db = args.database
 
-        namespaces = Namespaces(f"{name}-namespaces", opts=child)
+        # -- day-0 foundations: CRDs, namespaces and their policies, storage ------------------
+        # The operator's CRDs come first: the sealed-secrets and cert-manager charts render
+        # ServiceMonitors, which Helm cannot create before the CRD exists.
+        crds = operator_crds(f"{name}-operator-crds", child)
+        namespaces = Namespaces(
+            f"{name}-namespaces",
+            ServicePorts(database=db.port, cache=args.cache.port),
+            opts=child,
+        )
         ns = namespaces.namespaces
+        # workloads wait for the whole component: default deny and every allow rule
+        ns_ready: list[pulumi.Resource] = [namespaces]
+        storage: list[pulumi.Resource] = []
+        if args.storage_class is not None:
+            storage.append(
+                _default_storage_class(f"{name}-storage-class", args.storage_class, self)
+            )
+
         accounts = []
         for spec in WORKLOAD_SPECS:
             accounts.append(
@@ -196,37 +249,62 @@ class KubernetesPlatform(pulumi.ComponentResource):
                     ),
                     # only Airflow calls the Kubernetes API (the KubernetesExecutor launches
                     # task pods, the API server reads their logs); cloud identity needs no
-                    # API token (IRSA projects its own, GKE asks the metadata server)
+                    # API token (Pod Identity and GKE ask a node-local agent)
                     automount_service_account_token=spec.name in KUBE_API_CLIENTS,
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[ns[spec.namespace]]),
+                    # a pod that starts before its identity binding exists fails its first
+                    # cloud call: the accounts (and so every workload) wait for the bindings
+                    opts=pulumi.ResourceOptions(
+                        parent=self,
+                        depends_on=[ns[spec.namespace], *args.identity.bindings],
+                    ),
                 )
             )
 
-        # -- secrets ------------------------------------------------------------------------
-        sealed = SealedSecrets(
-            f"{name}-sealed-secrets",
-            protect_key=s.protect,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[ns[PLATFORM_NS]]),
-        )
-        self.sealing_certificate = sealed.certificate
-        db = args.database
-        sealed.secret(PLATFORM_NS, BOOTSTRAP_SECRET, secret_data(db))
+        # -- secrets and CA bundles ------------------------------------------------------------
+        def secret(
+            namespace: str, secret_name: str, data: Mapping[str, pulumi.Input[str]]
+        ) -> k8s.core.v1.Secret:
+            return platform_secret(
+                f"{name}-secret-{namespace}-{secret_name}",
+                namespace,
+                secret_name,
+                data,
+                pulumi.ResourceOptions(parent=self, depends_on=[ns[namespace]]),
+            )
+
+        def ca_bundle(
+            namespace: str, config_map: str, pem: pulumi.Input[str]
+        ) -> k8s.core.v1.ConfigMap:
+            return k8s.core.v1.ConfigMap(
+                f"{name}-{config_map}-{namespace}",
+                metadata=untyped(
+                    {"name": config_map, "namespace": namespace, "labels": MANAGED_BY}
+                ),
+                data=untyped({"ca.crt": pem}),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[ns[namespace]]),
+            )
+
+        postgres_ca = {
+            namespace: ca_bundle(namespace, POSTGRES_CA_CONFIGMAP, db.ca_certificate)
+            for namespace in (PLATFORM_NS, MLFLOW_NS, AIRFLOW_NS)
+        }
+        cache_ca = args.cache.ca_certificate
+        api_ca = [ca_bundle(APPS_NS, CACHE_CA_CONFIGMAP, cache_ca)] if cache_ca is not None else []
+
+        bootstrap_secret = secret(PLATFORM_NS, BOOTSTRAP_SECRET, secret_data(db))
         mlflow_db = db.app_databases["mlflow"]
         airflow_db = db.app_databases["airflow"]
         mlflow_auth = _password(f"{name}-mlflow-basic-auth", self)
         self.mlflow_password = mlflow_auth.result
-        secrets = [
-            sealed.secret(
-                MLFLOW_NS,
-                DB_SECRET,
-                {"username": mlflow_db.user, "password": mlflow_db.password},
-                depends_on=[ns[MLFLOW_NS]],
+        mlflow_secrets = [
+            secret(
+                MLFLOW_NS, DB_SECRET, {"username": mlflow_db.user, "password": mlflow_db.password}
             ),
-            sealed.secret(
+            secret(
                 MLFLOW_NS,
                 AUTH_SECRET,
-                {"auth": pulumi.Output.concat("dex:", mlflow_auth.bcrypt_hash)},
-                depends_on=[ns[MLFLOW_NS]],
+                # the htpasswd Envoy Gateway's basic auth reads (key `.htpasswd`, `{SHA}` lines)
+                {".htpasswd": mlflow_auth.result.apply(lambda p: htpasswd_line(AUTH_USER, p))},
             ),
         ]
         fernet = random.RandomId(
@@ -234,7 +312,7 @@ class KubernetesPlatform(pulumi.ComponentResource):
         )
         airflow_admin = _password(f"{name}-airflow-admin", self)
         self.airflow_password = airflow_admin.result
-        airflow_secrets: dict[str, Mapping[str, pulumi.Input[str]]] = {
+        airflow_data: dict[str, Mapping[str, pulumi.Input[str]]] = {
             METADATA_SECRET: {
                 "connection": postgres_url(
                     airflow_db.user,
@@ -253,48 +331,61 @@ class KubernetesPlatform(pulumi.ComponentResource):
             JWT_SECRET: {"jwt-secret": _password(f"{name}-airflow-jwt", self, 48).result},
             ADMIN_SECRET: {"password": airflow_admin.result},
         }
-        for secret_name, data in airflow_secrets.items():
-            secrets.append(sealed.secret(AIRFLOW_NS, secret_name, data, [ns[AIRFLOW_NS]]))
+        airflow_secrets = [secret(AIRFLOW_NS, n, data) for n, data in airflow_data.items()]
         api_data: dict[str, pulumi.Input[str]] = {"redis-url": args.cache.url}
         if s.api_auth == "hs256":
             api_data["jwt-secret"] = _password(f"{name}-api-jwt", self, 48).result
-        secrets.append(sealed.secret(APPS_NS, API_APP_SECRET, api_data, [ns[APPS_NS]]))
+        api_secret = secret(APPS_NS, API_APP_SECRET, api_data)
         grafana_admin = _password(f"{name}-grafana-admin", self)
         self.grafana_password = grafana_admin.result
-        secrets.append(
-            sealed.secret(
-                OBSERVABILITY_NS,
-                GRAFANA_ADMIN_SECRET,
-                {"admin-user": s.grafana_admin_user, "admin-password": grafana_admin.result},
-                [ns[OBSERVABILITY_NS]],
-            )
+        grafana_secret = secret(
+            OBSERVABILITY_NS,
+            GRAFANA_ADMIN_SECRET,
+            {"admin-user": s.grafana_admin_user, "admin-password": grafana_admin.result},
         )
 
-        # -- ingress, TLS, observability ----------------------------------------------------
-        edge = IngressTls(
-            f"{name}-ingress",
+        # -- controllers whose charts render ServiceMonitors: after the CRDs -----------------
+        sealed = SealedSecrets(
+            f"{name}-sealed-secrets",
+            protect_key=s.protect,
+            depends_on=[*ns_ready, crds],
+            opts=child,
+        )
+        self.sealing_certificate = sealed.certificate
+        edge = EdgeGateway(
+            f"{name}-gateway",
+            domain=s.domain,
             tls_issuer=s.tls_issuer,
             acme_email=s.acme_email,
             acme_server=s.acme_server,
             replicas=2 if s.is_prod else 1,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[ns[PLATFORM_NS]]),
+            depends_on=[*ns_ready, crds],
+            # it was `dex:k8s:IngressTls` `{name}-ingress`: cert-manager and the issuers keep
+            # their state (children follow their parent's alias)
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                aliases=[pulumi.Alias(name=f"{name}-ingress", type_="dex:k8s:IngressTls")],
+            ),
         )
-        observability = Observability(
+        Observability(
             f"{name}-observability",
-            grafana_host=s.host("grafana"),
+            domain=s.domain,
             admin_secret=GRAFANA_ADMIN_SECRET,
             is_prod=s.is_prod,
-            depends_on=[ns[OBSERVABILITY_NS], *edge.ready, *secrets],
+            crds=crds,
+            depends_on=[*ns_ready, *storage, *edge.ready, grafana_secret],
             opts=child,
         )
-        monitoring_ready = [observability.crds]
 
         # -- MLflow and Airflow on the managed Postgres -------------------------------------
         bootstrap = DatabaseBootstrap(
-            f"{name}-database", db, depends_on=[sealed.controller, ns[PLATFORM_NS]], opts=child
+            f"{name}-database",
+            db,
+            depends_on=[*ns_ready, bootstrap_secret, postgres_ca[PLATFORM_NS]],
+            opts=child,
         )
-        base_deps = [bootstrap.job, *accounts, *secrets, *edge.ready, *monitoring_ready]
-        mlflow(
+        base_deps = [bootstrap.job, *accounts, *edge.ready, crds]
+        mlflow_release = mlflow(
             f"{name}-mlflow",
             mlflow_values(
                 host=s.host("mlflow"),
@@ -304,11 +395,19 @@ class KubernetesPlatform(pulumi.ComponentResource):
                 db_user=mlflow_db.user,
                 artifacts_url=args.store.bucket_urls["mlflow"],
                 replicas=2 if s.is_prod else 1,
+                sslmode=db.sslmode,
             ),
-            depends_on=base_deps,
+            domain=s.domain,
+            depends_on=[*base_deps, *mlflow_secrets, postgres_ca[MLFLOW_NS]],
             opts=child,
         )
-        images = AppImages(f"{name}-images", args.registry, opts=child)
+        images = AppImages(
+            f"{name}-images",
+            args.registry,
+            args.build_context,
+            source=args.image_source,
+            opts=child,
+        )
         pipelines = images.images["pipelines"]
         airflow(
             f"{name}-airflow",
@@ -321,7 +420,8 @@ class KubernetesPlatform(pulumi.ComponentResource):
                 task_env=pipeline_env(args.store),
                 replicas=2 if s.is_prod else 1,
             ),
-            depends_on=base_deps,
+            domain=s.domain,
+            depends_on=[*base_deps, *storage, *airflow_secrets, postgres_ca[AIRFLOW_NS]],
             opts=child,
         )
 
@@ -329,25 +429,58 @@ class KubernetesPlatform(pulumi.ComponentResource):
         ServingApi(
             f"{name}-api",
             image=images.images["api"].ref,
-            env=api_env(s, args.store),
-            host=s.host("api"),
+            env=api_env(s, args.store, cache_ca=cache_ca is not None),
+            domain=s.domain,
             min_replicas=s.api_min_replicas,
             max_replicas=s.api_max_replicas,
-            depends_on=[*accounts, *secrets, *edge.ready, *monitoring_ready],
+            # readiness asks the registry: MLflow first (day 0 it answers "no model yet")
+            depends_on=[
+                *ns_ready,
+                *accounts,
+                api_secret,
+                *api_ca,
+                *edge.ready,
+                crds,
+                mlflow_release,
+            ],
             opts=child,
+            cache_ca=cache_ca is not None,
         )
         Training(
             f"{name}-training",
             image=images.images["training"].ref,
             env=training_env(args.store, images.images["training"].tag),
             schedule=s.training_schedule,
-            depends_on=[*accounts],
+            depends_on=[*ns_ready, *accounts],
             opts=child,
         )
-
         self.urls = {
             service: f"https://{s.host(service)}"
             for service in ("api", "mlflow", "airflow", "grafana")
         }
         self.image_refs = {app: img.ref for app, img in images.images.items()}
         self.register_outputs({"urls": self.urls, "images": self.image_refs})
+
+
+def _default_storage_class(
+    name: str, spec: StorageClassSpec, parent: pulumi.Resource
+) -> k8s.storage.v1.StorageClass:
+    """The cluster's default StorageClass: volume claims that name none (Loki, Tempo, the
+    Airflow triggerer, Prometheus) bind to it. WaitForFirstConsumer places each volume in the
+    zone of the pod that claims it."""
+    return k8s.storage.v1.StorageClass(
+        name,
+        metadata=untyped(
+            {
+                "name": spec.name,
+                "labels": MANAGED_BY,
+                "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+            }
+        ),
+        provisioner=spec.provisioner,
+        parameters=untyped(dict(spec.parameters)),
+        reclaim_policy="Delete",
+        volume_binding_mode="WaitForFirstConsumer",
+        allow_volume_expansion=True,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )

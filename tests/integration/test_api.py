@@ -440,3 +440,45 @@ def test_settings_refuse_unsafe_production() -> None:
         ApiSettings(environment="prod", jwt_secret=SECRET)
     with pytest.raises(ValueError, match="CORS"):
         ApiSettings(environment="dev", jwt_secret=SECRET, cors_origins=["*"])
+
+
+def test_day_zero_an_empty_registry_is_ready_and_answers_503(
+    registry: dict[str, str], tmp_path: Path
+) -> None:
+    """A new stack has no gold data and no model: the pod must still become ready under the
+    deployed readiness probe (or the first `pulumi up` times out), and predictions must say
+    plainly that nothing is trained yet. The probe path is the Deployment's own, and the
+    first-deploy checker's list of day-0 checks is held to what the app really does."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from components.k8s.apps import READINESS_PATH
+    from stacks.first_deploy import DAY0_READY_CHECKS
+
+    assert set(parse_qs(urlsplit(READINESS_PATH).query)["only"][0].split(",")) <= DAY0_READY_CHECKS
+    empty = f"sqlite:///{tmp_path}/empty.db"  # a real registry that holds no model
+    settings = api_settings(registry, tmp_path, tracking_uri=empty, refresh_seconds=0.2)
+    with Server(settings) as srv, httpx.Client(base_url=srv.url) as c:
+        ready = c.get(READINESS_PATH)
+        assert ready.status_code == 200, ready.json()
+        assert ready.json()["checks"]["model"] is False
+        for check in sorted(DAY0_READY_CHECKS):
+            assert c.get("/readyz", params={"only": check}).status_code == 200
+        assert c.get("/readyz", params={"only": "model"}).status_code == 503
+        r = c.post("/v1/predict", headers=token(), json={"rows": [ROW]})
+        assert r.status_code == 503
+        assert "no model" in r.json()["detail"]
+        # the first training registers a champion: the running pod picks it up and serves it
+        train(
+            TrainingSettings(lake_url=registry["lake"], MLFLOW_TRACKING_URI=empty)  # type: ignore[arg-type]
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and srv.store.current is None:
+            time.sleep(0.2)
+        assert c.post("/v1/predict", headers=token(), json={"rows": [ROW]}).status_code == 200
+        assert c.get(READINESS_PATH).status_code == 200
+    # a registry that cannot be reached is not day 0: without a cached model, not ready
+    down = api_settings(
+        registry, tmp_path / "other", tracking_uri=f"http://127.0.0.1:{free_port()}"
+    )
+    with Server(down) as srv, httpx.Client(base_url=srv.url) as c:
+        assert c.get(READINESS_PATH).status_code == 503

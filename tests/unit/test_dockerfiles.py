@@ -127,3 +127,80 @@ def test_each_image_installs_what_its_code_imports(app: str) -> None:
             if not dists & wanted:
                 missing[module] = sorted(dists)
     assert not missing, f"{app}/requirements.txt lacks {missing}"
+
+
+def _dockerignore_regex(pattern: str) -> re.Pattern[str]:
+    """A .dockerignore pattern (Go filepath.Match plus `**`) as a regex over slash paths."""
+    out = ""
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out += ".*"
+            i += 2
+            if pattern.startswith("/", i):
+                out += "/?"
+                i += 1
+        elif pattern[i] == "*":
+            out += "[^/]*"
+            i += 1
+        elif pattern[i] == "?":
+            out += "[^/]"
+            i += 1
+        else:
+            out += re.escape(pattern[i])
+            i += 1
+    return re.compile(out)
+
+
+def _admitted(ignore_file: Path, files: list[str]) -> set[str]:
+    """The files of `files` a build context keeps under `ignore_file`: the last pattern that
+    matches a file or one of its parent folders decides, `!` admits (Docker's rules)."""
+    rules = []
+    for raw in ignore_file.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        rules.append((negate, _dockerignore_regex(line.lstrip("!").strip("/"))))
+    kept = set()
+    for path in files:
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        keep = True
+        for negate, rx in rules:
+            if any(rx.fullmatch(p) for p in prefixes):
+                keep = negate
+        if keep:
+            kept.add(path)
+    return kept
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_each_image_context_is_exactly_its_build_inputs(app: str) -> None:
+    """pulumi-docker-build hashes the build context after `<Dockerfile>.dockerignore` (in
+    place of the root .dockerignore) and rebuilds and re-pushes when the hash moves; the image
+    tag is a digest of BUILD_INPUTS. The two must cover the same files, or a change to one app
+    rebuilds another's image under its existing tag, which an immutable registry rejects."""
+    from components.k8s.images import BUILD_INPUTS
+
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    files = [f for f in listed if (ROOT / f).is_file() and "__pycache__" not in f]
+    inputs = {
+        f
+        for f in files
+        for rel in BUILD_INPUTS[app]
+        if f == rel or f.startswith(rel.rstrip("/") + "/")
+    }
+    assert _admitted(ROOT / "apps" / app / "Dockerfile.dockerignore", files) == inputs
+
+
+def test_the_context_check_sees_a_leak(tmp_path: Path) -> None:
+    ignore = tmp_path / "Dockerfile.dockerignore"
+    ignore.write_text("*\n!apps/api/\n**/*.pyc\n")
+    files = ["apps/api/a.py", "apps/api/b.pyc", "apps/training/t.py", "requirements.lock"]
+    assert _admitted(ignore, files) == {"apps/api/a.py"}
+    ignore.write_text("*\n!apps/\n")  # the old shared context: every app's files
+    assert "apps/training/t.py" in _admitted(ignore, files)

@@ -8,25 +8,29 @@ each app, sealed secrets, network policies, and the plan's stack outputs.
 
 from __future__ import annotations
 
-import base64
 import json
-import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
-from components.k8s import base, images, slo
+from components.k8s import apps, base, gateway, images, mlflow, slo
 from components.k8s.observability import dashboards
-from components.k8s.secrets import _Sealer, seal
+from stacks import first_deploy
+from stacks.first_deploy import Endpoint
 from stacks.mocks import DexMocks
 from stacks.plan import UNKNOWN, Plan, Resource, is_secret, parse_plan
 from stacks.synth import synthesize
-from stacks.validate import validate_plan
+from stacks.validate import UNVENDORED_CHARTS, UNVENDORED_CRDS, unknown_keys, validate_plan
 from tests.conftest import ROOT, STACKS, only
 
 pytestmark = pytest.mark.unit
+
+GATEWAY_API = "kubernetes:gateway.networking.k8s.io/v1:"
+HTTP_ROUTE = GATEWAY_API + "HTTPRoute"
+ENVOY = "kubernetes:gateway.envoyproxy.io/v1alpha1:"
 
 POD_SPECS = {
     "kubernetes:apps/v1:Deployment": ("spec", "template", "spec"),
@@ -37,13 +41,25 @@ CHARTS = {
     "airflow": "1.21.0",
     "mlflow": "1.11.5",
     "cert-manager": "v1.21.1",
-    "ingress-nginx": "4.15.1",
+    "oci://docker.io/envoyproxy/gateway-helm": "v1.9.0",
     "sealed-secrets": "2.18.5",
     "kube-prometheus-stack": "88.5.3",
     "loki": "18.11.0",
-    "tempo": "1.25.1",
+    "tempo": "1.25.0",
     "alloy": "0.12.5",
+    "oci://ghcr.io/actions/actions-runner-controller-charts/gha-runner-scale-set-controller": (
+        "0.15.1"
+    ),
+    "oci://ghcr.io/actions/actions-runner-controller-charts/gha-runner-scale-set": "0.15.1",
 }
+AWS_ONLY_CHARTS = {"oci://public.ecr.aws/karpenter/karpenter": "1.14.1"}
+CLOUD_SPECIFIC = (
+    "-storage-class",  # AWS: EKS ships no default StorageClass; GKE does (standard-rwo)
+    "-cache-ca-",  # GCP: Memorystore presents a private CA; ElastiCache a public one
+    "karpenter",  # AWS: node autoscaling (GKE autoscales its node pools itself)
+    "ci-read",  # GCP: CI's read-only ClusterRole (EKS grants it through access entries)
+)
+"""Name parts of the Kubernetes objects only one cloud needs (the rest is the same on both)."""
 
 
 def pod_specs(plan: Plan) -> Iterator[tuple[Resource, dict[str, Any]]]:
@@ -80,17 +96,19 @@ def test_every_stack_carries_the_whole_platform(plans: dict[str, Plan], stack: s
     assert validate_plan(plan) == []
     charts = {r.inputs["chart"]: r.inputs["version"] for r in plan.of_type(
         "kubernetes:helm.sh/v3:Release")}  # fmt: skip
-    assert charts == CHARTS
+    on_aws = not stack.startswith("gcp")
+    assert charts == {**CHARTS, **(AWS_ONLY_CHARTS if on_aws else {})}
     namespaces = {
         r.inputs["metadata"]["name"] for r in plan.of_type("kubernetes:core/v1:Namespace")
     }
-    assert namespaces == set(base.NAMESPACES)
+    assert namespaces == {*base.NAMESPACES, "arc-systems", "arc-runners"}
     components = {r.type for r in plan if r.type.startswith("dex:k8s:")}
-    assert components == {
+    assert components - {"dex:k8s:Karpenter"} == {
+        "dex:k8s:CiRunners",
         "dex:k8s:Platform",
         "dex:k8s:Namespaces",
         "dex:k8s:SealedSecrets",
-        "dex:k8s:IngressTls",
+        "dex:k8s:EdgeGateway",
         "dex:k8s:Observability",
         "dex:k8s:DatabaseBootstrap",
         "dex:k8s:Mlflow",
@@ -112,9 +130,18 @@ def test_same_kubernetes_objects_on_both_clouds(plans: dict[str, Plan]) -> None:
     only the contract values (bucket URLs, endpoints, identities) differ."""
     for env in ("dev", "prod"):
         aws, gcp = plans[env], plans[f"gcp-{env}"]
-        assert {(r.type, r.name) for r in aws if r.type.startswith(("kubernetes:", "dex:k8s"))} == {
-            (r.type, r.name) for r in gcp if r.type.startswith(("kubernetes:", "dex:k8s"))
-        }
+
+        def common(plan: Plan) -> set[tuple[str, str]]:
+            return {
+                (r.type, r.name)
+                for r in plan
+                if r.type.startswith(("kubernetes:", "dex:k8s"))
+                and not any(part in r.name for part in CLOUD_SPECIFIC)
+            }
+
+        assert common(aws) == common(gcp)
+        assert only(aws, "kubernetes:storage.k8s.io/v1:StorageClass")
+        assert only(gcp, "kubernetes:core/v1:ConfigMap", "cache-ca-apps")
 
 
 # -- workload hardening ---------------------------------------------------------------------
@@ -178,7 +205,10 @@ def test_built_images_are_referenced_by_digest() -> None:
     for name, inputs in pushed.items():
         app = name.rsplit("-", 1)[-1]
         assert inputs["push"] is True
-        assert inputs["dockerfile"]["location"] == f"apps/{app}/Dockerfile"
+        # resolved by the plugin from the program's `main` folder (stacks/), not the root
+        assert inputs["context"]["location"] == ".."
+        assert inputs["dockerfile"]["location"] == f"../apps/{app}/Dockerfile"
+        assert inputs["buildOnPreview"] is False
         assert inputs["tags"] == [f"{repo}/{app}:src-{images.source_digest(app)[:16]}"]
         assert all(":latest" not in t for t in inputs["tags"])
         assert is_secret(inputs["registries"][0]["password"])
@@ -211,7 +241,8 @@ def test_serving_api_runs_like_a_service(plans: dict[str, Plan], stack: str) -> 
     spec = deployment.inputs["spec"]
     pod = spec["template"]["spec"]
     c = pod["containers"][0]
-    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz?only=model"
+    # ready on day 0 too (no model yet): the first `pulumi up` must finish
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz?only=serving"
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["startupProbe"]["httpGet"]["path"] == "/healthz"
     assert pod["serviceAccountName"] == "api"
@@ -227,10 +258,22 @@ def test_serving_api_runs_like_a_service(plans: dict[str, Plan], stack: str) -> 
     )
     pdb = only(plan, "kubernetes:policy/v1:PodDisruptionBudget", "platform-api")
     assert pdb.inputs["spec"].get("minAvailable") == (1 if prod else None)
-    ingress = only(plan, "kubernetes:networking.k8s.io/v1:Ingress", "platform-api")
+    # served through the Gateway's `https-api` listener, bodies over 1 MiB refused (413)
+    assert not plan.of_type("kubernetes:networking.k8s.io/v1:Ingress")
+    route = only(plan, HTTP_ROUTE, "platform-api-route").inputs
     domain = "dex.example.com" if prod else "dev.dex.example.com"
-    assert ingress.inputs["spec"]["tls"] == [{"hosts": [f"api.{domain}"], "secretName": "api-tls"}]
-    assert ingress.inputs["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "dex"
+    assert route["metadata"]["namespace"] == "apps"
+    assert route["spec"]["hostnames"] == [f"api.{domain}"]
+    assert route["spec"]["parentRefs"][0]["sectionName"] == "https-api"
+    assert route["spec"]["rules"][0]["backendRefs"] == [
+        {"group": "", "kind": "Service", "name": "api", "port": 80}
+    ]
+    limit = only(plan, ENVOY + "BackendTrafficPolicy", "platform-api").inputs
+    assert limit["metadata"]["namespace"] == "apps"
+    assert limit["spec"] == {
+        "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "api"}],
+        "requestBuffer": {"limit": "1Mi"},
+    }
     monitor = only(plan, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor", "platform-api")
     assert monitor.inputs["spec"]["endpoints"][0]["path"] == "/metrics"
     cron = only(plan, "kubernetes:batch/v1:CronJob").inputs["spec"]
@@ -295,8 +338,15 @@ def test_apps_are_wired_to_this_stacks_resources(plans: dict[str, Plan], stack: 
     assert mlflow["backendStore"]["postgres"]["password"] == ""  # only by secret reference
     db = next(r for r in plan if r.type in ("dex:aws:Database", "dex:gcp:Database"))
     assert mlflow["backendStore"]["postgres"]["host"] == db.outputs["host"]
-    auth = mlflow["ingress"]["annotations"]
-    assert auth["nginx.ingress.kubernetes.io/auth-type"] == "basic"
+    assert mlflow["ingress"] == {"enabled": False}  # the Gateway serves it, with basic auth
+    auth = only(plan, ENVOY + "SecurityPolicy", "platform-mlflow").inputs
+    assert auth["metadata"]["namespace"] == "mlflow"
+    assert auth["spec"] == {
+        "targetRefs": [
+            {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "mlflow"}
+        ],
+        "basicAuth": {"users": {"name": "mlflow-basic-auth"}},
+    }
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -309,6 +359,7 @@ def test_service_accounts_carry_the_cloud_identity(plans: dict[str, Plan], stack
     accounts = {
         (r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"]): r.inputs
         for r in plan.of_type("kubernetes:core/v1:ServiceAccount")
+        if r.inputs["metadata"]["namespace"] in base.NAMESPACES
     }
     assert set(accounts) == {
         ("mlflow", "mlflow"),
@@ -321,38 +372,61 @@ def test_service_accounts_carry_the_cloud_identity(plans: dict[str, Plan], stack
         assert inputs["metadata"]["annotations"] == expected[name]
         # only Airflow talks to the Kubernetes API (it launches the task pods)
         assert inputs["automountServiceAccountToken"] is (name == "airflow"), name
-    key = (
-        "eks.amazonaws.com/role-arn"
-        if not stack.startswith("gcp")
-        else "iam.gke.io/gcp-service-account"
-    )
-    assert all(key in a for a in expected.values())
+    if stack.startswith("gcp"):
+        assert all("iam.gke.io/gcp-service-account" in a for a in expected.values())
+    else:
+        # EKS Pod Identity: no annotation; an association per (namespace, account) instead
+        assert all(a == {} for a in expected.values())
+        associations = {
+            (r.inputs["namespace"], r.inputs["serviceAccount"])
+            for r in plan.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+        }
+        assert set(accounts) <= associations
+    # every account waits for the binding that lets its pods assume their identity
+    binding_types = ("aws:eks/podIdentityAssociation", "gcp:serviceaccount/iAMMember")
+    bindings = {r.urn for r in plan if r.type.startswith(binding_types)}
+    for res in plan.of_type("kubernetes:core/v1:ServiceAccount"):
+        if res.inputs["metadata"]["namespace"] in base.NAMESPACES:
+            assert bindings & set(res.dependencies), res.urn
 
 
 # -- secrets --------------------------------------------------------------------------------
 
 
+PLATFORM_SECRETS = {
+    ("platform", "database-bootstrap"),
+    ("mlflow", "mlflow-db"),
+    ("mlflow", "mlflow-basic-auth"),
+    ("airflow", "airflow-metadata"),
+    ("airflow", "airflow-fernet-key"),
+    ("airflow", "airflow-api-secret-key"),
+    ("airflow", "airflow-jwt-secret"),
+    ("airflow", "airflow-admin"),
+    ("apps", "api-secrets"),
+    ("observability", "grafana-admin"),
+}
+
+
 @pytest.mark.parametrize("stack", STACKS)
-def test_platform_secrets_reach_the_cluster_only_sealed(plans: dict[str, Plan], stack: str) -> None:
+def test_platform_secrets_are_program_secrets_without_a_dynamic_provider(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    """The platform's own Secrets are written by the program, every value a Pulumi secret
+    (encrypted in the state, masked in previews); nothing uses a dynamic provider, which the
+    engine refuses under `disable-default-providers: ["*"]` (issue #14)."""
     plan = plans[stack]
-    sealed = {
-        (r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"])
-        for r in plan.of_type("kubernetes:bitnami.com/v1alpha1:SealedSecret")
+    secrets = {
+        (r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"]): r
+        for r in plan.of_type("kubernetes:core/v1:Secret")
     }
-    assert sealed == {
-        ("platform", "database-bootstrap"),
-        ("mlflow", "mlflow-db"),
-        ("mlflow", "mlflow-basic-auth"),
-        ("airflow", "airflow-metadata"),
-        ("airflow", "airflow-fernet-key"),
-        ("airflow", "airflow-api-secret-key"),
-        ("airflow", "airflow-jwt-secret"),
-        ("airflow", "airflow-admin"),
-        ("apps", "api-secrets"),
-        ("observability", "grafana-admin"),
-    }
-    # the only plain Secret is the controller's key, installed before the controller
-    key = only(plan, "kubernetes:core/v1:Secret")
+    key = secrets.pop(("platform", "sealed-secrets-key"))
+    assert set(secrets) == PLATFORM_SECRETS
+    for res in secrets.values():
+        assert is_secret(res.inputs["stringData"]), res.urn
+        assert res.inputs["type"] == "Opaque"
+    assert not plan.of_type("pulumi-python:dynamic:Resource")
+    assert not plan.of_type("kubernetes:bitnami.com/v1alpha1:SealedSecret")
+    # the sealing controller stays for the secrets a team keeps in git, with the stack's key
     assert key.inputs["metadata"]["labels"]["sealedsecrets.bitnami.com/sealed-secrets-key"] == (
         "active"
     )
@@ -362,104 +436,7 @@ def test_platform_secrets_reach_the_cluster_only_sealed(plans: dict[str, Plan], 
     assert controller.inputs["values"]["keyrenewperiod"] == "0"
     # the key is protected in prod: losing it loses every sealed secret
     assert only(plan, "tls:index/privateKey:PrivateKey").protect is stack.endswith("prod")
-    # sealed values are inputs of the sealer only as secrets
-    for r in plan.of_type("pulumi-python:dynamic:Resource"):
-        assert is_secret(r.inputs["data"]), r.urn
     assert "sealing_certificate" in plan.resources[0].outputs
-
-
-def _unseal(private_key: Any, label: str, sealed: str) -> bytes:
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    blob = base64.b64decode(sealed)
-    (size,) = struct.unpack(">H", blob[:2])
-    session = private_key.decrypt(
-        blob[2 : 2 + size],
-        padding.OAEP(
-            mgf=padding.MGF1(algorithm=hashes.SHA256()),
-            algorithm=hashes.SHA256(),
-            label=label.encode(),
-        ),
-    )
-    return bytes(AESGCM(session).decrypt(b"\x00" * 12, blob[2 + size :], None))
-
-
-@pytest.fixture(scope="module")
-def sealing_key() -> tuple[Any, str]:
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sealed-secret")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def test_seal_is_what_the_controller_opens(sealing_key: tuple[Any, str]) -> None:
-    key, cert = sealing_key
-    sealed = seal(cert, "apps", "api-secrets", b"rediss://:t0ken@host:6379/0")
-    assert _unseal(key, "apps/api-secrets", sealed) == b"rediss://:t0ken@host:6379/0"
-    # strict scope: the label binds it to namespace/name; elsewhere it does not open
-    with pytest.raises(ValueError, match="Decryption failed"):
-        _unseal(key, "apps/other", sealed)
-    # a fresh session key each time
-    assert seal(cert, "apps", "api-secrets", b"x") != seal(cert, "apps", "api-secrets", b"x")
-
-
-def test_sealer_reseals_only_on_change(sealing_key: tuple[Any, str]) -> None:
-    key, cert = sealing_key
-    sealer = _Sealer()
-    props = {"certificate": cert, "namespace": "mlflow", "name": "mlflow-db", "data": {"a": "1"}}
-    created = sealer.create(props)
-    assert created.id == "mlflow/mlflow-db"
-    assert _unseal(key, "mlflow/mlflow-db", created.outs["encrypted"]["a"]) == b"1"
-    same = sealer.diff("id", created.outs, dict(props))
-    assert same.changes is False
-    changed = sealer.diff("id", created.outs, {**props, "data": {"a": "2"}})
-    assert changed.changes is True
-    assert not changed.replaces
-    moved = sealer.diff("id", created.outs, {**props, "name": "other"})
-    assert moved.replaces == ["name"]
-    updated = sealer.update("id", created.outs, {**props, "data": {"a": "2", "b": "3"}})
-    assert {
-        k: _unseal(key, "mlflow/mlflow-db", v) for k, v in updated.outs["encrypted"].items()
-    } == {
-        "a": b"2",
-        "b": b"3",
-    }
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    ec_key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])
-    now = dt.datetime.now(dt.UTC)
-    ec_cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(ec_key.public_key()).serial_number(2).not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1)).sign(ec_key, hashes.SHA256())
-    )  # fmt: skip
-    with pytest.raises(ValueError, match="RSA"):
-        seal(ec_cert.public_bytes(serialization.Encoding.PEM).decode(), "a", "b", b"x")
 
 
 # -- namespaces and network policies ----------------------------------------------------------
@@ -470,6 +447,8 @@ def test_namespaces_enforce_pod_security_and_deny_by_default(plans: dict[str, Pl
     for ns in plan.of_type("kubernetes:core/v1:Namespace"):
         labels = ns.inputs["metadata"]["labels"]
         name = ns.inputs["metadata"]["name"]
+        if name.startswith("arc-"):
+            continue  # the CI runners' own (tests/unit/test_runners.py)
         assert labels["pod-security.kubernetes.io/enforce"] == base.NAMESPACES[name]
         assert labels["pod-security.kubernetes.io/enforce"] in ("restricted", "baseline")
         assert labels["pod-security.kubernetes.io/warn"] == "restricted"
@@ -508,7 +487,15 @@ def test_namespaces_enforce_pod_security_and_deny_by_default(plans: dict[str, Pl
     assert allowed == {"apps", "airflow"}
 
 
-# -- ingress and TLS --------------------------------------------------------------------------
+# -- the Gateway and TLS ----------------------------------------------------------------------
+
+HOSTS = {"api": "apps", "mlflow": "mlflow", "airflow": "airflow", "grafana": "observability"}
+"""Each host the Gateway serves (host prefix -> the namespace serving it)."""
+
+
+def gateway_objects(plan: Plan) -> list[Resource]:
+    """Every Gateway API and Envoy Gateway object of a plan."""
+    return [r for r in plan if r.type.startswith((GATEWAY_API, ENVOY))]
 
 
 def test_tls_issuer_follows_the_config(plans: dict[str, Plan]) -> None:
@@ -518,42 +505,781 @@ def test_tls_issuer_follows_the_config(plans: dict[str, Plan]) -> None:
     acme = prod["dex"]["spec"]["acme"]
     assert acme["server"] == "https://acme-v02.api.letsencrypt.org/directory"
     assert acme["email"] == "platform-team@example.com"
-    assert acme["solvers"][0]["http01"]["ingress"]["ingressClassName"] == "nginx"
+    # HTTP-01 through the Gateway's plain-HTTP listener (cert-manager's Gateway API solver)
+    assert acme["solvers"] == [
+        {
+            "http01": {
+                "gatewayHTTPRoute": {
+                    "parentRefs": [
+                        {
+                            "group": "gateway.networking.k8s.io",
+                            "kind": "Gateway",
+                            "name": "dex",
+                            "namespace": "platform",
+                            "sectionName": "http",
+                        }
+                    ]
+                }
+            }
+        }
+    ]
+    cert_manager = release(plans["prod"], "cert-manager").inputs["values"]
+    assert cert_manager["config"] == {"gatewayAPI": {"enabled": True}}
     dev = {r.inputs["metadata"]["name"]: r.inputs for r in plans["dev"].of_type(
         "kubernetes:cert-manager.io/v1:ClusterIssuer")}  # fmt: skip
     assert set(dev) == {"dex", "dex-selfsigned-root"}
     assert dev["dex"]["spec"] == {"ca": {"secretName": "dex-ca"}}
-    ca = only(plans["dev"], "kubernetes:cert-manager.io/v1:Certificate").inputs["spec"]
+    ca = only(plans["dev"], "kubernetes:cert-manager.io/v1:Certificate", "dex-ca").inputs["spec"]
     assert ca["isCA"] is True
     assert ca["issuerRef"]["name"] == "dex-selfsigned-root"
 
 
-def test_every_exposed_service_is_https_only(plans: dict[str, Plan]) -> None:
-    plan = plans["prod"]
-    hosts = {}
-    for chart in ("mlflow", "kube-prometheus-stack", "airflow"):
-        values = release(plan, chart).inputs["values"]
-        ingress = values.get("ingress") or values["grafana"]["ingress"]
-        if chart == "airflow":
-            ingress = ingress["apiServer"]
-            assert ingress["hosts"][0]["tls"]["enabled"] is True
-            hosts[chart] = ingress["hosts"][0]["name"]
-        else:
-            assert ingress["tls"], chart
-        assert ingress["annotations"]["cert-manager.io/cluster-issuer"] == "dex", chart
-        assert ingress["annotations"]["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
-    nginx = release(plan, "ingress-nginx").inputs["values"]["controller"]["config"]
-    assert nginx["ssl-protocols"] == "TLSv1.2 TLSv1.3"
-    assert nginx["hsts"] == "true"
-    assert hosts["airflow"] == "airflow.dex.example.com"
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_exposed_service_is_https_only(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    domain = "dex.example.com" if stack.endswith("prod") else "dev.dex.example.com"
+    # no Ingress anywhere; the charts' own ones are off
+    assert not plan.of_type("kubernetes:networking.k8s.io/v1:Ingress")
+    assert release(plan, "mlflow").inputs["values"]["ingress"] == {"enabled": False}
+    assert release(plan, "airflow").inputs["values"]["ingress"] == {"apiServer": {"enabled": False}}
+    kps = release(plan, "kube-prometheus-stack").inputs["values"]
+    assert kps["grafana"]["ingress"] == {"enabled": False}
+    eg = release(plan, "oci://docker.io/envoyproxy/gateway-helm")
+    assert eg.inputs["namespace"] == "platform"
+    assert eg.inputs["values"]["crds"] == {"enabled": True}  # the Gateway API CRDs with it
+
+    gateway_class = only(plan, GATEWAY_API + "GatewayClass").inputs
+    assert (
+        gateway_class["spec"]["controllerName"] == "gateway.envoyproxy.io/gatewayclass-controller"
+    )
+    assert gateway_class["spec"]["parametersRef"]["kind"] == "EnvoyProxy"
+    gateway = only(plan, GATEWAY_API + "Gateway").inputs
+    assert (gateway["metadata"]["namespace"], gateway["metadata"]["name"]) == ("platform", "dex")
+    listeners = {x["name"]: x for x in gateway["spec"]["listeners"]}
+    assert set(listeners) == {"http", *(f"https-{h}" for h in HOSTS)}
+    # plain HTTP admits only the Gateway's own namespace: the redirect and ACME's challenges
+    http = listeners.pop("http")
+    assert (http["port"], http["protocol"]) == (80, "HTTP")
+    assert http["allowedRoutes"]["namespaces"] == {"from": "Same"}
+    certificates = {
+        r.inputs["metadata"]["name"]: r.inputs
+        for r in plan.of_type("kubernetes:cert-manager.io/v1:Certificate")
+        if r.inputs["metadata"]["name"] != "dex-ca"
+    }
+    for host, namespace in HOSTS.items():
+        https = listeners[f"https-{host}"]
+        assert (https["port"], https["protocol"]) == (443, "HTTPS")
+        assert https["hostname"] == f"{host}.{domain}"
+        assert https["tls"] == {
+            "mode": "Terminate",
+            "certificateRefs": [{"group": "", "kind": "Secret", "name": f"{host}-tls"}],
+        }
+        # each HTTPS listener admits routes only from the namespace that serves its host
+        assert https["allowedRoutes"]["namespaces"] == {
+            "from": "Selector",
+            "selector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+        }
+        cert = certificates.pop(f"{host}-tls")
+        assert cert["metadata"]["namespace"] == "platform"  # beside the Gateway
+        assert cert["spec"]["dnsNames"] == [f"{host}.{domain}"]
+        assert cert["spec"]["issuerRef"] == {
+            "name": "dex",
+            "kind": "ClusterIssuer",
+            "group": "cert-manager.io",
+        }
+    assert certificates == {}
+
+    routes = {
+        (r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"]): r.inputs["spec"]
+        for r in plan.of_type(HTTP_ROUTE)
+    }
+    assert set(routes) == {("platform", "http-to-https"), *((ns, h) for h, ns in HOSTS.items())}
+    # HTTP -> HTTPS: one rule, a 301 to https for every host (the ACME challenge's Exact path,
+    # in cert-manager's own route, takes precedence over this PathPrefix /)
+    redirect = routes.pop(("platform", "http-to-https"))
+    assert redirect["parentRefs"][0]["sectionName"] == "http"
+    assert sorted(redirect["hostnames"]) == sorted(f"{h}.{domain}" for h in HOSTS)
+    assert redirect["rules"] == [
+        {
+            "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+            "filters": [
+                {
+                    "type": "RequestRedirect",
+                    "requestRedirect": {"scheme": "https", "statusCode": 301},
+                }
+            ],
+        }
+    ]
+    for (namespace, host), spec in routes.items():
+        assert HOSTS[host] == namespace
+        assert spec["parentRefs"] == [
+            {
+                "group": "gateway.networking.k8s.io",
+                "kind": "Gateway",
+                "name": "dex",
+                "namespace": "platform",
+                "sectionName": f"https-{host}",
+            }
+        ]
+        assert spec["hostnames"] == [f"{host}.{domain}"]
+        (rule,) = spec["rules"]
+        # HSTS on every response of every HTTPS route
+        assert {"type": "ResponseHeaderModifier", "responseHeaderModifier": {"set": [
+            {"name": "Strict-Transport-Security", "value": "max-age=31536000; includeSubDomains"}
+        ]}} in rule["filters"], host  # fmt: skip
+        assert len(rule["backendRefs"]) == 1, host
+    # TLS 1.2 at least, on the whole Gateway
+    tls = only(plan, ENVOY + "ClientTrafficPolicy").inputs["spec"]
+    assert tls == {
+        "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "dex"}],
+        "tls": {"minVersion": "1.2"},
+    }
+    # HA proxies in prod
+    proxy = only(plan, ENVOY + "EnvoyProxy").inputs["spec"]["provider"]["kubernetes"]
+    prod = stack.endswith("prod")
+    assert proxy["envoyDeployment"]["replicas"] == (2 if prod else 1)
+    assert ("envoyPDB" in proxy) is prod
     outputs = plan.resources[0].outputs
-    assert outputs["api_url"] == "https://api.dex.example.com"
-    assert outputs["mlflow_url"] == "https://mlflow.dex.example.com"
-    assert outputs["airflow_url"] == "https://airflow.dex.example.com"
-    assert outputs["grafana_url"] == "https://grafana.dex.example.com"
-    assert is_secret(outputs["kubeconfig"])
-    assert set(outputs["bucket_names"]) >= {"raw", "gold"}
-    assert set(outputs["registry_urls"]) == {"api", "pipelines", "training"}
+    for host in HOSTS:
+        assert outputs[f"{host}_url"] == f"https://{host}.{domain}"
+    if prod:
+        assert is_secret(outputs["kubeconfig"])
+        assert set(outputs["bucket_names"]) >= {"raw", "gold"}
+        assert set(outputs["registry_urls"]) == {"api", "pipelines", "training"}
+
+
+def test_backends_in_the_routes_match_the_workloads() -> None:
+    """The route and policy tables name the ports the workloads really use."""
+    assert gateway.BACKENDS["api"].pod_port == apps.API_PORT
+    assert gateway.BACKENDS["mlflow"].pod_port == 5000  # the tracking clients' port too
+    assert mlflow.SERVICE_URL == "http://mlflow.mlflow.svc.cluster.local"
+    assert {b.host: b.namespace for b in gateway.BACKENDS.values()} == HOSTS
+
+
+def test_mlflow_basic_auth_reads_an_htpasswd_from_the_generated_password() -> None:
+    """Envoy's basic auth reads `.htpasswd` lines hashed `{SHA}` (base64 SHA-1: Envoy Gateway
+    v1.9.0 api/v1alpha1/basic_auth_types.go). The Secret holds the line of the generated
+    password, and the stack output `mlflow_password` is that password."""
+    # `htpasswd -nbs foo bar`, the format's own reference
+    assert gateway.htpasswd_line("foo", "bar") == "foo:{SHA}Ys23Ag/5IOWqZCw9QGaVDdHwH00="
+    captured: dict[str, Any] = {}
+
+    class Known(DexMocks):
+        def new_resource(self, args):  # type: ignore[no-untyped-def]
+            rid, outputs = super().new_resource(args)
+            if args.typ == "random:index/randomPassword:RandomPassword" and args.name.endswith(
+                "mlflow-basic-auth"
+            ):
+                outputs["result"] = "s3cret-generated"
+            if args.typ == "kubernetes:core/v1:Secret" and args.name.endswith(
+                "mlflow-mlflow-basic-auth"
+            ):
+                data = args.inputs["stringData"]  # a secret: the wire form wraps its value
+                captured.update(data.get("value", data))
+            return rid, outputs
+
+    doc = synthesize("dev", mocks=Known("dev"))
+    assert captured == {".htpasswd": gateway.htpasswd_line("dex", "s3cret-generated")}
+    assert is_secret(doc["deployment"]["resources"][0]["outputs"]["mlflow_password"])
+
+
+# -- the Gateway's network paths ----------------------------------------------------------------
+
+PROXY = Endpoint("platform", gateway.PROXY_LABELS)
+
+
+@pytest.mark.parametrize("stack", ["prod", "gcp-dev"])
+def test_the_gateway_reaches_each_backend_and_only_them(plans: dict[str, Plan], stack: str) -> None:
+    """Evaluated with the first-deploy simulation's NetworkPolicy semantics, both ends."""
+    plan = plans[stack]
+    policies, labels = first_deploy._policies(plan), first_deploy._namespace_labels(plan)
+
+    def allowed(side: Endpoint, direction: str, peer: Endpoint | str, port: int) -> bool:
+        return first_deploy._allowed(policies, labels, side, direction, peer, port, "TCP")
+
+    for backend in gateway.BACKENDS.values():
+        target = Endpoint(backend.namespace, backend.pods or {})
+        assert allowed(PROXY, "Egress", target, backend.pod_port), backend
+        assert allowed(target, "Ingress", PROXY, backend.pod_port), backend
+        # not another port, and not from another pod of `platform`
+        assert not allowed(target, "Ingress", PROXY, backend.pod_port + 1), backend
+        other = Endpoint("platform", {"app.kubernetes.io/name": "cert-manager"})
+        assert not allowed(target, "Ingress", other, backend.pod_port), backend
+    # the load balancer reaches the proxies where Envoy listens for 80/443 (10080/10443)
+    for port in (10080, 10443):
+        assert allowed(PROXY, "Ingress", "203.0.113.7", port)
+    assert not allowed(PROXY, "Ingress", "203.0.113.7", 19000)  # the admin port
+    bootstrap = Endpoint("platform", {"app.kubernetes.io/name": "database-bootstrap"})
+    assert not allowed(bootstrap, "Ingress", "203.0.113.7", 10443)
+    # the proxies get their configuration from the controller
+    controller = Endpoint("platform", gateway.CONTROLLER_LABELS)
+    assert allowed(PROXY, "Egress", controller, gateway.XDS_PORT)
+    assert allowed(controller, "Ingress", PROXY, gateway.XDS_PORT)
+    names = {r.inputs["metadata"]["name"] for r in plan.of_type(
+        "kubernetes:networking.k8s.io/v1:NetworkPolicy")}  # fmt: skip
+    assert not {"allow-public-ingress", "allow-ingress-to-backends"} & names
+    assert "allow-from-ingress-controller" not in names
+
+
+# -- creation order: everything of the Gateway API after the chart that installs its CRDs -------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_gateway_objects_wait_for_envoy_gateway(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    graph = first_deploy.Graph(plan)
+    eg = release(plan, "oci://docker.io/envoyproxy/gateway-helm").urn
+    objects = gateway_objects(plan)
+    assert len(objects) == 11  # class, proxy, gateway, 5 routes, 3 policies
+    for res in objects:
+        assert graph.waits_for(res.urn, [eg]), res.urn
+    # cert-manager watches Gateway API kinds: it starts after their CRDs exist
+    assert graph.waits_for(release(plan, "cert-manager").urn, [eg])
+
+
+def _doc(plan: Plan) -> dict[str, Any]:
+    return {
+        "version": 3,
+        "deployment": {"resources": [json.loads(json.dumps(r.raw)) for r in plan]},
+    }
+
+
+def test_first_deploy_finds_a_route_before_its_crd_and_a_chart_without_crds(
+    plans: dict[str, Plan],
+) -> None:
+    plan = plans["dev"]
+    eg = release(plan, "oci://docker.io/envoyproxy/gateway-helm").urn
+    doc = _doc(plan)
+    for raw in doc["deployment"]["resources"]:
+        if raw["urn"].endswith("platform-api-route"):
+            raw["dependencies"] = [d for d in raw["dependencies"] if d != eg]
+            # and nothing it waits for waits for the release either
+            raw["dependencies"] = [d for d in raw["dependencies"] if "platform-api" in d]
+            raw["propertyDependencies"] = {}
+    found = [str(f) for f in first_deploy.creation_order(parse_plan(doc, "dev"))]
+    assert any("platform-api-route" in f and "without waiting for its CRD" in f for f in found)
+    # the chart's `crds` subchart off: nothing in the plan installs the Gateway API's CRDs
+    doc = _doc(plan)
+    for raw in doc["deployment"]["resources"]:
+        if raw["urn"] == eg:
+            raw["inputs"]["values"]["crds"] = {"enabled": False}
+    found = [str(f) for f in first_deploy.creation_order(parse_plan(doc, "dev"))]
+    missing = [f for f in found if "nothing in the plan installs its CRD" in f]
+    assert len(missing) == 11, missing
+
+
+# -- the hand check of the Gateway API and Envoy Gateway CRDs -----------------------------------
+#
+# No CRD schema of these kinds is vendored (stacks/validate.py `UNVENDORED_CRDS`): the fields
+# this program writes were read from the CRDs envoyproxy/gateway ships at tag v1.9.0:
+#   charts/gateway-helm/charts/crds/crds/gatewayapi-crds.yaml  (Gateway API bundle v1.6.1,
+#     experimental channel; GatewayClass, Gateway, HTTPRoute: version v1, served + storage)
+#   charts/gateway-helm/charts/crds/crds/generated/gateway.envoyproxy.io_{envoyproxies,
+#     clienttrafficpolicies,securitypolicies,backendtrafficpolicies}.yaml (v1alpha1)
+# Field names, `required` lists, enums and patterns are the CRDs'; every level this program
+# writes is closed (`additionalProperties: false`): the API server's structural pruning would
+# silently drop a misspelled field. Only the branches the program writes are spelled out.
+
+
+def _closed(properties: Mapping[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": dict(properties),
+        "required": list(required),
+        "additionalProperties": False,
+    }
+
+
+def _array(items: Mapping[str, Any], max_items: int | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "array", "items": dict(items)}
+    if max_items is not None:
+        out["maxItems"] = max_items
+    return out
+
+
+ANY: dict[str, Any] = {}
+STRING = {"type": "string"}
+INT = {"type": "integer"}
+DNS_NAME = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SECTION_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+METADATA = _closed({"name": STRING, "namespace": STRING, "labels": {"type": "object"}}, ("name",))
+PARENT_REF = _closed(
+    {
+        "group": STRING,
+        "kind": STRING,
+        "name": {"type": "string", "minLength": 1, "maxLength": 253},
+        "namespace": STRING,
+        "sectionName": {"type": "string", "pattern": SECTION_NAME},
+        "port": INT,
+    },
+    ("name",),
+)
+POLICY_TARGET = _closed(
+    {"group": STRING, "kind": STRING, "name": STRING, "sectionName": STRING},
+    ("group", "kind", "name"),
+)
+RESOURCES = {"type": "object"}  # a core ResourceRequirements (schema-checked by Kubernetes)
+SPREAD = _array({"type": "object"})  # core TopologySpreadConstraints
+HEADER = _closed({"name": STRING, "value": STRING}, ("name", "value"))
+ALLOWED_ROUTES = _closed(
+    {
+        "namespaces": _closed(
+            {
+                "from": {"enum": ["All", "Selector", "Same"]},
+                "selector": _closed(
+                    {
+                        "matchLabels": {"type": "object"},
+                        "matchExpressions": _array({"type": "object"}),
+                    }
+                ),
+            }
+        ),
+        "kinds": _array(_closed({"group": STRING, "kind": STRING}, ("kind",))),
+    }
+)
+
+
+def _kind(api_version: str, kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    return _closed(
+        {
+            "apiVersion": {"const": api_version},
+            "kind": {"const": kind},
+            "metadata": METADATA,
+            "spec": spec,
+        },
+        ("apiVersion", "kind", "metadata", "spec"),
+    )
+
+
+GW = "gateway.networking.k8s.io/v1"
+EG = "gateway.envoyproxy.io/v1alpha1"
+CRD_SCHEMAS: dict[str, dict[str, Any]] = {
+    "GatewayClass": _kind(
+        GW,
+        "GatewayClass",
+        _closed(
+            {
+                "controllerName": {"type": "string", "minLength": 1, "maxLength": 253},
+                "description": STRING,
+                "parametersRef": _closed(
+                    {"group": STRING, "kind": STRING, "name": STRING, "namespace": STRING},
+                    ("group", "kind", "name"),
+                ),
+            },
+            ("controllerName",),
+        ),
+    ),
+    "Gateway": _kind(
+        GW,
+        "Gateway",
+        _closed(
+            {
+                "gatewayClassName": {"type": "string", "minLength": 1},
+                "listeners": _array(
+                    _closed(
+                        {
+                            "name": {"type": "string", "pattern": SECTION_NAME},
+                            "hostname": {"type": "string", "pattern": DNS_NAME},
+                            "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                            "protocol": STRING,
+                            "tls": _closed(
+                                {
+                                    "mode": {"enum": ["Terminate", "Passthrough"]},
+                                    "certificateRefs": _array(
+                                        _closed(
+                                            {
+                                                "group": STRING,
+                                                "kind": STRING,
+                                                "name": STRING,
+                                                "namespace": STRING,
+                                            },
+                                            ("name",),
+                                        ),
+                                        64,
+                                    ),
+                                    "options": {"type": "object"},
+                                }
+                            ),
+                            "allowedRoutes": ALLOWED_ROUTES,
+                        },
+                        ("name", "port", "protocol"),
+                    ),
+                    64,
+                ),
+                "infrastructure": {"type": "object"},
+            },
+            ("gatewayClassName", "listeners"),
+        ),
+    ),
+    "HTTPRoute": _kind(
+        GW,
+        "HTTPRoute",
+        _closed(
+            {
+                "parentRefs": _array(PARENT_REF, 32),
+                "hostnames": _array({"type": "string", "pattern": DNS_NAME}, 16),
+                "rules": _array(
+                    _closed(
+                        {
+                            "name": STRING,
+                            "matches": _array(
+                                _closed(
+                                    {
+                                        "path": _closed(
+                                            {
+                                                "type": {
+                                                    "enum": [
+                                                        "Exact",
+                                                        "PathPrefix",
+                                                        "RegularExpression",
+                                                    ]
+                                                },
+                                                "value": STRING,
+                                            }
+                                        )
+                                    }
+                                ),
+                                64,
+                            ),
+                            "filters": _array(
+                                _closed(
+                                    {
+                                        "type": {
+                                            "enum": [
+                                                "RequestHeaderModifier",
+                                                "ResponseHeaderModifier",
+                                                "RequestMirror",
+                                                "RequestRedirect",
+                                                "URLRewrite",
+                                                "ExtensionRef",
+                                                "CORS",
+                                                "ExternalAuth",
+                                            ]
+                                        },
+                                        "requestRedirect": _closed(
+                                            {
+                                                "scheme": {"enum": ["http", "https"]},
+                                                "statusCode": {"enum": [301, 302, 303, 307, 308]},
+                                                "hostname": STRING,
+                                                "port": INT,
+                                            }
+                                        ),
+                                        "responseHeaderModifier": _closed(
+                                            {
+                                                "set": _array(HEADER, 16),
+                                                "add": _array(HEADER, 16),
+                                                "remove": _array(STRING, 16),
+                                            }
+                                        ),
+                                    },
+                                    ("type",),
+                                ),
+                                16,
+                            ),
+                            "backendRefs": _array(
+                                _closed(
+                                    {
+                                        "group": STRING,
+                                        "kind": STRING,
+                                        "name": STRING,
+                                        "namespace": STRING,
+                                        "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                                        "weight": INT,
+                                    },
+                                    ("name",),
+                                ),
+                                16,
+                            ),
+                        }
+                    ),
+                    16,
+                ),
+            }
+        ),
+    ),
+    "EnvoyProxy": _kind(
+        EG,
+        "EnvoyProxy",
+        _closed(
+            {
+                "provider": _closed(
+                    {
+                        "type": {"enum": ["Kubernetes", "Host"]},
+                        "kubernetes": _closed(
+                            {
+                                "envoyDeployment": _closed(
+                                    {
+                                        "replicas": INT,
+                                        "container": _closed({"resources": RESOURCES}),
+                                        "pod": _closed({"topologySpreadConstraints": SPREAD}),
+                                    }
+                                ),
+                                "envoyPDB": _closed(
+                                    {"minAvailable": {"type": ["integer", "string"]}}
+                                ),
+                                "envoyService": _closed(
+                                    {"externalTrafficPolicy": {"enum": ["Local", "Cluster"]}}
+                                ),
+                            }
+                        ),
+                    },
+                    ("type",),
+                )
+            }
+        ),
+    ),
+    "ClientTrafficPolicy": _kind(
+        EG,
+        "ClientTrafficPolicy",
+        _closed(
+            {
+                "targetRefs": _array(POLICY_TARGET),
+                "tls": _closed(
+                    {
+                        "minVersion": {"enum": ["Auto", "1.0", "1.1", "1.2", "1.3"]},
+                        "maxVersion": {"enum": ["Auto", "1.0", "1.1", "1.2", "1.3"]},
+                    }
+                ),
+            }
+        ),
+    ),
+    "SecurityPolicy": _kind(
+        EG,
+        "SecurityPolicy",
+        _closed(
+            {
+                "targetRefs": _array(POLICY_TARGET),
+                "basicAuth": _closed(
+                    {
+                        "users": _closed(
+                            {"group": STRING, "kind": STRING, "name": STRING, "namespace": STRING},
+                            ("name",),
+                        ),
+                        "forwardUsernameHeader": STRING,
+                    },
+                    ("users",),
+                ),
+            }
+        ),
+    ),
+    "BackendTrafficPolicy": _kind(
+        EG,
+        "BackendTrafficPolicy",
+        _closed(
+            {
+                "targetRefs": _array(POLICY_TARGET),
+                "requestBuffer": _closed(
+                    {
+                        "limit": {
+                            "type": ["integer", "string"],
+                            "pattern": r"^[1-9]+[0-9]*([EPTGMK]i|[EPTGMk])?$",
+                        }
+                    }
+                ),
+            }
+        ),
+    ),
+}
+
+
+FILTER_FIELDS = {
+    "RequestRedirect": "requestRedirect",
+    "ResponseHeaderModifier": "responseHeaderModifier",
+}
+
+
+def _cel_problems(obj: Mapping[str, Any]) -> list[str]:
+    """The CRDs' CEL rules the fields this program writes can break."""
+    kind, spec = obj.get("kind"), obj.get("spec") or {}
+    problems = []
+    if kind == "Gateway":
+        for listener in spec.get("listeners", []):
+            tls = listener.get("tls")
+            if listener.get("protocol") in ("HTTPS", "TLS") and not tls:
+                problems.append(f"listener {listener.get('name')}: tls must be set for HTTPS/TLS")
+            if (
+                tls
+                and tls.get("mode", "Terminate") == "Terminate"
+                and not (tls.get("certificateRefs") or tls.get("options"))
+            ):
+                problems.append(f"listener {listener.get('name')}: certificateRefs or options")
+        names = [x.get("name") for x in spec.get("listeners", [])]
+        if len(names) != len(set(names)):
+            problems.append("listener names must be unique")
+    if kind == "HTTPRoute":
+        for rule in spec.get("rules", []):
+            types = [f.get("type") for f in rule.get("filters", [])]
+            if "RequestRedirect" in types and rule.get("backendRefs"):
+                problems.append("RequestRedirect filter must not be used together with backendRefs")
+            for f in rule.get("filters", []):
+                key = FILTER_FIELDS.get(f.get("type"))
+                if key and key not in f:
+                    problems.append(f"filter.{key} must be specified for {f.get('type')}")
+            for ref in rule.get("backendRefs", []):
+                if ref.get("kind", "Service") == "Service" and "port" not in ref:
+                    problems.append("Must have port for Service reference")
+    if kind in ("ClientTrafficPolicy", "SecurityPolicy", "BackendTrafficPolicy"):
+        for ref in spec.get("targetRefs", []):
+            if ref.get("group") != "gateway.networking.k8s.io":
+                problems.append(f"targetRefs[*].group {ref.get('group')!r}")
+            allowed = ("Gateway",) if kind == "ClientTrafficPolicy" else ("Gateway", "HTTPRoute")
+            if ref.get("kind") not in allowed:
+                problems.append(f"targetRefs[*].kind {ref.get('kind')!r}")
+    return problems
+
+
+def crd_problems(obj: Mapping[str, Any]) -> list[str]:
+    schema = CRD_SCHEMAS[str(obj["kind"])]
+    found = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in jsonschema.Draft202012Validator(schema).iter_errors(obj)
+    ]
+    return sorted(found) + _cel_problems(obj)
+
+
+def _obj(res: Resource) -> dict[str, Any]:
+    keep = ("apiVersion", "kind", "metadata", "spec")
+    obj: dict[str, Any] = json.loads(json.dumps({k: v for k, v in res.inputs.items() if k in keep}))
+    return obj
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_gateway_objects_pass_the_hand_check(plans: dict[str, Plan], stack: str) -> None:
+    objects = gateway_objects(plans[stack])
+    assert {r.inputs["kind"] for r in objects} == set(CRD_SCHEMAS)
+    for res in objects:
+        assert crd_problems(_obj(res)) == [], res.urn
+
+
+def _by_kind(plan: Plan, kind: str, name_part: str = "") -> dict[str, Any]:
+    (res,) = [r for r in gateway_objects(plan) if r.inputs["kind"] == kind and name_part in r.name]
+    return _obj(res)
+
+
+@pytest.mark.parametrize(
+    ("kind", "name_part", "change", "needle"),
+    [
+        ("Gateway", "", lambda s: s["listeners"][1].update(allowedRoute={}), "allowedRoute"),
+        (
+            "Gateway",
+            "",
+            lambda s: s["listeners"][1]["tls"].update(certificateRef=[]),
+            "certificateRef",
+        ),
+        (
+            "Gateway",
+            "",
+            lambda s: s["listeners"][1]["tls"].pop("certificateRefs"),
+            "certificateRefs",
+        ),
+        ("Gateway", "", lambda s: s.update(gatewayClass="dex"), "gatewayClass"),
+        (
+            "Gateway",
+            "",
+            lambda s: s["listeners"][0]["allowedRoutes"]["namespaces"].update(
+                {"from": "Everywhere"}
+            ),
+            "Everywhere",
+        ),
+        (
+            "HTTPRoute",
+            "redirect",
+            lambda s: s["rules"][0]["filters"][0].update(type="Redirect"),
+            "Redirect",
+        ),
+        (
+            "HTTPRoute",
+            "redirect",
+            lambda s: s["rules"][0]["filters"][0]["requestRedirect"].update(statusCode=300),
+            "300",
+        ),
+        (
+            "HTTPRoute",
+            "redirect",
+            lambda s: s["rules"][0].update(backendRefs=[{"name": "x", "port": 80}]),
+            "backendRefs",
+        ),
+        ("HTTPRoute", "api", lambda s: s["parentRefs"][0].update(section="https-api"), "section"),
+        (
+            "HTTPRoute",
+            "api",
+            lambda s: s["rules"][0]["filters"][0].update(responseHeaderModifiers={}),
+            "responseHeaderModifiers",
+        ),
+        ("HTTPRoute", "api", lambda s: s["rules"][0]["backendRefs"][0].pop("port"), "port"),
+        ("ClientTrafficPolicy", "", lambda s: s["tls"].update(minimumVersion="1.2"), "minimum"),
+        ("ClientTrafficPolicy", "", lambda s: s["tls"].update(minVersion="TLSv1.2"), "TLSv1.2"),
+        ("SecurityPolicy", "", lambda s: s.update(basicAuthentication={}), "basicAuthentication"),
+        (
+            "SecurityPolicy",
+            "",
+            lambda s: s["basicAuth"].update(user=s["basicAuth"].pop("users")),
+            "user",
+        ),
+        ("BackendTrafficPolicy", "", lambda s: s["requestBuffer"].update(limit="1MB"), "1MB"),
+        ("BackendTrafficPolicy", "", lambda s: s.update(requestBuffering={}), "requestBuffering"),
+        (
+            "EnvoyProxy",
+            "",
+            lambda s: s["provider"]["kubernetes"].update(envoyDeploy={}),
+            "envoyDeploy",
+        ),
+        ("GatewayClass", "", lambda s: s.update(controller="x"), "controller"),
+    ],
+)
+def test_hand_check_catches_a_typo(
+    plans: dict[str, Plan], kind: str, name_part: str, change: Any, needle: str
+) -> None:
+    obj = _by_kind(plans["prod"], kind, name_part)
+    assert crd_problems(obj) == []
+    change(obj["spec"])
+    problems = crd_problems(obj)
+    assert any(needle in p for p in problems), problems
+
+
+ENVOY_GATEWAY_VALUES = {
+    "crds": {"enabled": True},
+    "deployment": {
+        "replicas": 1,
+        "envoyGateway": {"resources": {}},
+        "pod": {"topologySpreadConstraints": []},
+    },
+    "podDisruptionBudget": {"minAvailable": 0},
+}
+"""The keys of envoyproxy/gateway v1.9.0 charts/gateway-helm/values.tmpl.yaml this program sets,
+with their defaults (the chart ships no values schema; its values are not vendored)."""
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_envoy_gateway_values_are_the_charts(plans: dict[str, Plan], stack: str) -> None:
+    values = release(plans[stack], "oci://docker.io/envoyproxy/gateway-helm").inputs["values"]
+    assert unknown_keys(ENVOY_GATEWAY_VALUES, values) == []
+    assert values["deployment"]["replicas"] == (2 if stack == "prod" else 1)
+    assert values["podDisruptionBudget"]["minAvailable"] == (1 if stack == "prod" else 0)
+    typo = {**values, "deployment": {**values["deployment"], "replica": 2}}
+    assert unknown_keys(ENVOY_GATEWAY_VALUES, typo) == [
+        "deployment.replica: not a value of the chart; did you mean 'replicas'?"
+    ]
+
+
+def test_validate_plan_lists_the_gateway_kinds_and_still_reports_unlisted_ones(
+    plans: dict[str, Plan],
+) -> None:
+    for kind in CRD_SCHEMAS:
+        group = GW if kind in ("GatewayClass", "Gateway", "HTTPRoute") else EG
+        assert UNVENDORED_CRDS[(group, kind)] == "v1.9.0", kind
+    assert UNVENDORED_CHARTS["oci://docker.io/envoyproxy/gateway-helm"] == "v1.9.0"
+
+    def unlisted_kind(inputs: dict[str, Any]) -> None:
+        inputs["kind"] = "GRPCRoute"
+
+    def other_version(inputs: dict[str, Any]) -> None:
+        inputs["version"] = "v1.8.3"
+
+    findings = validate_plan(_mutated(plans["prod"], "platform-api-route", unlisted_kind))
+    assert [(f.check, "GRPCRoute" in f.message) for f in findings] == [("schema", True)]
+    findings = validate_plan(_mutated(plans["prod"], "gateway-envoy-gateway", other_version))
+    assert [(f.check, "v1.8.3" in f.message) for f in findings] == [("helm", True)]
 
 
 # -- observability ----------------------------------------------------------------------------
@@ -673,15 +1399,33 @@ def test_validation_catches_mistakes_in_the_platforms_objects(plans: dict[str, P
         inputs["spec"]["groups"][0]["rules"][0]["recrd"] = "x"
 
     def wrong_chart_version(inputs: dict[str, Any]) -> None:
-        inputs["version"] = "1.25.0"
+        inputs["version"] = "1.25.1"
 
     cases = [
         ("platform-api-deployment", typo_in_pod, "readinesProbe"),
         ("platform-mlflow-release", typo_in_values, "hots"),
         ("rules-dex-slo-api-latency", typo_in_rule, "recrd"),
-        ("observability-tempo", wrong_chart_version, "1.25.0"),
+        ("observability-tempo", wrong_chart_version, "1.25.1"),
     ]
     for part, change, word in cases:
         findings = validate_plan(_mutated(plans["prod"], part, change))
         assert len(findings) == 1, (part, findings)
         assert word in str(findings[0]), findings
+
+
+@pytest.mark.parametrize("stack", ["dev", "gcp-prod"])
+def test_prebuilt_images_are_looked_up_not_built(synth: Any, stack: str) -> None:
+    """`image_source: registry` (CI's in-network deploys, which have no Docker daemon): no
+    docker-build at all; each workload runs the digest the registry holds for the app's
+    source tag (pushed before by `dex images push`)."""
+    platform = {"ci_github_config_url": "https://github.com/dataenginex/dex"}
+    plan = synth(stack, platform={**platform, "image_source": "registry"})
+    assert not [r for r in plan if r.type.startswith(("docker-build:", "pulumi:providers:docker"))]
+    api = only(plan, "kubernetes:apps/v1:Deployment", "platform-api")
+    image = api.inputs["spec"]["template"]["spec"]["containers"][0]["image"]
+    repo, digest = image.split("@")
+    assert repo.endswith("/api")
+    assert digest.startswith("sha256:")
+    assert len(digest) == len("sha256:") + 64
+    airflow = release(plan, "airflow").inputs["values"]["images"]["airflow"]
+    assert airflow["tag"] == images.source_tag("pipelines") + "@" + airflow["digest"]

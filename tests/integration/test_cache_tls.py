@@ -1,0 +1,109 @@
+"""The API against a real Valkey/Redis that speaks only TLS with a private CA, as Memorystore
+does: with the CA file it verifies the server and uses it; without, it refuses the server
+and falls back to its in-process limiter instead of failing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from apps.api.backends import Backends
+from tests.integration.conftest import free_port, reachable
+
+pytestmark = pytest.mark.integration
+
+
+def _pki(tmp: Path) -> tuple[Path, Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test server CA")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+        .public_key(ca_key.public_key()).serial_number(1)
+        .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name).public_key(key.public_key()).serial_number(2)
+        .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    pem = serialization.Encoding.PEM
+    paths = (tmp / "ca.crt", tmp / "server.crt", tmp / "server.key")
+    paths[0].write_bytes(ca.public_bytes(pem))
+    paths[1].write_bytes(cert.public_bytes(pem))
+    paths[2].write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return paths
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail("redis-server is needed (Debian: redis-server)")
+    ca, cert, key = _pki(tmp_path)
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            server, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+            "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+            "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no",
+            "--requirepass", "t0ken", "--save", "", "--appendonly", "no",
+            "--dir", str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while not reachable("127.0.0.1", port):
+            assert proc.poll() is None, "redis-server exited (built without TLS?)"
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+        yield f"rediss://:t0ken@127.0.0.1:{port}/0", ca
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_the_api_verifies_a_private_ca_server_with_its_ca_file(
+    tls_redis: tuple[str, Path],
+) -> None:
+    url, ca = tls_redis
+    backends = Backends(url, "2/minute", ca_file=str(ca))
+    assert backends.ping() is True
+    assert [backends.hit("client") for _ in range(3)][:2] == [None, None]
+    assert backends.hit("client") is not None  # limited through the server, shared by pods
+    assert backends.redis_ok is True
+
+
+def test_without_the_ca_the_server_is_refused_and_the_api_degrades(
+    tls_redis: tuple[str, Path],
+) -> None:
+    url, _ca = tls_redis
+    backends = Backends(url, "2/minute")
+    assert backends.ping() is False  # certificate verify failed: never trusted blindly
+    assert backends.hit("client") is None  # the in-process limiter still serves
+    assert backends.redis_ok is False
