@@ -11,10 +11,7 @@ Airflow's `POST /auth/token`; every call then carries it.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
-import shutil
-import subprocess
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,23 +31,13 @@ class Target:
 
 def stack_outputs(stack: str) -> dict[str, Any]:
     """The stack's outputs, secrets shown, through the Pulumi CLI."""
-    pulumi = shutil.which("pulumi")
-    if pulumi is None:
-        raise AirflowError(
-            f"reading stack {stack!r}'s outputs needs the Pulumi CLI; without it, pass "
-            "--airflow-url (or DEX_AIRFLOW_URL) and set DEX_AIRFLOW_PASSWORD"
-        )
-    out = subprocess.run(  # noqa: S603 (the Pulumi CLI with fixed arguments)
-        [pulumi, "stack", "output", "--json", "--show-secrets", "--stack", stack],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise AirflowError(f"pulumi stack output --stack {stack} failed: {out.stderr.strip()}")
-    outputs: dict[str, Any] = json.loads(out.stdout)
-    return outputs
+    from dex.outputs import StackOutputError
+    from dex.outputs import stack_outputs as read
+
+    try:
+        return read(stack, "pass --airflow-url (or DEX_AIRFLOW_URL) and set DEX_AIRFLOW_PASSWORD")
+    except StackOutputError as exc:
+        raise AirflowError(str(exc)) from None
 
 
 def resolve(stack: str | None, url: str | None, username: str) -> Target:

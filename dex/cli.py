@@ -71,6 +71,14 @@ def plan(
     fmt: Annotated[PlanFormat, typer.Option("--format", "-f", help="What to print.")] = (
         PlanFormat.table
     ),
+    waves: Annotated[
+        bool,
+        typer.Option(
+            "--waves",
+            help="Print the creation waves of a first deploy (what each waits for) and the "
+            "first-deploy checks; exit 1 when a check fails.",
+        ),
+    ] = False,
 ) -> None:
     """Synthesize STACK offline under Pulumi's mock engine and record its resource plan."""
     from stacks.config import ConfigError, load_config
@@ -88,6 +96,9 @@ def plan(
     text = dump_plan(doc)
     if out_file is not None:
         _write_atomically(out_file, text)
+    if waves:
+        _print_waves(doc, stack, stack_file.config, as_json=fmt is PlanFormat.json)
+        return
     if fmt is PlanFormat.json:
         if out_file is None:
             sys.stdout.write(text)
@@ -314,6 +325,51 @@ def pipelines_run(
     if report is not None:
         _write_atomically(report, json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
     _print_pipeline_summary(result)
+
+
+images_app = typer.Typer(help="The apps' images: push them for a prebuilt-image deploy.")
+app.add_typer(images_app, name="images")
+
+
+@images_app.command("push")
+def images_push(
+    stack: Annotated[
+        str | None, typer.Option(help="The stack whose registry (output registry_urls) to use.")
+    ] = None,
+    registry_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--registry-url",
+            help="APP=REPOSITORY_URL, for each app, instead of reading the stack's outputs.",
+        ),
+    ] = None,
+) -> None:
+    """Build and push the apps' images under their source tags, skipping tags the registry
+    already holds; then `pulumi up` with `dex:platform.image_source=registry` deploys them."""
+    from dex.images import ImageError, push
+    from dex.outputs import StackOutputError, stack_outputs
+
+    urls: dict[str, str] = {}
+    for item in registry_url or []:
+        name, sep, url = item.partition("=")
+        if not sep or not name or not url:
+            _fail(f"--registry-url takes APP=REPOSITORY_URL, got {item!r}")
+        urls[name] = url
+    if not urls:
+        if stack is None:
+            _fail("say where to push: --stack STACK, or --registry-url APP=URL for each app")
+        try:
+            found = stack_outputs(stack, "pass --registry-url APP=URL for each app")
+        except StackOutputError as exc:
+            _fail(str(exc), code=1)
+        urls = dict(found.get("registry_urls") or {})
+    try:
+        results = push(urls)
+    except ImageError as exc:
+        _fail(str(exc), code=1)
+    for result in results:
+        verb = "pushed" if result.pushed else "already there"
+        out.print(f"{result.app}: {result.ref} ({verb})", highlight=False)
 
 
 _AIRFLOW_HELP = "Airflow's base URL (default: DEX_AIRFLOW_URL, else the stack's airflow_url)."
@@ -652,6 +708,51 @@ def list_stacks_cmd() -> None:
             str(cfg.get("dex:region", "?")),
         )
     out.print(table)
+
+
+def _print_waves(doc: dict[str, object], stack: str, config: object, *, as_json: bool) -> None:
+    """The first deploy of STACK, wave by wave, then what the first-deploy checks find."""
+    from stacks.first_deploy import check_plan, describe_waves
+    from stacks.plan import parse_plan
+
+    parsed = parse_plan(doc, stack)
+    meta = doc.get("dex") or {}
+    invokes = [
+        {"token": t, "provider": p}
+        for t, p in (meta.get("invokes", []) if isinstance(meta, dict) else [])
+    ]
+    described = describe_waves(parsed)
+    findings = check_plan(parsed, config, invokes=invokes)  # type: ignore[arg-type]
+    if as_json:
+        report = {
+            "stack": stack,
+            "waves": described,
+            "findings": [{"check": f.check, "urn": f.urn, "message": f.message} for f in findings],
+        }
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        table = Table(title=f"first deploy of {stack}: {len(described)} waves")
+        table.add_column("wave", justify="right")
+        table.add_column("creates")
+        table.add_column("waits for (from the wave before)")
+        for wave in described:
+            items = wave["resources"]
+            names = [f"{r['name']} ({r['type'].split(':')[-1]})" for r in items]
+            waits = sorted({w for r in items for w in r["waits_for"]})
+            shown = names if len(names) <= 8 else [*names[:8], f"... {len(names) - 8} more"]
+            waited = waits if len(waits) <= 6 else [*waits[:6], f"... {len(waits) - 6} more"]
+            table.add_row(str(wave["wave"]), "\n".join(shown), "\n".join(waited))
+        out.print(table)
+        if findings:
+            for finding in findings:
+                err.print(f"[red]{finding}[/]", highlight=False, soft_wrap=True)
+        else:
+            out.print(
+                "first-deploy checks: engine rules, plugin paths, creation order, "
+                "reachability, TLS trust, cold start: no findings"
+            )
+    if findings:
+        raise typer.Exit(1)
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -97,7 +97,15 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.records: dict[str, _Record] = {}
         self.registered_outputs: dict[str, dict[str, Any]] = {}
+        self.invokes: list[dict[str, str]] = []
         self._lock = threading.Lock()
+
+    def Invoke(self, request: Any) -> Any:
+        # which provider answers each invoke: the engine denies a disabled default provider
+        # to an invoke as to a resource (stacks.first_deploy.engine_rules)
+        with self._lock:
+            self.invokes.append({"token": request.tok, "provider": request.provider})
+        return super().Invoke(request)  # type: ignore[no-untyped-call]
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
@@ -260,7 +268,14 @@ def build_plan(monitor: RecordingMonitor, stack_file: StackFile) -> dict[str, An
             "manifest": {"magic": "", "version": f"{PLAN_FORMAT} (pulumi {_PULUMI_VERSION})"},
             "resources": order_resources(resources),
         },
-        "dex": {"format": PLAN_FORMAT, "project": PROJECT, "stack": stack_file.name},
+        "dex": {
+            "format": PLAN_FORMAT,
+            "project": PROJECT,
+            "stack": stack_file.name,
+            "invokes": sorted(
+                {(i["token"], i["provider"]) for i in monitor.invokes},
+            ),
+        },
     }
 
 

@@ -39,14 +39,25 @@ def synth() -> Synth:
 
 
 _CACHE: dict[str, Plan] = {}
+_DOCS: dict[str, dict[str, Any]] = {}
 
 
 @pytest.fixture(scope="session")
-def plans() -> dict[str, Plan]:
+def plan_docs() -> dict[str, dict[str, Any]]:
+    """The four shipped stacks' plan documents (JSON data), synthesized once per session.
+    Copy before changing one (`copy.deepcopy`)."""
+    for stack in STACKS:
+        if stack not in _DOCS:
+            _DOCS[stack] = json.loads(json.dumps(synthesize(stack)))
+    return _DOCS
+
+
+@pytest.fixture(scope="session")
+def plans(plan_docs: dict[str, dict[str, Any]]) -> dict[str, Plan]:
     """The four shipped stacks' plans, synthesized once per session."""
     for stack in STACKS:
         if stack not in _CACHE:
-            _CACHE[stack] = parse_plan(json.loads(json.dumps(synthesize(stack))), stack)
+            _CACHE[stack] = parse_plan(plan_docs[stack], stack)
     return _CACHE
 
 
