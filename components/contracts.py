@@ -193,7 +193,8 @@ class RegistryOutputs:
     """A secret."""
     image_digests: dict[str, pulumi.Output[str]] = field(default_factory=dict)
     """Per app, the digest of the image already pushed under its source tag (`dex images
-    push`), looked up when the stack deploys prebuilt images; empty otherwise."""
+    push`), looked up when the stack deploys prebuilt images (`""` while the tag is not in
+    the registry); empty when the program builds the images."""
 
 
 @dataclass(frozen=True)

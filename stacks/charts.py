@@ -79,16 +79,25 @@ CUSTOM_KINDS: dict[str, tuple[Rendered, ...]] = {
             ("monitoring.serviceMonitor.enabled",),
         ),
     ),
+    # 2.2.4 (tag tempo-2.2.4): the only custom kind of charts/tempo/templates/
     "tempo": (
         Rendered(
             "templates/servicemonitor.yaml", MONITORING, "ServiceMonitor",
             ("serviceMonitor.enabled",),
         ),
     ),
+    # 1.11.1 (tag helm-chart/1.11.1): the ServiceMonitor is
+    # `if and .Values.service.enabled .Values.serviceMonitor.enabled`; the VerticalPodAutoscaler
+    # is also gated on `.Capabilities.APIVersions.Has "autoscaling.k8s.io/v1"`. The PodLogs CRD
+    # comes from the `crds` subchart's crds/ folder (no template renders a PodLogs).
     "alloy": (
         Rendered(
             "templates/servicemonitor.yaml", MONITORING, "ServiceMonitor",
-            ("serviceMonitor.enabled",),
+            ("service.enabled", "serviceMonitor.enabled"),
+        ),
+        Rendered(
+            "templates/vpa.yaml", "autoscaling.k8s.io", "VerticalPodAutoscaler",
+            ("controller.autoscaling.vertical.enabled",),
         ),
     ),
     "mlflow": (
@@ -125,10 +134,20 @@ VOLUME_CLAIMS: dict[str, tuple[Rendered, ...]] = {
             ("singleBinary.persistence.enabled",),
         ),
     ),
+    # 2.2.4: volumeClaimTemplates whose storageClassName is `persistence.storageClassName`
+    # (unset: empty, the default class)
     "tempo": (
         Rendered(
             "templates/statefulset.yaml", "", "PersistentVolumeClaim",
             ("persistence.enabled",),
+        ),
+    ),
+    # 1.11.1: `controller.volumeClaimTemplates`, rendered when `controller.type` is "statefulset"
+    # (an equality a gate cannot state: the claims count whenever templates are given)
+    "alloy": (
+        Rendered(
+            "templates/controllers/statefulset.yaml", "", "PersistentVolumeClaim",
+            ("controller.volumeClaimTemplates",),
         ),
     ),
     "airflow": (
@@ -144,7 +163,11 @@ PersistentVolumeClaims without a storageClassName: they bind to the default clas
 DEFAULTS: dict[str, dict[str, Any]] = {
     # charts whose values.yaml is not vendored: the defaults of the gates above
     "tempo": {"serviceMonitor": {"enabled": False}, "persistence": {"enabled": False}},
-    "alloy": {"serviceMonitor": {"enabled": False}},
+    "alloy": {
+        "service": {"enabled": True},
+        "serviceMonitor": {"enabled": False},
+        "controller": {"volumeClaimTemplates": [], "autoscaling": {"vertical": {"enabled": False}}},
+    },
     KARPENTER: {"serviceMonitor": {"enabled": False}},
     ENVOY_GATEWAY: {"crds": {"enabled": True}},
 }

@@ -393,7 +393,7 @@ class _Op:
 
 _PULUMI_RUN = re.compile(r"\bpulumi\s+(" + "|".join(PULUMI_COMMANDS) + r")\b([^\n]*)")
 _STACK_FLAG = re.compile(r"(?:--stack|-s)(?:=|\s+)(\S+)")
-_DEX_STACK = re.compile(r"\bdex\b[^\n]*?--stack(?:=|\s+)(\S+)")
+_DEX_STACK = re.compile(r"\bdex\s+[a-z][^\n]*?--stack(?:=|\s+)(\S+)")
 _DEX_IMAGES = re.compile(r"\bdex\s+images\s+push\b")
 _PREBUILT = re.compile(
     r"pulumi\s+config\s+set\s+--path\s+['\"]?dex:platform\.image_source['\"]?\s+registry\b"
@@ -560,14 +560,15 @@ class _Job:
         if op.command in MUTATING and self.events & PR_EVENTS:
             out.append(f"{what}: a pull request must not change the stack (preview only)")
         if (
-            op.command == "up"
+            op.command in PULUMI_COMMANDS
             and not hosted
             and not any(_PREBUILT.search(s.script) for s in self.before(op.index, "run"))
         ):
             out.append(
-                f"{what} would build the apps' images, but the in-network runner has no Docker "
-                f"daemon: set `pulumi config set --path dex:platform.image_source registry` "
-                f"before it, after a job that runs `dex images push --stack {stack.name}`"
+                f"{what} runs the program with the apps' images built in place (the default), "
+                f"unlike the deploy and with no Docker daemon in-network: set `pulumi config "
+                f"set --path dex:platform.image_source registry` before it (a deploy after a "
+                f"job that runs `dex images push --stack {stack.name}`)"
             )
         want = "DEPLOY" if op.command in ("up", "destroy", "images") else "READONLY"
         if op.command in ("refresh", "kubectl", "dex"):

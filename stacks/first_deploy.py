@@ -444,6 +444,20 @@ def creation_order(plan: Plan) -> list[Finding]:
                 Finding("order", res.urn, f"runs pods but does not wait for the {names} add-on(s)")
             )
 
+    # on GKE, a cluster that manages its own Gateway API CRDs refuses the ones a chart
+    # installs (it reverts them; recent versions deny the experimental channel outright)
+    installs_gateway_crds = any("gateway.networking.k8s.io" in g for g, _k in sources)
+    for res in plan.of_type("gcp:container/cluster:Cluster"):
+        channel = (res.inputs.get("gatewayApiConfig") or {}).get("channel")
+        if installs_gateway_crds and channel != "CHANNEL_DISABLED":
+            findings.append(
+                Finding(
+                    "order", res.urn,
+                    "a chart installs the Gateway API CRDs, but GKE may manage its own "
+                    f"(gatewayApiConfig.channel {channel or 'unset'}): set CHANNEL_DISABLED",
+                )
+            )  # fmt: skip
+
     # on GCP every resource waits for the APIs the stack enables (a resource whose API is
     # off fails: "API has not been used in project ... or it is disabled")
     services = [r.urn for r in plan.of_type("gcp:projects/service:Service")]

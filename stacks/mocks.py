@@ -14,6 +14,8 @@ from typing import Any
 
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 
+from components.contracts import APP_IMAGES
+from components.k8s.images import source_tag
 from stacks.plan import UNKNOWN
 from stacks.regions import aws_partition
 
@@ -126,15 +128,30 @@ class DexMocks(Mocks):
                 "zone": "",
                 "id": self.gcp_project,
             }
-        if token == "aws:ecr/getImage:getImage":
-            digest = "sha256:" + _digest("ecr", str(args.args.get("imageTag")))[:64].ljust(64, "0")
-            return {**args.args, "imageDigest": digest, "id": digest}
-        if token == "gcp:artifactregistry/getDockerImage:getDockerImage":
-            name = str(args.args.get("imageName"))
-            digest = "sha256:" + _digest("gar", name)[:64].ljust(64, "0")
-            base = f"{self.gcp_region}-docker.pkg.dev/{self.gcp_project}/repo"
-            link = f"{base}/{name.split(':', maxsplit=1)[0]}@{digest}"
-            return {**args.args, "selfLink": link, "id": name}
+        if token == "aws:ecr/getImages:getImages":
+            # the registry holds the current sources' images (what `dex images push` made)
+            repo = str(args.args.get("repositoryName"))
+            tag = source_tag(repo.rsplit("/", 1)[-1])
+            ids = [{"imageDigest": "sha256:" + _digest("ecr", repo, tag), "imageTag": tag}]
+            return {**args.args, "imageIds": ids, "id": repo}
+        if token == "gcp:artifactregistry/getDockerImages:getDockerImages":
+            repo = str(args.args.get("repositoryId"))
+            base = f"{self.gcp_region}-docker.pkg.dev/{self.gcp_project}/{repo}"
+            images = [
+                {
+                    "imageName": app,
+                    "tags": [source_tag(app)],
+                    "selfLink": f"{base}/{app}@sha256:{_digest('gar', repo, app)}",
+                    "name": f"projects/{self.gcp_project}/dockerImages/{app}",
+                    "buildTime": "",
+                    "imageSizeBytes": "0",
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "updateTime": "",
+                    "uploadTime": "",
+                }
+                for app in APP_IMAGES
+            ]
+            return {**args.args, "dockerImages": images, "id": repo}
         if token == "command:local:run":
             # the RDS CA bundle `curl` fetches where `pulumi up` runs: a stand-in PEM
             return {**args.args, "stdout": MOCK_CA_PEM, "stderr": ""}

@@ -226,8 +226,8 @@ SUBCHARTS: dict[str, tuple[str, ...]] = {
 """Top-level keys that configure a subchart, whose own defaults are not vendored."""
 
 UNVENDORED_CHARTS: dict[str, str] = {
-    "tempo": "1.25.0",
-    "alloy": "0.12.5",
+    "tempo": "2.2.4",
+    "alloy": "1.11.1",
     "oci://ghcr.io/actions/actions-runner-controller-charts/gha-runner-scale-set-controller": (
         "0.15.1"
     ),

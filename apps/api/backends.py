@@ -36,8 +36,13 @@ class Backends:
 
             options: dict[str, Any] = {"socket_timeout": 0.25, "socket_connect_timeout": 0.25}
             if ca_file:
-                # verify the server with this CA (and its hostname, as by default)
+                # A private, per-instance CA (Memorystore's): the chain is verified against
+                # it, but not the host name, since Memorystore names its IP in the
+                # certificate's CN and in no subject alternative name, which a host-name
+                # check never accepts for an IP; the CA signs only this instance's certs
                 options["ssl_ca_certs"] = ca_file
+                options["ssl_cert_reqs"] = "required"
+                options["ssl_check_hostname"] = False
             self.redis = redis.Redis.from_url(redis_url, **options)
             self.remote = MovingWindowRateLimiter(storage_from_string(redis_url, **options))
             self.ping()

@@ -34,7 +34,8 @@ class ApiSettings(BaseSettings):
     redis_ca_file: str | None = Field(
         None,
         description="PEM CA bundle that verifies a `rediss://` server whose CA is not in the "
-        "system trust store (Memorystore's instance CA).",
+        "system trust store (Memorystore's instance CA): the chain is verified, not the host "
+        "name (Memorystore names its IP only in the certificate's CN).",
     )
     forecast_ttl_seconds: int = Field(300, ge=1)
     # auth

@@ -3,7 +3,9 @@ lifecycle policy keeping the most recent images."""
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -55,6 +57,11 @@ class RegistryArgs:
     digest the contract then carries; None: the program builds the images."""
 
 
+def _digest_of(ids: Sequence[aws.ecr.outputs.GetImagesImageIdResult], tag: str) -> str:
+    """The digest ECR lists under `tag`, or "" when it holds no such tag."""
+    return next((i.image_digest for i in ids if i.image_tag == tag), "")
+
+
 class Registry(pulumi.ComponentResource):
     """ECR repositories. Type token `dex:aws:Registry`."""
 
@@ -92,13 +99,14 @@ class Registry(pulumi.ComponentResource):
             urls[app] = repo.repository_url
             registry_ids.append(repo.registry_id)
             if args.pushed_tags is not None:
-                # fails the preview with ECR's own "image not found" when the tag was never
-                # pushed: `dex images push` comes first
-                digests[app] = aws.ecr.get_image_output(
+                # listed, not fetched by tag: a tag not pushed yet (a PR that changes an
+                # app) is "" here, which a preview shows and an update refuses
+                tag = args.pushed_tags[app]
+                listed = aws.ecr.get_images_output(
                     repository_name=repo.name,
-                    image_tag=args.pushed_tags[app],
                     opts=pulumi.InvokeOutputOptions(parent=self, depends_on=[repo]),
-                ).image_digest
+                )
+                digests[app] = listed.image_ids.apply(functools.partial(_digest_of, tag=tag))
         # A 12-hour token fetched at deploy time for pushing the apps' images.
         token = aws.ecr.get_authorization_token_output(
             registry_id=registry_ids[0], opts=pulumi.InvokeOutputOptions(parent=self)

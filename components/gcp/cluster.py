@@ -174,6 +174,11 @@ class Cluster(pulumi.ComponentResource):
                 workload_pool=workload_pool
             ),
             datapath_provider="ADVANCED_DATAPATH",
+            # Envoy Gateway installs the Gateway API CRDs (and owns them): GKE must not manage
+            # its own copy, which it reverts and guards with an admission policy
+            gateway_api_config=gcp.container.ClusterGatewayApiConfigArgs(
+                channel="CHANNEL_DISABLED"
+            ),
             enable_shielded_nodes=True,
             enable_legacy_abac=False,
             enable_intranode_visibility=True,

@@ -3,6 +3,8 @@ vulnerability scanning, and cleanup policies keeping the most recent images."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -22,6 +24,22 @@ class RegistryArgs:
     pushed_tags: dict[str, str] | None = None
     """Per app, the tag of an image pushed before the deploy (`dex images push`), whose
     digest the contract then carries; None: the program builds the images."""
+
+
+def _digest_of(
+    images: Sequence[gcp.artifactregistry.outputs.GetDockerImagesDockerImageResult],
+    app: str,
+    tag: str,
+) -> str:
+    """The digest of `app:tag` in the repository's listing, or "" when it is not there."""
+    return next(
+        (
+            i.self_link.rsplit("@", 1)[-1]
+            for i in images
+            if i.image_name == app and tag in (i.tags or [])
+        ),
+        "",
+    )
 
 
 class Registry(pulumi.ComponentResource):
@@ -73,16 +91,20 @@ class Registry(pulumi.ComponentResource):
             opts=pulumi.InvokeOutputOptions(parent=self)
         )
         digests: dict[str, pulumi.Output[str]] = {}
-        for app, tag in (args.pushed_tags or {}).items():
-            image = gcp.artifactregistry.get_docker_image_output(
+        if args.pushed_tags:
+            # listed, not fetched by tag: a tag not pushed yet (a PR that changes an app) is
+            # "" here, which a preview shows and an update refuses
+            listed = gcp.artifactregistry.get_docker_images_output(
                 location=args.region,
                 repository_id=repo.repository_id,
                 project=args.project,
-                image_name=f"{app}:{tag}",
                 opts=pulumi.InvokeOutputOptions(parent=self, depends_on=[repo]),
             )
-            # self_link: `<host>/<project>/<repo>/<app>@sha256:...`
-            digests[app] = image.self_link.apply(lambda link: link.rsplit("@", 1)[-1])
+            for app, tag in args.pushed_tags.items():
+                # self_link: `<host>/<project>/<repo>/<app>@sha256:...`
+                digests[app] = listed.docker_images.apply(
+                    functools.partial(_digest_of, app=app, tag=tag)
+                )
         self.contract = RegistryOutputs(
             repository_urls={app: pulumi.Output.concat(base, "/", app) for app in args.apps},
             server=pulumi.Output.concat(args.region, "-docker.pkg.dev"),

@@ -15,6 +15,7 @@ file), never to the project root. Nothing is built during `pulumi preview`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,25 @@ class AppImage:
     """`repository@sha256:...`: what pod specs use."""
 
 
+def pushed_ref(app: str, repository: str, tag: str, digest: str) -> str:
+    """`repository@digest` of an image pushed under its source tag. Not pushed yet: a
+    preview shows `repository:tag` (and warns); an update stops, naming the command."""
+    if digest:
+        return f"{repository}@{digest}"
+    message = (
+        f"the {app} image {repository}:{tag} is not in the registry: run "
+        "`dex images push --stack <stack>` first (or deploy with dex:platform.image_source build)"
+    )
+    if not pulumi.runtime.is_dry_run():
+        raise ValueError(message)
+    pulumi.log.warn(message)
+    return f"{repository}:{tag}"
+
+
+def _pushed_ref_of(app: str, tag: str, repo_and_digest: list[str]) -> str:
+    return pushed_ref(app, repo_and_digest[0], tag, repo_and_digest[1])
+
+
 class AppImages(pulumi.ComponentResource):
     """One image per app. Type token `dex:k8s:AppImages`."""
 
@@ -88,12 +108,15 @@ class AppImages(pulumi.ComponentResource):
                         "the registry contract has none"
                     )
                 repo = registry.repository_urls[app]
+                tag = source_tag(app, root)
                 digest = registry.image_digests[app]
                 self.images[app] = AppImage(
                     repository=repo,
-                    tag=source_tag(app, root),
+                    tag=tag,
                     digest=digest,
-                    ref=pulumi.Output.concat(repo, "@", digest),
+                    ref=pulumi.Output.all(repo, digest).apply(
+                        functools.partial(_pushed_ref_of, app, tag)
+                    ),
                 )
             self.register_outputs({app: img.ref for app, img in self.images.items()})
             return

@@ -35,10 +35,20 @@ KUBE_PROMETHEUS_STACK_VERSION = "88.5.3"
 PROMETHEUS_OPERATOR_VERSION = "v0.93.1"
 """The operator release kube-prometheus-stack 88.5.3 ships (its appVersion)."""
 LOKI_VERSION = "18.11.0"
-TEMPO_VERSION = "1.25.0"
-"""grafana-community tempo 1.25.0 (2026-01-31): the newest 1.x in the chart index; 1.25.1 never
-existed there (the only 1.25.1 is the tempo-distributed chart)."""
-ALLOY_VERSION = "0.12.5"
+TEMPO_VERSION = "2.2.4"
+"""grafana-community tempo 2.2.4 (2026-08-13; grafana-community/helm-charts tag `tempo-2.2.4`,
+`charts/tempo`, Tempo 2.10.8). Its README's only break since 1.25.0 is 2.0.0's: Kubernetes
+>= 1.25, deprecated APIs removed (our clusters run 1.32+). The values we set keep their meaning
+(`tempo.retention` -> `compactor.compaction.block_retention`, `tempo.receivers` -> the
+distributor's receivers, `tempo.resources`, `persistence.*`, `serviceMonitor.enabled`), and the
+Service is still `tempo` for release `tempo` with ports 3200 and 4318."""
+ALLOY_VERSION = "1.11.1"
+"""grafana/alloy chart 1.11.1 (2026-08-06; grafana/alloy tag `helm-chart/1.11.1`,
+`operations/helm/charts/alloy`, Alloy v1.18.1). Its CHANGELOG's only breaking change since
+0.12.5 is `configReloader.customArgs` (0.12.6: the reloader became prometheus-config-reloader),
+which we do not set; `alloy.configMap.*`, `alloy.clustering.enabled`, `alloy.resources`,
+`controller.type`/`replicas` and the `crds` subchart (PodLogs, `crds.create`) are unchanged, and
+every component of `ALLOY_CONFIG` is still generally available."""
 PUSHGATEWAY_IMAGE = (
     "prom/pushgateway:v1.11.1"
     "@sha256:03738d278e082ee9821df730c741b3b465c251fc2b68a85883def301a55a6215"
@@ -222,6 +232,10 @@ discovery.relabel "pods" {{
 loki.source.kubernetes "pods" {{
   targets    = discovery.relabel.pods.output
   forward_to = [loki.write.default.receiver]
+  // the replicas share the pods between them: each log line is read once
+  clustering {{
+    enabled = true
+  }}
 }}
 
 loki.write "default" {{

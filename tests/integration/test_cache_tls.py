@@ -20,7 +20,7 @@ from tests.integration.conftest import free_port, reachable
 pytestmark = pytest.mark.integration
 
 
-def _pki(tmp: Path) -> tuple[Path, Path, Path]:
+def _pki(tmp: Path, ip_in_san: bool = True) -> tuple[Path, Path, Path]:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -42,12 +42,13 @@ def _pki(tmp: Path) -> tuple[Path, Path, Path]:
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
         .issuer_name(ca_name).public_key(key.public_key()).serial_number(2)
         .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
+    )  # fmt: skip
+    if ip_in_san:
+        cert = cert.add_extension(
             x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False,
         )
-        .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
+    cert = cert.sign(ca_key, hashes.SHA256())
     pem = serialization.Encoding.PEM
     paths = (tmp / "ca.crt", tmp / "server.crt", tmp / "server.key")
     paths[0].write_bytes(ca.public_bytes(pem))
@@ -58,12 +59,14 @@ def _pki(tmp: Path) -> tuple[Path, Path, Path]:
     return paths
 
 
-@pytest.fixture
-def tls_redis(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+@pytest.fixture(params=["ip-in-san", "ip-in-cn-only"])
+def tls_redis(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, Path]]:
+    """A TLS-only server; `ip-in-cn-only` presents a certificate like Memorystore's, which
+    names its IP in the CN alone."""
     server = shutil.which("redis-server")
     if server is None:
         pytest.fail("redis-server is needed (Debian: redis-server)")
-    ca, cert, key = _pki(tmp_path)
+    ca, cert, key = _pki(tmp_path, ip_in_san=request.param == "ip-in-san")
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -97,6 +100,17 @@ def test_the_api_verifies_a_private_ca_server_with_its_ca_file(
     assert [backends.hit("client") for _ in range(3)][:2] == [None, None]
     assert backends.hit("client") is not None  # limited through the server, shared by pods
     assert backends.redis_ok is True
+
+
+def test_another_ca_is_refused(tls_redis: tuple[str, Path], tmp_path: Path) -> None:
+    """Host names are not checked with a private CA, so the chain is what protects: a server
+    whose certificate another CA signed is refused."""
+    url, _ca = tls_redis
+    other = tmp_path / "other"
+    other.mkdir()
+    other_ca, _cert, _key = _pki(other)
+    backends = Backends(url, "2/minute", ca_file=str(other_ca))
+    assert backends.ping() is False
 
 
 def test_without_the_ca_the_server_is_refused_and_the_api_degrades(

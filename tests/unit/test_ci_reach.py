@@ -314,3 +314,16 @@ def test_a_prebuilt_deploy_that_does_not_wait_for_its_push(repo: Path) -> None:
     edit(repo, "deploy.yml", "needs: [dev, images-prod]", "needs: dev")
     found = findings_about(repo, "job prod deploys prebuilt images of prod", "needs")
     assert len(found) == 1
+
+
+def test_a_drift_check_that_would_build_images_in_place(repo: Path) -> None:
+    """Deployed images are looked up by digest; a drift check in build mode would report the
+    docker-build resources as changes every night."""
+    edit(
+        repo,
+        "drift.yml",
+        "run: pulumi config set --path 'dex:platform.image_source' registry --stack \"$STACK\"",
+        "run: echo no image mode",
+    )
+    found = findings_about(repo, "drift.yml", "built in place")
+    assert len(found) == 4  # one per stack

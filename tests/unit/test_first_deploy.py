@@ -613,3 +613,11 @@ def test_the_gateway_cut_off_from_a_backend_is_found(doc: Callable[[str], Doc]) 
     assert messages(check(d, "gcp-dev"), "reach") == [
         "mlflow: Gateway -> mlflow: ingress on port 5000/TCP is not allowed into namespace mlflow"
     ]
+
+
+def test_gke_managing_its_own_gateway_crds_is_found(doc: Callable[[str], Doc]) -> None:
+    d = doc("gcp-prod")
+    one(d, "gcp:container/cluster:Cluster")["inputs"].pop("gatewayApiConfig")
+    found = messages(check(d, "gcp-prod"), "order")
+    assert len(found) == 1
+    assert "CHANNEL_DISABLED" in found[0]

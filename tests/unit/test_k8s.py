@@ -45,8 +45,8 @@ CHARTS = {
     "sealed-secrets": "2.18.5",
     "kube-prometheus-stack": "88.5.3",
     "loki": "18.11.0",
-    "tempo": "1.25.0",
-    "alloy": "0.12.5",
+    "tempo": "2.2.4",
+    "alloy": "1.11.1",
     "oci://ghcr.io/actions/actions-runner-controller-charts/gha-runner-scale-set-controller": (
         "0.15.1"
     ),
@@ -1429,3 +1429,23 @@ def test_prebuilt_images_are_looked_up_not_built(synth: Any, stack: str) -> None
     assert len(digest) == len("sha256:") + 64
     airflow = release(plan, "airflow").inputs["values"]["images"]["airflow"]
     assert airflow["tag"] == images.source_tag("pipelines") + "@" + airflow["digest"]
+
+
+def test_an_image_not_pushed_yet_shows_in_a_preview_and_stops_an_update(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A PR that changes an app previews with tags nobody has pushed: the preview shows the
+    tag (and warns); `pulumi up` refuses, naming the command that pushes it."""
+    import pulumi
+
+    warned: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda msg, *a, **k: warned.append(msg))
+    assert images.pushed_ref("api", "r/api", "src-1", "sha256:" + "a" * 64) == (
+        "r/api@sha256:" + "a" * 64
+    )
+    monkeypatch.setattr(pulumi.runtime, "is_dry_run", lambda: True)
+    assert images.pushed_ref("api", "r/api", "src-1", "") == "r/api:src-1"
+    assert "dex images push" in warned[0]
+    monkeypatch.setattr(pulumi.runtime, "is_dry_run", lambda: False)
+    with pytest.raises(ValueError, match=r"r/api:src-1 is not in the registry"):
+        images.pushed_ref("api", "r/api", "src-1", "")

@@ -147,8 +147,11 @@ def test_pr_previews_each_stack_from_inside_its_network_read_only() -> None:
     # never for forks (their code must not run inside the network), only once runners exist
     assert "github.event.pull_request.head.repo.full_name == github.repository" in preview["if"]
     assert "vars.DEX_IN_NETWORK_RUNNERS == 'true'" in preview["if"]
-    (up,) = _uses(preview, "pulumi/actions@")
+    install, up = _uses(preview, "pulumi/actions@")
+    assert "with" not in install  # installs the CLI for the step below
     assert up["with"]["command"] == "preview"
+    runs = [s.get("run", "") for s in preview["steps"]]
+    assert any("dex:platform.image_source' registry" in r for r in runs)
     assert up["with"]["refresh"] is True  # a preview's refresh is not saved to the state
     assert up["with"]["policyPacks"] == "policies"
     roles = [s["with"] for s in _uses(preview, "aws-actions/configure-aws-credentials@")]
@@ -196,8 +199,13 @@ def test_drift_runs_nightly_and_files_an_issue() -> None:
     job = drift["jobs"]["detect"]
     assert _stacks(job) == STACK_ORDER
     assert job["runs-on"] == "dex-${{ matrix.stack }}"
-    preview = next(s for s in job["steps"] if s.get("uses", "").startswith("pulumi/actions@"))
+    preview = next(
+        s for s in job["steps"] if s.get("uses", "").startswith("pulumi/actions@") and "with" in s
+    )
     assert preview["with"]["refresh"] is True
+    # compares with what deploy.yml deployed: the images by digest, not built in place
+    runs = [s.get("run", "") for s in job["steps"]]
+    assert any("dex:platform.image_source' registry" in r for r in runs)
     assert preview["with"]["expect-no-changes"] is True
     assert "issues.create" in _runs(job)
     assert "READONLY" in str(_uses(job, "aws-actions/configure-aws-credentials@"))
