@@ -497,6 +497,12 @@ def _print_pipeline_summary(result: dict[str, object]) -> None:
     for reason, n in quarantine["by_reason"].items():
         q.add_row(reason, str(n))
     out.print(q)
+    refused = result.get("refused") or {}
+    if isinstance(refused, dict) and refused.get("files"):
+        r = Table("file", "why", title=f"{refused['files']} files refused whole")
+        for item in list(refused.get("by_file") or []):
+            r.add_row(str(item.get("file", "")), str(item.get("reason", "")))
+        out.print(r)
     validation = result.get("validation") or {}
     assert isinstance(validation, dict)
     if validation:

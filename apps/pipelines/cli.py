@@ -5,7 +5,8 @@
 
 Airflow's tasks call `step`; `dex pipelines run weather` calls `run`. Settings may also come
 from the environment (DEX_LAKE_URL, DEX_SOURCE_URL, DEX_LINEAGE_URL, DEX_S3_ENDPOINT_URL).
-Exit codes: 0 success, 1 the run failed (reconciliation, quality gate, source), 2 bad input.
+Exit codes: 0 success, 1 the run failed (reconciliation, quality gate, a source that cannot be
+read or holds nothing for the locations and dates asked for), 2 bad input.
 """
 
 from __future__ import annotations

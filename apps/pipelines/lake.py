@@ -226,8 +226,13 @@ class Lake:
         """Write many (table, path parts) at once, each atomically as `write_parquet` does.
         If one fails, the exception is raised after the others finished: every object is
         either whole or untouched, and the caller has not recorded any of them yet."""
-        with ThreadPoolExecutor(WORKERS) as pool:
-            return list(pool.map(lambda item: self.write_parquet(item[0], *item[1]), items))
+        with ThreadPoolExecutor(WORKERS) as pool:  # not pool.map: it cancels the rest on error
+            futures = [pool.submit(self.write_parquet, table, *parts) for table, parts in items]
+        for future in futures:
+            error = future.exception()
+            if error is not None:
+                raise error
+        return [future.result() for future in futures]
 
     def delete(self, *parts: str) -> None:
         if self.exists(*parts):

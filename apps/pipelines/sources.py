@@ -31,6 +31,12 @@ class RawResponse:
     source: str
     source_uri: str
     fetched_at: dt.datetime
+    """When the response was fetched (from the API) or delivered (a file's modification time):
+    the latest wins when two deliveries hold the same hour."""
+    start: dt.date | None = None
+    """The first day of the window asked for (UTC); None: open."""
+    end: dt.date | None = None
+    """The last day of the window asked for (UTC); None: open."""
 
 
 class SourceError(Exception):
@@ -108,7 +114,13 @@ class OpenMeteoSource:
                 }
                 response = self._get(params)
                 yield RawResponse(
-                    loc, response.content, self.name, str(response.url), dt.datetime.now(dt.UTC)
+                    loc,
+                    response.content,
+                    self.name,
+                    str(response.url),
+                    dt.datetime.now(dt.UTC),
+                    first,
+                    last,
                 )
 
 
@@ -124,11 +136,15 @@ def month_windows(start: dt.date, end: dt.date) -> Iterator[tuple[dt.date, dt.da
 
 
 class FileSource:
-    """Responses stored as `{location}/*.json` under a folder or bucket URL."""
+    """Responses stored as `{location}/*.json` under a folder or bucket URL. A file's fetch
+    time is its modification time in the store (when it was delivered), so a re-delivery wins
+    over an older file whatever order the files are listed in."""
 
     name = "file"
+    LAYOUT = "{location}/*.json (one folder per location, e.g. berlin/2024-03.json)"
 
     def __init__(self, url: str) -> None:
+        self.url = url
         self.lake: Lake = open_lake(url, layered=False)
         if not self.lake.exists():
             raise SourceError(f"source {url!r} does not exist")
@@ -139,6 +155,10 @@ class FileSource:
         start: dt.date | None = None,
         end: dt.date | None = None,
     ) -> Iterator[RawResponse]:
+        """Every response of `locations` that overlaps [start, end]. Raises SourceError when
+        there is none, saying what the source holds and the layout expected."""
+        listed = dt.datetime.now(dt.UTC)  # only for a store that keeps no modification time
+        found = 0
         for loc in locations:
             for rel in self.lake.glob(f"{loc.name}/*.json"):
                 body = self.lake.read_bytes(rel)
@@ -148,7 +168,53 @@ class FileSource:
                         (end and span[0] > end) or (start and span[1] < start)
                     ):
                         continue
-                yield RawResponse(loc, body, self.name, self.lake.uri(rel), dt.datetime.now(dt.UTC))
+                found += 1
+                yield RawResponse(
+                    loc,
+                    body,
+                    self.name,
+                    self.lake.uri(rel),
+                    self._modified(rel) or listed,
+                    start,
+                    end,
+                )
+        if not found:
+            raise SourceError(self._nothing(locations, start, end))
+
+    def _modified(self, rel: str) -> dt.datetime | None:
+        """When the store last wrote the file (local: mtime; S3: LastModified; GCS: updated)."""
+        try:
+            info = self.lake.fs.info(self.lake.path(rel))
+        except OSError:
+            return None
+        for key in ("mtime", "LastModified", "updated", "last_modified"):
+            value = info.get(key)
+            if isinstance(value, int | float):
+                return dt.datetime.fromtimestamp(value, dt.UTC)
+            if isinstance(value, dt.datetime):
+                return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+            if isinstance(value, str):
+                try:
+                    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+                except ValueError:
+                    continue
+        return None
+
+    def _nothing(
+        self, locations: Sequence[Location], start: dt.date | None, end: dt.date | None
+    ) -> str:
+        files = sorted(
+            {rel for depth in ("", "*/", "*/*/") for rel in self.lake.glob(f"{depth}*.json")}
+        )
+        names = ", ".join(loc.name for loc in locations)
+        window = f" between {start or '...'} and {end or '...'}" if start or end else ""
+        seen = f"found {len(files)} .json file(s)"
+        if files:
+            seen += f" (e.g. {', '.join(files[:3])})"
+        return (
+            f"source {self.url!r} holds no responses for {names}{window}: {seen}; "
+            f"the expected layout is {self.LAYOUT}"
+        )
 
 
 def _time_span(body: bytes) -> tuple[dt.date, dt.date] | None:

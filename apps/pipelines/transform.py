@@ -9,9 +9,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from apps.pipelines.schema import BRONZE, DAILY, FEATURES, QUARANTINE, SILVER
+from apps.pipelines.units import FAHRENHEIT, PRECIP_TO_MM, SPEED_TO_MS
 
-SPEED_TO_MS = {"km/h": 1 / 3.6, "m/s": 1.0, "mph": 0.44704, "kn": 0.514444}
-PRECIP_TO_MM = {"mm": 1.0, "inch": 25.4}
+TEMPERATURE_UNITS = ("°C", FAHRENHEIT)
+UNIT_COLUMNS = {
+    "temperature_unit": TEMPERATURE_UNITS,
+    "precipitation_unit": tuple(PRECIP_TO_MM),
+    "wind_speed_unit": tuple(SPEED_TO_MS),
+}
+"""Bronze unit column -> the spellings silver converts (bronze refuses any other)."""
+UNKNOWN_UNIT = "unknown unit (landed before units were checked in bronze)"
 
 
 def frame(table: pa.Table) -> pl.DataFrame:
@@ -43,9 +50,31 @@ def sort_bronze(bronze: pa.Table) -> pa.Table:
 
 
 def silver(bronze: pa.Table) -> tuple[pa.Table, pa.Table]:
-    """Bronze rows -> (silver rows by day, location and hour; superseded rows as quarantine):
-    `deduplicate` then `normalize`, in one pass over one frame."""
-    kept, superseded = _deduplicate(frame(bronze))
+    """Bronze rows -> (silver rows by day, location and hour; superseded rows and rows in a
+    unit silver cannot convert, as quarantine): `deduplicate` then `normalize`, in one pass
+    over one frame. Bronze refuses unknown units, so those can only be rows an older version
+    landed: they are quarantined, never allowed to stop the run."""
+    df = frame(bronze)
+    known = pl.all_horizontal(
+        [
+            pl.col(col).is_in(list(spellings)).fill_null(False)
+            for col, spellings in UNIT_COLUMNS.items()
+        ]
+    )
+    unknown = df.filter(~known)
+    kept, superseded = _deduplicate(df.filter(known) if unknown.height else df)
+    if unknown.height:
+        odd = unknown.select(
+            pl.lit("silver").alias("layer"),
+            pl.col("location"),
+            pl.col("ts"),
+            pl.lit(UNKNOWN_UNIT).alias("reason"),
+            pl.concat_str(
+                [pl.col(c).fill_null("null") for c in UNIT_COLUMNS], separator=", "
+            ).alias("record"),
+            pl.col("_checksum"),
+        )
+        superseded = pa.concat_tables([superseded, odd.to_arrow().cast(QUARANTINE)])
     return _normalize(kept).to_arrow().cast(SILVER), superseded
 
 
@@ -93,7 +122,7 @@ def _normalize(df: pl.DataFrame) -> pl.DataFrame:
     for col, found, known in zip(
         ("temperature", "precipitation", "wind speed"),
         units,
-        ({"°C", "°F"}, set(PRECIP_TO_MM), set(SPEED_TO_MS)),
+        (set(TEMPERATURE_UNITS), set(PRECIP_TO_MM), set(SPEED_TO_MS)),
         strict=True,
     ):
         unknown = set(found) - known
@@ -104,21 +133,26 @@ def _normalize(df: pl.DataFrame) -> pl.DataFrame:
         "ts",
         "latitude",
         "longitude",
-        pl.when(pl.col("temperature_unit") == "°F")
+        pl.when(pl.col("temperature_unit") == FAHRENHEIT)
         .then((pl.col("temperature") - 32) * 5 / 9)
         .otherwise(pl.col("temperature"))
         .alias("temperature_c"),
         pl.col("relative_humidity").alias("relative_humidity_pct"),
-        (
-            pl.col("precipitation")
-            * pl.col("precipitation_unit").replace_strict(PRECIP_TO_MM, return_dtype=pl.Float64)
-        ).alias("precipitation_mm"),
-        (
-            pl.col("wind_speed")
-            * pl.col("wind_speed_unit").replace_strict(SPEED_TO_MS, return_dtype=pl.Float64)
-        ).alias("wind_speed_ms"),
+        _scaled("precipitation", "precipitation_unit", PRECIP_TO_MM).alias("precipitation_mm"),
+        _scaled("wind_speed", "wind_speed_unit", SPEED_TO_MS).alias("wind_speed_ms"),
         "_checksum",
         "_fetched_at",
+    )
+
+
+def _scaled(col: str, unit: str, table: dict[str, tuple[float, float]]) -> pl.Expr:
+    """value * numerator / denominator of its unit: exact factors, one rounding each."""
+    num = {k: v[0] for k, v in table.items()}
+    den = {k: v[1] for k, v in table.items()}
+    return (
+        pl.col(col)
+        * pl.col(unit).replace_strict(num, return_dtype=pl.Float64)
+        / pl.col(unit).replace_strict(den, return_dtype=pl.Float64)
     )
 
 

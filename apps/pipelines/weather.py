@@ -4,15 +4,22 @@ Each step reads its work from the lake's state (`_state/weather/state.json`) and
 next step's work there, so Airflow can run the steps as separate tasks, a crashed run resumes
 where it stopped, and a rerun of the same window changes nothing:
 
-- **ingest** lands each response unchanged in `raw/`, keyed by its checksum (never rewritten).
-- **bronze** types every hour of every new raw file (`bronze/weather/date=D/part-0.parquet`);
-  what cannot be typed goes to `quarantine/` with its reason. Per raw file, rows in = rows out
-  + quarantined, or the step fails. Raw files are fetched and parsed hundreds at a time (one
-  columnar parse, see `parse.parse_many`), held up to a row budget, sorted once and cut into
-  their days; a day that already has an object is read back and merged.
-- **silver** re-derives each touched date: latest ingestion wins per (location, hour), units
-  normalized, Great Expectations gate; superseded and failing rows go to quarantine. Per date,
-  bronze rows = silver rows + quarantined, exactly, or the run fails.
+- **ingest** lands each response unchanged in `raw/`, keyed by its checksum and the window
+  asked for (never rewritten).
+- **bronze** judges each new raw file as a whole (`parse.py`: units, time zone, coordinates
+  against the location's, arrays, the window recorded when it landed), then types every hour
+  (`bronze/weather/date=D/part-0.parquet`); what cannot be typed goes to `quarantine/` with its
+  reason, and a file that cannot be trusted is refused whole (its hours quarantined, the file
+  named in the report), never stopping the others. Per raw file, rows in = rows out +
+  quarantined, or the step fails; and the file's own claims are checked against what would
+  land (`audit.py`): a mismatch is reported and those rows are quarantined. Raw files are
+  fetched and parsed hundreds at a time (one columnar parse, see `parse.parse_many`), held up
+  to a row budget, sorted once and cut into their days; a day that already has an object is
+  read back and merged.
+- **silver** re-derives each touched date: latest fetch time wins per (location, hour), units
+  normalized (a unit bronze did not check, landed by an older version, is quarantined), Great
+  Expectations gate; superseded and failing rows go to quarantine. Per date, bronze rows =
+  silver rows + quarantined, exactly, or the run fails.
 - **gold** re-derives the daily aggregates of touched dates and the features of touched
   locations (`gold/weather/daily/`, `gold/weather/features/`).
 
@@ -38,9 +45,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from apps.pipelines import metrics, quality, transform
+from apps.pipelines.audit import audit
 from apps.pipelines.lake import Lake
 from apps.pipelines.lineage import Lineage
-from apps.pipelines.parse import Raw, checksum, parse_many
+from apps.pipelines.parse import Expect, Parsed, Raw, checksum, parse_many
 from apps.pipelines.schema import BRONZE, DAILY, FEATURES, QUARANTINE, SILVER
 from apps.pipelines.sources import RawResponse
 
@@ -120,6 +128,7 @@ class Report:
     quarantine: Counter[str] = field(default_factory=Counter)
     partitions: dict[str, list[str]] = field(default_factory=dict)
     reconciliation: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[dict[str, str]] = field(default_factory=list)
     validation: dict[str, Any] = field(default_factory=dict)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     freshness_hours: dict[str, float] = field(default_factory=dict)
@@ -147,6 +156,7 @@ class Report:
                 "checked": len(self.reconciliation),
                 "mismatches": [r for r in self.reconciliation if not r["ok"]],
             },
+            "refused": {"files": len(self.refused), "by_file": self.refused},
             "validation": self.validation,
             "profiles": self.profiles,
             "freshness_hours": self.freshness_hours,
@@ -188,6 +198,14 @@ class WeatherPipeline:
         with self.lineage.task("weather.ingest", [], [self.lake.uri("raw", "weather")]):
             for resp in responses:
                 digest = checksum(resp.body)
+                # The window asked for is part of the name: the same body asked for with
+                # another window lands again (and its hours in that window with it); the same
+                # body and window land once.
+                name = (
+                    digest
+                    if resp.start is None and resp.end is None
+                    else f"{digest}.{resp.start or ''}_{resp.end or ''}"
+                )
                 day = _first_date(resp.body) or resp.fetched_at.date()
                 base = (
                     "raw",
@@ -196,7 +214,7 @@ class WeatherPipeline:
                     f"date={day.isoformat()}",
                     f"location={resp.location.name}",
                 )
-                if self.lake.exists(*base, f"{digest}.json"):
+                if self.lake.exists(*base, f"{name}.json"):
                     skipped += 1  # landed before: raw is never rewritten
                     continue
                 # the metadata first: a response in raw always has its fetch time beside it
@@ -207,12 +225,16 @@ class WeatherPipeline:
                         "source_uri": resp.source_uri,
                         "checksum": digest,
                         "location": resp.location.name,
+                        "latitude": resp.location.latitude,
+                        "longitude": resp.location.longitude,
+                        "window_start": resp.start.isoformat() if resp.start else None,
+                        "window_end": resp.end.isoformat() if resp.end else None,
                         "bytes": len(resp.body),
                     },
                     *base,
-                    f"{digest}.meta.json",
+                    f"{name}.meta.json",
                 )
-                self.lake.write_bytes(resp.body, *base, f"{digest}.json")
+                self.lake.write_bytes(resp.body, *base, f"{name}.json")
                 landed += 1
         self.report.add("raw", "files_landed", landed)
         self.report.add("raw", "files_already_landed", skipped)
@@ -250,29 +272,74 @@ class WeatherPipeline:
         self.report.partitions.setdefault("bronze", []).extend(written)
 
     def _parse_raw(self, rels: list[str], buffer: list[pa.Table]) -> int:
-        """Parse raw responses into `buffer`; quarantine what cannot be typed. Returns the
-        rows added."""
+        """Parse raw responses into `buffer`; quarantine what cannot be typed, refuse what
+        cannot be trusted, and reconcile each file's claims with what lands from it. Returns
+        the rows added."""
         bodies = self.lake.read_many(rels)
         metas = self.lake.read_many_or_none([rel[: -len(".json")] + ".meta.json" for rel in rels])
         raws = [
-            Raw(body, rel.split("/location=")[1].split("/", maxsplit=1)[0], _fetched_at(meta))
+            Raw(
+                body,
+                rel.split("/location=")[1].split("/", maxsplit=1)[0],
+                *_meta(meta),
+            )
             for rel, body, meta in zip(rels, bodies, metas, strict=True)
         ]
         quarantine: list[tuple[pa.Table, tuple[str, ...]]] = []
         added = 0
-        for rel, parsed in zip(rels, parse_many(raws), strict=True):
-            out, quarantined = parsed.bronze.num_rows, parsed.quarantine.num_rows
+        for rel, raw, parsed in zip(rels, raws, parse_many(raws), strict=True):
+            bronze, quarantined_rows = self._audit(rel, raw, parsed)
+            out, quarantined = bronze.num_rows, quarantined_rows.num_rows
             self._reconcile(f"bronze:{rel}", parsed.rows_in, out, quarantined)
             self.report.add("bronze", "rows_in", parsed.rows_in)
+            if parsed.refused is not None:
+                self.report.refused.append({"file": rel, "reason": parsed.refused})
+                self.report.add("bronze", "files_refused", 1)
             if quarantined:
                 where = ("quarantine", "weather", "layer=bronze", f"date={_raw_date(rel)}")
-                quarantine.append((parsed.quarantine, (*where, f"{_digest(rel)}.parquet")))
-                self._count_quarantine(parsed.quarantine)
+                quarantine.append((quarantined_rows, (*where, f"{_digest(rel)}.parquet")))
+                self._count_quarantine(quarantined_rows)
             if out:
-                buffer.append(parsed.bronze)
+                buffer.append(bronze)
                 added += out
         self.lake.write_parquet_many(quarantine)
         return added
+
+    def _audit(self, rel: str, raw: Raw, parsed: Parsed) -> tuple[pa.Table, pa.Table]:
+        """Reconcile what the file claims with what would land from it (`audit.audit`). On a
+        mismatch the record says what differs and the file's rows go to quarantine instead of
+        bronze: a parser fault is seen, and never lands."""
+        problems, claimed, landed = audit(raw.body, parsed.bronze, raw.expect)
+        self.report.reconciliation.append(
+            {
+                "partition": f"file:{rel}",
+                "location": raw.location,
+                "hours_claimed": parsed.rows_in,
+                "rows_out": 0 if problems else parsed.bronze.num_rows,
+                "quarantined": parsed.quarantine.num_rows
+                + (parsed.bronze.num_rows if problems else 0),
+                "fingerprint_claimed": claimed,
+                "fingerprint_landed": landed,
+                "problems": problems,
+                "ok": not problems and claimed == landed,
+            }
+        )
+        if not problems and claimed == landed:
+            return parsed.bronze, parsed.quarantine
+        rows = parsed.bronze
+        reason = "reconciliation mismatch: " + "; ".join(problems or ["fingerprints differ"])
+        moved = pa.table(
+            {
+                "layer": pa.array(["bronze"] * rows.num_rows, pa.string()),
+                "location": rows["location"],
+                "ts": rows["ts"],
+                "reason": pa.array([reason[:500]] * rows.num_rows, pa.string()),
+                "record": pa.array([""] * rows.num_rows, pa.string()),
+                "_checksum": rows["_checksum"],
+            },
+            schema=QUARANTINE,
+        )
+        return BRONZE.empty_table(), pa.concat_tables([parsed.quarantine, moved])
 
     def _flush_bronze(
         self, buffer: list[pa.Table], buffered: list[str], state: dict[str, Any]
@@ -570,14 +637,34 @@ class WeatherPipeline:
             self.report.quarantine[f"{table['layer'][0].as_py()}: {reason}"] += 1
 
 
-def _fetched_at(meta: bytes | None) -> dt.datetime:
-    """A raw response's fetch time from its metadata; one landed without metadata (by hand,
-    or by an older version) counts as fetched at the start of time, so it never wins over a
-    response whose fetch time is known."""
-    if meta is not None:
+def _meta(meta: bytes | None) -> tuple[dt.datetime, Expect]:
+    """A raw response's fetch time and what was asked for (coordinates, window), from its
+    metadata. One landed without metadata (by hand, or by an older version) counts as fetched
+    at the start of time, so it never wins over a response whose fetch time is known, and is
+    judged on nothing it does not say (an older version recorded no coordinates or window)."""
+    fetched = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    if meta is None:
+        return fetched, Expect()
+    try:
+        doc = json.loads(meta)
+        assert isinstance(doc, dict)
+    except (ValueError, AssertionError):
+        return fetched, Expect()
+    with contextlib.suppress(ValueError, KeyError, TypeError):
+        fetched = dt.datetime.fromisoformat(doc["fetched_at"])
+
+    def day(key: str) -> dt.date | None:
         with contextlib.suppress(ValueError, KeyError, TypeError):
-            return dt.datetime.fromisoformat(json.loads(meta)["fetched_at"])
-    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+            return dt.date.fromisoformat(doc[key])
+        return None
+
+    def number(key: str) -> float | None:
+        value = doc.get(key)
+        return float(value) if isinstance(value, int | float) else None
+
+    return fetched, Expect(
+        number("latitude"), number("longitude"), day("window_start"), day("window_end")
+    )
 
 
 def _without_files(existing: pa.Table, new: pa.Table) -> pa.Table:

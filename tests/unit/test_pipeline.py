@@ -74,11 +74,12 @@ _MESSY = [
         3,
         2,
     ),
-    pytest.param(
+    pytest.param(  # ragged: every row quarantined, never padded (issue 15)
         response(hours("2024-03-01", 3), precipitation=[0.0]),
-        "missing field: precipitation",
+        "ragged arrays: time has 3 entries, temperature_2m 3, relative_humidity_2m 3, "
+        "precipitation 1, wind_speed_10m 3",
         3,
-        1,
+        0,
     ),
     pytest.param(
         response(["2024-03-01T00:00", "yesterday", "2024-03-01T02:00"]), "bad timestamp", 3, 2
@@ -188,9 +189,19 @@ def test_units_are_normalized() -> None:
     assert silver["temperature_c"][0].as_py() == pytest.approx(100.0)
     assert silver["wind_speed_ms"][0].as_py() == pytest.approx(10.0)
     assert silver["precipitation_mm"][0].as_py() == pytest.approx(25.4)
+    bronze = parse_response(json.dumps(body).encode(), "x", NOW).bronze
     body["hourly_units"]["wind_speed_10m"] = "furlongs/fortnight"
-    with pytest.raises(UnitError, match="furlongs"):
-        normalize(parse_response(json.dumps(body).encode(), "x", NOW).bronze)
+    refused = parse_response(json.dumps(body).encode(), "x", NOW)  # bronze refuses the file
+    assert refused.refused is not None
+    assert "furlongs" in refused.refused
+    assert refused.bronze.num_rows == 0
+    odd = bronze.set_column(
+        bronze.schema.get_field_index("wind_speed_unit"),
+        "wind_speed_unit",
+        pa.array(["furlongs/fortnight"]),
+    )
+    with pytest.raises(UnitError, match="furlongs"):  # normalize alone still says so
+        normalize(odd)
 
 
 def test_features_use_the_calendar_and_the_past_only() -> None:
@@ -248,10 +259,10 @@ def test_full_run_lands_every_layer_and_reconciles(sample: Path, tmp_path: Path)
     for expected in (
         "bronze: malformed JSON",
         "bronze: wrong type: wind_speed_10m",
-        "bronze: missing field: precipitation",
         "silver: duplicate: superseded by a later ingestion of the same hour",
     ):
         assert reasons.get(expected, 0) > 0, expected
+    assert any(r.startswith("bronze: ragged arrays: ") for r in reasons)  # the partial file
     assert any("expect_column_values_to_be_between(temperature_c)" in r for r in reasons)
     assert any("expect_column_values_to_not_be_null(temperature_c)" in r for r in reasons)
     assert report["validation"]["success"] is False
