@@ -16,6 +16,7 @@ logs, the prediction log and the response.
 import asyncio
 import datetime as dt
 import gc
+import json
 import logging
 import re
 import time
@@ -24,13 +25,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response, status
+from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response, Security, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from apps.api.auth import Authenticator, Principal, require
+from apps.api.auth import Authenticator, Principal, header_problem, require
 from apps.api.backends import Backends
 from apps.api.model_store import LoadedModel, ModelStore
 from apps.api.observability import Metrics, configure_logging, configure_tracing, request_id
@@ -48,7 +51,9 @@ Scope = Callable[..., Awaitable[Any]]
 class FeatureRow(BaseModel):
     """One location-day of gold features (nulls allowed where history is missing)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # NaN and the infinities (JSON `NaN`, `Infinity`, `1e999`) are refused, never predicted
+    # on; strict: a string or a boolean where a number belongs is an error, not coerced
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
     location: str = Field(pattern=LOCATION.pattern, examples=["berlin"])
     temp_max_c: float = Field(ge=-100, le=70)
     temp_min_c: float = Field(ge=-100, le=70)
@@ -64,13 +69,48 @@ class FeatureRow(BaseModel):
     doy_sin: float = Field(ge=-1, le=1)
     doy_cos: float = Field(ge=-1, le=1)
 
+    @model_validator(mode="after")
+    def _consistent(self) -> "FeatureRow":
+        if self.temp_min_c > self.temp_max_c:
+            raise ValueError(
+                f"temp_min_c ({self.temp_min_c}) is above temp_max_c ({self.temp_max_c})"
+            )
+        return self
+
 
 assert set(FeatureRow.model_fields) == {"location", *FEATURE_COLUMNS}  # the contract with gold
 
 
+MAX_ROWS = 10_000
+"""The most rows any request may carry, checked before a single row is validated: a body of
+tiny rows (`{"rows":[{},{},...]}`) is refused in one error, not validated into millions."""
+
+
 class PredictRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    rows: list[FeatureRow] = Field(min_length=1)
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "rows": [
+                        {
+                            "location": "berlin",
+                            "temp_max_c": 5.0,
+                            "temp_min_c": 1.0,
+                            "temp_mean_c": 3.0,
+                            "precipitation_mm": 0.0,
+                            "humidity_mean_pct": 70.0,
+                            "wind_max_ms": 4.0,
+                            "temp_max_lag1": 4.0,
+                            "doy_sin": 0.1,
+                            "doy_cos": 0.99,
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+    rows: list[FeatureRow] = Field(min_length=1, max_length=MAX_ROWS)
 
 
 class Prediction(BaseModel):
@@ -93,6 +133,54 @@ class Forecast(BaseModel):
     based_on: dt.date
     model_version: str
     cached: bool
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers: what went wrong, and the request's id."""
+
+    detail: str
+    request_id: str | None = None
+
+
+class FieldError(BaseModel):
+    type: str | None
+    loc: list[str]
+    msg: str
+    input: str
+    """The offending value, as JSON-safe text (at most 200 characters)."""
+
+
+class ValidationErrorBody(BaseModel):
+    """A 422: at most 50 field errors, how many there were, and the request's id."""
+
+    detail: list[FieldError]
+    errors: int
+    request_id: str | None = None
+
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, bool]
+    degraded: list[str]
+    serving: dict[str, Any] | None
+    registry_error: str | None
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these statuses, each with its body's schema."""
+    text = {
+        401: "missing, malformed, expired or foreign bearer token",
+        403: "the token lacks the route's scope",
+        404: "no such location in the lake",
+        413: "request body too large",
+        422: "invalid request",
+        429: "rate limit exceeded (see Retry-After)",
+        503: "no model served yet, or a dependency is down",
+    }
+    return {
+        c: {"model": ValidationErrorBody if c == 422 else ErrorBody, "description": text[c]}
+        for c in codes
+    }
 
 
 SECURITY_HEADERS = [
@@ -125,7 +213,16 @@ class Edge:
         token = request_id.set(rid)
         scope.setdefault("state", {})["request_id"] = rid
         started = time.perf_counter()
-        state = {"status": 500}
+        state: dict[str, Any] = {"status": 500}
+        if scope["path"].startswith("/v1/") and scope.get("method") != "OPTIONS":
+            # authenticate before parsing: no token, no body read (401, not 400/422)
+            auth = headers.get(b"authorization")
+            problem = header_problem(auth.decode("latin-1") if auth is not None else None)
+            if problem is not None:
+                await self._unauthorized(send, rid, problem)
+                self._observe(scope, 401, started)
+                request_id.reset(token)
+                return
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
             await self._too_large(send, rid)
@@ -140,10 +237,18 @@ class Edge:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
+                    state["too_large"] = True
                     raise _BodyTooLarge
             return message
 
         async def send_wrapper(message: dict[str, Any]) -> None:
+            if state.get("too_large"):
+                # a body without a Content-Length (chunked) that outgrew the limit: whatever
+                # the app made of the interrupted read (FastAPI: 400), the answer is 413
+                if message["type"] == "http.response.start":
+                    await self._too_large(send, rid)
+                    state["status"] = 413
+                return
             if message["type"] == "http.response.start":
                 state["status"] = message["status"]
                 extra = [(b"x-request-id", rid.encode()), *SECURITY_HEADERS]
@@ -155,11 +260,31 @@ class Edge:
         try:
             await self.app(scope, limited_receive, send_wrapper)
         except _BodyTooLarge:
-            await self._too_large(send, rid)
-            state["status"] = 413
+            if state["status"] != 413:
+                await self._too_large(send, rid)
+                state["status"] = 413
         finally:
             self._observe(scope, state["status"], started)
             request_id.reset(token)
+
+    async def _unauthorized(self, send: Scope, rid: str, detail: str) -> None:
+        body = json.dumps({"detail": detail, "request_id": rid}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b'Bearer error="invalid_request"'),
+                    (b"x-request-id", rid.encode()),
+                    *SECURITY_HEADERS,
+                    API_CSP,
+                    (b"cache-control", b"no-store"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
     async def _too_large(self, send: Scope, rid: str) -> None:
         body = b'{"detail":"request body too large"}'
@@ -201,6 +326,22 @@ class _BodyTooLarge(Exception):
     pass
 
 
+_URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\",)]+", re.IGNORECASE)
+_HOST_PORT = re.compile(r"\b(?:[a-z0-9-]+\.)*[a-z0-9-]+:\d{2,5}\b", re.IGNORECASE)
+
+
+def _without_urls(text: str | None) -> str | None:
+    """An error message for anyone to read: URLs and host:port pairs replaced."""
+    if text is None:
+        return None
+    return _HOST_PORT.sub("<host>", _URL.sub("<url>", text))
+
+
+def _safe_text(value: object) -> str:
+    """Text any JSON encoder and UTF-8 accept: lone surrogates escaped."""
+    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class Features:
     """The latest gold features per location, re-read at most once a minute."""
 
@@ -234,7 +375,12 @@ def create_app(settings: ApiSettings | None = None, store: ModelStore | None = N
         settings.model_cache_dir,
         settings.refresh_seconds,
     )
-    backends = Backends(settings.redis_url, settings.rate_limit, settings.redis_ca_file)
+    backends = Backends(
+        settings.redis_url,
+        settings.rate_limit,
+        settings.redis_ca_file,
+        settings.redis_breaker_seconds,
+    )
     lake = open_lake(settings.lake_url) if settings.lake_url else None
     predlog = PredictionLog(lake, settings.prediction_log_flush_seconds)
     features = Features(lake)
@@ -276,7 +422,12 @@ def create_app(settings: ApiSettings | None = None, store: ModelStore | None = N
 
     # Dependencies are coroutines: a plain `def` would cost a thread-pool round trip per
     # request. What may block on the network (a JWKS fetch, Redis) still goes to a thread.
-    async def client(request: Request) -> Principal:
+    bearer = HTTPBearer(auto_error=False, description="A JWT with the route's scope.")
+
+    async def client(
+        request: Request,
+        _scheme: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)] = None,
+    ) -> Principal:
         token = authenticator.token_of(request)
         principal = authenticator.remembered(token)
         if principal is None:
@@ -316,7 +467,7 @@ def create_app(settings: ApiSettings | None = None, store: ModelStore | None = N
         "/v1/predict",
         response_model=PredictResponse,
         tags=["predictions"],
-        responses={401: {}, 403: {}, 413: {}, 422: {}, 429: {}, 503: {}},
+        responses=_errors(401, 403, 413, 422, 429, 503),
     )
     async def predict(
         body: PredictRequest, principal: Client, current: Model, request: Request
@@ -364,7 +515,7 @@ def create_app(settings: ApiSettings | None = None, store: ModelStore | None = N
         "/v1/forecast/{location}",
         response_model=Forecast,
         tags=["predictions"],
-        responses={401: {}, 403: {}, 404: {}, 429: {}, 503: {}},
+        responses=_errors(401, 403, 404, 422, 429, 503),
     )
     async def forecast(
         principal: Client,
@@ -410,7 +561,7 @@ def create_app(settings: ApiSettings | None = None, store: ModelStore | None = N
         )
         return Forecast(**result, cached=False)
 
-    @app.get("/v1/model", tags=["model"], responses={401: {}, 403: {}, 429: {}, 503: {}})
+    @app.get("/v1/model", tags=["model"], responses=_errors(401, 403, 429, 503))
     async def model_info(principal: Client, current: Model) -> dict[str, Any]:
         require(principal, "model:read")
         return current.describe()
@@ -419,7 +570,15 @@ def create_app(settings: ApiSettings | None = None, store: ModelStore | None = N
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
-    @app.get("/readyz", tags=["operations"])
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        responses={
+            200: {"model": Readiness, "description": "ready"},
+            400: {"model": ErrorBody, "description": "unknown readiness check"},
+            503: {"model": Readiness, "description": "not ready: what is degraded"},
+        },
+    )
     async def readyz(only: str | None = None) -> JSONResponse:
         """Ready when the model is loaded and Redis and the registry answer. `?only=serving`
         judges only the named checks (comma-separated). The Kubernetes readiness probe asks
@@ -447,13 +606,42 @@ def create_app(settings: ApiSettings | None = None, store: ModelStore | None = N
             "checks": checks,
             "degraded": degraded,
             "serving": store.current.describe() if store.current else None,
-            "registry_error": store.last_error,
+            # the kind of failure, never the internal address it was reached at
+            "registry_error": _without_urls(store.last_error),
         }
         return JSONResponse(body, status_code=200 if not degraded else 503)
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics_endpoint() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # at most 50 errors, each with what was wrong and where; the offending input is
+        # echoed only as JSON-safe text (no NaN, no lone surrogate can break the answer)
+        errors = [
+            {
+                "type": e.get("type"),
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": _safe_text(e.get("msg", "")),
+                "input": _safe_text(repr(e.get("input")))[:200],
+            }
+            for e in exc.errors()[:50]
+        ]
+        return JSONResponse(
+            {"detail": errors, "errors": len(exc.errors()), "request_id": request_id.get()},
+            status_code=422,
+        )
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        # the connection's state is unknown after a crash: say it will close
+        return JSONResponse(
+            {"detail": "internal error", "request_id": request_id.get()},
+            status_code=500,
+            headers={"Connection": "close"},
+        )
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

@@ -90,14 +90,11 @@ class Authenticator:
 
     def token_of(self, request: Request) -> str:
         header = request.headers.get("Authorization")
-        if not header:
-            raise _unauthorized("missing bearer token", "invalid_request")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise _unauthorized(
-                "malformed Authorization header: expected 'Bearer <token>'", "invalid_request"
-            )
-        return token.strip()
+        problem = header_problem(header)
+        if problem is not None:
+            raise _unauthorized(problem, "invalid_request")
+        assert header is not None
+        return header.partition(" ")[2].strip()
 
     def remembered(self, token: str) -> Principal | None:
         """The principal of a token verified before and not yet expired, else None."""
@@ -110,9 +107,17 @@ class Authenticator:
         return hit[1]
 
     def verify(self, token: str) -> Principal:
+        """The token's principal; 401 for a bad signature, claims or claim shapes."""
         claims = self.decode(token)
-        raw = claims.get("scope", claims.get("scp", ""))
-        scopes = frozenset(raw.split() if isinstance(raw, str) else raw)
+        scopes = scopes_of(claims.get("scope", claims.get("scp", "")))
+        issued = claims.get("iat")
+        start = float(issued) if isinstance(issued, int | float) else time.time()
+        lifetime = float(claims["exp"]) - start
+        if lifetime > self.settings.jwt_max_lifetime_seconds:
+            raise _unauthorized(
+                f"token lifetime {lifetime:.0f} s exceeds the accepted "
+                f"{self.settings.jwt_max_lifetime_seconds} s"
+            )
         principal = Principal(str(claims["sub"]), scopes, claims)
         # remembered until expiry (no leeway: a cached token never outlives its exp)
         if self.CACHE_SIZE <= 0:
@@ -125,6 +130,27 @@ class Authenticator:
     def principal(self, request: Request) -> Principal:
         token = self.token_of(request)
         return self.remembered(token) or self.verify(token)
+
+
+def header_problem(header: str | None) -> str | None:
+    """What is wrong with an Authorization header before any token is looked at, if anything
+    (the edge answers 401 with it before a request body is read)."""
+    if not header:
+        return "missing bearer token"
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return "malformed Authorization header: expected 'Bearer <token>'"
+    return None
+
+
+def scopes_of(raw: object) -> frozenset[str]:
+    """The documented claim shapes only: a space-separated string (RFC 8693 `scope`) or a
+    list of strings (`scp`); anything else is a bad token, never a grant."""
+    if isinstance(raw, str):
+        return frozenset(raw.split())
+    if isinstance(raw, list) and all(isinstance(s, str) for s in raw):
+        return frozenset(raw)
+    raise _unauthorized("the token's scope claim is neither a string nor a list of strings")
 
 
 def require(principal: Principal, scope: str) -> None:

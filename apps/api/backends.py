@@ -3,6 +3,13 @@
 Rate limits use the `limits` library (moving window). When Redis stops answering, requests
 fall back to the in-process limiter and cache instead of failing, and `redis_ok` turns false
 so /readyz reports the degradation.
+
+A circuit breaker (pybreaker) stands in front of Redis: after `BREAKER_FAILURES` failures in a
+row it opens, and for `breaker_seconds` every request takes the in-process path at once
+instead of waiting out a socket timeout each (a frozen Redis, which accepts connections and
+never answers, otherwise costs every request its timeout). Then one request tries Redis again
+(half-open) and a success closes the breaker. The outage is logged once when the breaker opens
+and once when it closes, not once per request.
 """
 
 from __future__ import annotations
@@ -14,16 +21,47 @@ import threading
 import time
 from typing import Any
 
+import pybreaker
 from limits import parse
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 log = logging.getLogger("dex.api.backends")
 
+BREAKER_FAILURES = 3
+"""Redis failures in a row that open the breaker."""
+
+
+class _Announcer(pybreaker.CircuitBreakerListener):
+    """One log line per change of the breaker's state."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def state_change(self, cb: Any, old_state: Any, new_state: Any) -> None:
+        if new_state.name == pybreaker.STATE_OPEN:
+            log.warning(
+                "redis failing: rate limits and the cache are in-process for %.0f s", self.seconds
+            )
+        elif new_state.name == pybreaker.STATE_CLOSED and old_state.name != pybreaker.STATE_CLOSED:
+            log.info("redis answers again: rate limits and the cache are shared once more")
+
 
 class Backends:
-    def __init__(self, redis_url: str | None, rate_limit: str, ca_file: str | None = None) -> None:
+    def __init__(
+        self,
+        redis_url: str | None,
+        rate_limit: str,
+        ca_file: str | None = None,
+        breaker_seconds: float = 10.0,
+    ) -> None:
         self.redis_url = redis_url
+        self.breaker = pybreaker.CircuitBreaker(
+            fail_max=BREAKER_FAILURES,
+            reset_timeout=breaker_seconds,
+            listeners=[_Announcer(breaker_seconds)],
+            name="redis",
+        )
         self.limit = parse(rate_limit)
         self.local = MovingWindowRateLimiter(MemoryStorage())
         self.redis_ok = redis_url is None
@@ -51,7 +89,7 @@ class Backends:
         if self.redis is None:
             return True
         try:
-            self.redis.ping()
+            self.breaker.call(self.redis.ping)
             self.redis_ok = True
         except Exception:
             self.redis_ok = False
@@ -62,14 +100,13 @@ class Backends:
         limiter = self.local
         if self.remote is not None:
             try:
-                if self.remote.hit(self.limit, client):
+                if self.breaker.call(self.remote.hit, self.limit, client):
                     self.redis_ok = True
                     return None
-                reset = self.remote.get_window_stats(self.limit, client).reset_time
-                return max(1, math.ceil(reset - time.time()))
+                stats = self.breaker.call(self.remote.get_window_stats, self.limit, client)
+                return max(1, math.ceil(stats.reset_time - time.time()))
             except Exception:
-                self.redis_ok = False
-                log.warning("redis unavailable for rate limiting; using the in-process limiter")
+                self.redis_ok = False  # the breaker logged it; the in-process limiter serves
         if limiter.hit(self.limit, client):
             return None
         reset = limiter.get_window_stats(self.limit, client).reset_time
@@ -78,7 +115,7 @@ class Backends:
     def cache_get(self, key: str) -> Any:
         if self.redis is not None:
             try:
-                raw = self.redis.get(key)
+                raw = self.breaker.call(self.redis.get, key)
                 self.redis_ok = True
                 return None if raw is None else json.loads(raw)
             except Exception:
@@ -93,7 +130,7 @@ class Backends:
         text = json.dumps(value)
         if self.redis is not None:
             try:
-                self.redis.set(key, text, ex=ttl)
+                self.breaker.call(self.redis.set, key, text, ex=ttl)
                 self.redis_ok = True
                 return
             except Exception:

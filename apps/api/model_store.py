@@ -10,6 +10,7 @@ a request holds the model it started with, so no request fails during a swap.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -240,6 +241,10 @@ class ModelStore:
             self._registry_failed(exc)
             return False
         if self.current is not None and self.current.version == version:
+            if self.current.alias != self.alias:
+                # served from the local cache while the registry was away: the registry
+                # confirms it now, so it is the alias's version again, not "(cached)"
+                self.current = dataclasses.replace(self.current, alias=self.alias)
             return False
         loaded = self._load_dir(self._download(version, run_id), self.alias)
         self.current = loaded  # one assignment: in-flight requests keep the model they hold

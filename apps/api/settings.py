@@ -38,16 +38,29 @@ class ApiSettings(BaseSettings):
         "name (Memorystore names its IP only in the certificate's CN).",
     )
     forecast_ttl_seconds: int = Field(300, ge=1)
+    redis_breaker_seconds: float = Field(
+        10.0, gt=0, description="How long the API stays off a failing Redis before retrying it."
+    )
     # auth
     auth_mode: Literal["hs256", "jwks"] = "hs256"
     jwt_secret: str = Field("", description="HS256 shared secret (local use).")
     jwks_url: str | None = Field(None, description="The OIDC provider's JWKS (RS256).")
     jwt_issuer: str | None = None
     jwt_audience: str = "dex-api"
+    jwt_max_lifetime_seconds: int = Field(
+        86_400,
+        ge=60,
+        description="The longest token lifetime accepted (exp - iat, or exp - now without "
+        "iat): a leaked long-lived token is refused.",
+    )
     # limits and headers
     rate_limit: str = Field("120/minute", description="Per client (JWT subject).")
-    max_body_bytes: int = Field(256 * 1024, ge=1024)
-    max_batch_rows: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(
+        512 * 1024,
+        ge=1024,
+        description="Largest request body: room for max_batch_rows realistic rows (~280 B each).",
+    )
+    max_batch_rows: int = Field(1000, ge=1, le=10_000)
     cors_origins: list[str] = Field(default_factory=list)
     # operations
     otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint, if any.")

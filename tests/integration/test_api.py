@@ -8,8 +8,10 @@ import base64
 import datetime as dt
 import http.server
 import json
+import re
 import threading
 import time
+import urllib.parse
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -482,3 +484,207 @@ def test_day_zero_an_empty_registry_is_ready_and_answers_503(
     )
     with Server(down) as srv, httpx.Client(base_url=srv.url) as c:
         assert c.get(READINESS_PATH).status_code == 503
+
+
+def _raw_token(scope: object) -> dict[str, str]:
+    now = int(time.time())
+    claims = {"sub": "odd", "aud": "dex-api", "iat": now, "exp": now + 600, "scope": scope}
+    return {"Authorization": "Bearer " + jwt.encode(claims, SECRET, algorithm="HS256")}
+
+
+def test_hostile_input_gets_a_clear_4xx_never_a_500(
+    registry: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Non-finite numbers, lone surrogates, a body of tiny rows, odd scope claims, a crash:
+    each answered plainly (issue #18), with the server responsive throughout."""
+    with Server(api_settings(registry, tmp_path)) as srv, httpx.Client(base_url=srv.url) as c:
+        headers = {**token(), "Content-Type": "application/json"}
+        row = json.dumps(ROW)
+        for bad in ("NaN", "Infinity", "-Infinity", "1e999"):
+            body = '{"rows":[' + row.replace('"temp_max_c": 5.0', f'"temp_max_c": {bad}') + "]}"
+            r = c.post("/v1/predict", headers=headers, content=body)
+            assert r.status_code == 422, (bad, r.text)
+            assert r.json()["detail"][0]["loc"][-1] == "temp_max_c"
+            assert r.json()["request_id"]
+        for body in (
+            '{"rows":[' + row.replace('"berlin"', '"\\ud800"') + "]}",  # a value
+            '{"rows":[{"\\ud800": 1}]}',  # a key
+        ):
+            r = c.post("/v1/predict", headers=headers, content=body)
+            assert r.status_code == 422, r.text
+            r.json()  # valid JSON back
+        # ~87k empty rows in under the body limit: refused in one error, fast, no 74 MB reply
+        tiny = '{"rows":[' + ",".join(["{}"] * 87_000) + "]}"
+        started = time.perf_counter()
+        r = c.post("/v1/predict", headers=headers, content=tiny)
+        took = time.perf_counter() - started
+        assert r.status_code == 422
+        assert r.json()["errors"] == 1
+        assert r.json()["detail"][0]["type"] == "too_long"
+        assert len(r.content) < 2_000
+        assert took < 5, took  # was ~17 s; generous for a noisy machine
+        assert c.get("/healthz").status_code == 200
+        # the documented batch fits the body limit: 1,000 realistic rows
+        full = {"rows": [ROW] * 1000}
+        assert len(json.dumps(full)) < ApiSettings().max_body_bytes
+        assert c.post("/v1/predict", headers=token(), json=full).status_code == 200
+        # only the documented scope shapes: not a number, not an object
+        for scope in (123, {"predict": 1}, ["predict", 1]):
+            r = c.post("/v1/predict", headers=_raw_token(scope), json={"rows": [ROW]})
+            assert r.status_code == 401, (scope, r.text)
+        assert (
+            c.post("/v1/predict", headers=_raw_token(["predict"]), json={"rows": [ROW]}).status_code
+            == 200
+        )
+
+        # a crash: 500 with its request id, and the connection said to close
+        def broken(_self: Any, _rows: list[dict[str, Any]]) -> list[float]:
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(type(srv.store.current), "predict", broken)
+        r = c.post("/v1/predict", headers=token(), json={"rows": [ROW]})
+        assert r.status_code == 500
+        assert r.headers["connection"] == "close"
+        assert r.json()["request_id"] == r.headers["x-request-id"]
+
+
+def test_an_oversized_chunked_body_gets_413(registry: dict[str, str], tmp_path: Path) -> None:
+    """No Content-Length: the limit is enforced while reading, and the answer is 413 (FastAPI
+    alone would turn the interrupted read into a 400)."""
+    settings = api_settings(registry, tmp_path, max_body_bytes=4096)
+    with Server(settings) as srv, httpx.Client(base_url=srv.url) as c:
+
+        def chunks() -> Any:
+            yield b'{"rows":['
+            for _ in range(200):
+                yield (json.dumps(ROW) + ",").encode()
+            yield json.dumps(ROW).encode() + b"]}"
+
+        r = c.post("/v1/predict", headers=token(), content=chunks())
+        assert "content-length" not in r.request.headers
+        assert r.status_code == 413, r.text
+        assert r.json() == {"detail": "request body too large"}
+        assert c.get("/healthz").status_code == 200
+
+
+def test_feature_rows_are_taken_as_written(registry: dict[str, str], tmp_path: Path) -> None:
+    """Strings and booleans are not numbers; a day's minimum is not above its maximum."""
+    with Server(api_settings(registry, tmp_path)) as srv, httpx.Client(base_url=srv.url) as c:
+        for field, value in (("temp_max_c", "5.0"), ("wind_max_ms", True), ("doy_sin", "0.1")):
+            r = c.post("/v1/predict", headers=token(), json={"rows": [{**ROW, field: value}]})
+            assert r.status_code == 422, (field, value, r.text)
+            assert r.json()["detail"][0]["loc"][-1] == field
+        inverted = {**ROW, "temp_min_c": 9.0, "temp_max_c": 5.0, "temp_mean_c": 7.0}
+        r = c.post("/v1/predict", headers=token(), json={"rows": [inverted]})
+        assert r.status_code == 422
+        assert "temp_min_c (9.0) is above temp_max_c (5.0)" in r.json()["detail"][0]["msg"]
+        # whole numbers are numbers
+        r = c.post("/v1/predict", headers=token(), json={"rows": [{**ROW, "temp_max_c": 5}]})
+        assert r.status_code == 200, r.text
+
+
+def test_no_token_is_401_before_any_body_is_read(registry: dict[str, str], tmp_path: Path) -> None:
+    with Server(api_settings(registry, tmp_path)) as srv, httpx.Client(base_url=srv.url) as c:
+        for body in (b"{not json", b'{"rows": "x"}', b""):
+            r = c.post("/v1/predict", content=body, headers={"Content-Type": "application/json"})
+            assert r.status_code == 401, r.text
+            assert r.headers["www-authenticate"].startswith("Bearer")
+            assert r.json()["detail"] == "missing bearer token"
+        r = c.post("/v1/predict", content=b"{not json", headers={"Authorization": "Basic x"})
+        assert r.status_code == 401
+        assert "expected 'Bearer <token>'" in r.json()["detail"]
+        # with a token, a malformed body is the client's error, said as such
+        assert c.post("/v1/predict", content=b"{not json", headers=token()).status_code in (
+            400,
+            422,
+        )
+
+
+def test_tokens_live_no_longer_than_accepted(registry: dict[str, str], tmp_path: Path) -> None:
+    settings = api_settings(registry, tmp_path, jwt_max_lifetime_seconds=3600)
+    with Server(settings) as srv, httpx.Client(base_url=srv.url) as c:
+        ok = {"Authorization": "Bearer " + issue_token(SECRET, "a", ALL, ttl_seconds=3600)}
+        assert c.post("/v1/predict", headers=ok, json={"rows": [ROW]}).status_code == 200
+        long = {"Authorization": "Bearer " + issue_token(SECRET, "b", ALL, ttl_seconds=7200)}
+        r = c.post("/v1/predict", headers=long, json={"rows": [ROW]})
+        assert r.status_code == 401
+        assert "exceeds the accepted 3600 s" in r.json()["detail"]
+        now = int(time.time())
+        no_iat = {"sub": "c", "aud": "dex-api", "exp": now + 90_000, "scope": "predict"}
+        r = c.post(
+            "/v1/predict",
+            headers={"Authorization": "Bearer " + jwt.encode(no_iat, SECRET, algorithm="HS256")},
+            json={"rows": [ROW]},
+        )
+        assert r.status_code == 401
+
+
+def test_no_request_over_the_whole_openapi_surface_gets_a_5xx(
+    registry: dict[str, str], tmp_path: Path
+) -> None:
+    """Property-based: every operation of the OpenAPI document, with bodies and parameters
+    that are valid, mutated or arbitrary JSON, with and without a token; bounded examples."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    json_values = st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=True, allow_infinity=True)
+        | st.text(max_size=20),
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+        ),
+        max_leaves=12,
+    )
+    mutated_row = st.builds(
+        lambda field, value: {**ROW, field: value},
+        st.sampled_from(sorted(ROW)),
+        json_values,
+    )
+    bodies = st.one_of(
+        st.builds(lambda rows: {"rows": rows}, st.lists(mutated_row, max_size=3)),
+        json_values,
+    )
+    with Server(api_settings(registry, tmp_path, rate_limit="100000/minute")) as srv:
+        spec = srv.app.app.openapi()
+        operations = sorted(
+            (method.upper(), path)
+            for path, item in spec["paths"].items()
+            for method in item
+            if method in ("get", "post")
+        )
+        assert ("POST", "/v1/predict") in operations
+        client = httpx.Client(base_url=srv.url, timeout=30)
+
+        @settings(
+            max_examples=150,
+            deadline=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        )
+        @given(
+            op=st.sampled_from(operations),
+            body=bodies,
+            param=st.text(max_size=30),
+            authorized=st.booleans(),
+            query=st.dictionaries(st.sampled_from(["only", "x"]), st.text(max_size=10), max_size=2),
+        )
+        def drive(
+            op: tuple[str, str], body: Any, param: str, authorized: bool, query: dict[str, str]
+        ) -> None:
+            method, path = op
+            path = re.sub(r"\{[^}]+\}", lambda _m: urllib.parse.quote(param, safe="") or "x", path)
+            headers = token() if authorized else {}
+            content = json.dumps(body, allow_nan=True).encode()
+            if method == "POST":
+                headers = {**headers, "Content-Type": "application/json"}
+                r = client.post(path, headers=headers, content=content, params=query)
+            else:
+                r = client.get(path, headers=headers, params=query)
+            assert r.status_code < 500, (method, path, body, r.status_code, r.text[:300])
+
+        try:
+            drive()
+        finally:
+            client.close()

@@ -85,3 +85,17 @@ def test_memory_can_be_turned_off(auth: tuple[Authenticator, list[str]]) -> None
     authenticator.verify(token)
     assert authenticator.remembered(token) is None
     assert decoded == [token, token]
+
+
+def test_only_the_documented_scope_shapes_grant_anything() -> None:
+    from fastapi import HTTPException
+
+    from apps.api.auth import scopes_of
+
+    assert scopes_of("predict forecast") == {"predict", "forecast"}
+    assert scopes_of(["predict"]) == {"predict"}
+    assert scopes_of("") == frozenset()
+    for odd in (123, {"predict": 1}, ["predict", 1], None, 1.5):
+        with pytest.raises(HTTPException) as caught:
+            scopes_of(odd)
+        assert caught.value.status_code == 401
