@@ -478,6 +478,16 @@ def create_app(settings: ApiSettings | None = None, store: ModelStore | None = N
                 status.HTTP_422_UNPROCESSABLE_ENTITY,
                 detail=f"at most {settings.max_batch_rows} rows per request, got {len(body.rows)}",
             )
+        known = current.locations
+        unknown = sorted({r.location for r in body.rows} - set(known)) if known else []
+        if unknown:
+            # the model one-hot encodes what it was trained on: anything else would be
+            # predicted as no location at all, silently
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                detail=f"unknown location(s) {', '.join(unknown)}: the model "
+                f"{current.version} knows {', '.join(known)}",
+            )
         rows = [r.model_dump() for r in body.rows]
         values = current.predict(rows)
         rid = request.state.request_id

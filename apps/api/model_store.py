@@ -82,6 +82,11 @@ class LoadedModel:
         frame = pd.DataFrame(rows, columns=["location", *FEATURE_COLUMNS])
         return [float(v) for v in self.model.predict(frame)]
 
+    @property
+    def locations(self) -> tuple[str, ...]:
+        """The locations the model was trained on (empty when it does not say)."""
+        return tuple(self._categories)
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,

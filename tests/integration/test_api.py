@@ -180,7 +180,8 @@ def test_predict_forecast_model_and_operations(
         r = c.post(
             "/v1/predict",
             headers={**token(), "X-Request-ID": "req-123"},
-            json={"rows": [ROW, {**ROW, "location": "oslo"}]},
+            # two rows of the one location the test model knows (an unknown one is a 422)
+            json={"rows": [ROW, {**ROW, "temp_max_c": 6.0, "temp_max_lag1": 5.0}]},
         )
         assert r.status_code == 200
         assert r.headers["X-Request-ID"] == "req-123"
@@ -688,3 +689,19 @@ def test_no_request_over_the_whole_openapi_surface_gets_a_5xx(
             drive()
         finally:
             client.close()
+
+
+def test_a_location_the_model_never_saw_is_refused(
+    registry: dict[str, str], tmp_path: Path
+) -> None:
+    with Server(api_settings(registry, tmp_path)) as srv, httpx.Client(base_url=srv.url) as c:
+        known = srv.store.current.locations
+        assert "berlin" in known
+        r = c.post(
+            "/v1/predict",
+            headers=token(),
+            json={"rows": [ROW, {**ROW, "location": "atlantis"}]},
+        )
+        assert r.status_code == 422
+        assert r.json()["detail"].startswith("unknown location(s) atlantis: the model")
+        assert c.post("/v1/predict", headers=token(), json={"rows": [ROW]}).status_code == 200
