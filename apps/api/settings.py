@@ -81,4 +81,9 @@ class ApiSettings(BaseSettings):
             raise ValueError("DEX_API_AUTH_MODE=jwks needs DEX_API_JWKS_URL")
         if "*" in self.cors_origins and self.environment != "local":
             raise ValueError("DEX_API_CORS_ORIGINS must list origins outside local use, not '*'")
+        if self.environment != "local" and not self.jwt_issuer:
+            raise ValueError(
+                "DEX_API_JWT_ISSUER is required outside local development: tokens must name "
+                "who issued them"
+            )
         return self

@@ -176,6 +176,8 @@ def api_env(
         env["DEX_API_REDIS_CA_FILE"] = CACHE_CA_FILE
     if s.api_auth == "hs256":
         env["DEX_API_JWT_SECRET"] = secret_ref(API_APP_SECRET, "jwt-secret")
+        # tokens minted with the stack's shared secret name the API as their issuer
+        env["DEX_API_JWT_ISSUER"] = f"https://{s.host('api')}"
     else:
         env["DEX_API_JWKS_URL"] = s.api_jwks_url
         env["DEX_API_JWT_ISSUER"] = s.api_jwt_issuer

@@ -443,6 +443,11 @@ def test_settings_refuse_unsafe_production() -> None:
         ApiSettings(environment="prod", jwt_secret=SECRET)
     with pytest.raises(ValueError, match="CORS"):
         ApiSettings(environment="dev", jwt_secret=SECRET, cors_origins=["*"])
+    # outside local development a token must say who issued it
+    with pytest.raises(ValueError, match="DEX_API_JWT_ISSUER is required"):
+        ApiSettings(environment="dev", jwt_secret=SECRET)
+    assert ApiSettings(environment="dev", jwt_secret=SECRET, jwt_issuer="https://api.x").jwt_issuer
+    assert ApiSettings(environment="local").jwt_issuer is None
 
 
 def test_day_zero_an_empty_registry_is_ready_and_answers_503(

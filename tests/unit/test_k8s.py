@@ -304,6 +304,8 @@ def test_apps_are_wired_to_this_stacks_resources(plans: dict[str, Plan], stack: 
     else:
         assert api["DEX_API_AUTH_MODE"] == "hs256"
         assert api["DEX_API_JWT_SECRET"]["secretKeyRef"]["name"] == "api-secrets"
+    # tokens must name their issuer outside local development, on every stack
+    assert api["DEX_API_JWT_ISSUER"].startswith("https://")
     training = env_of(specs["training"]["containers"][0])
     assert training["DEX_LAKE_URL"] == urls["gold"]
     assert training["MLFLOW_TRACKING_URI"] == "http://mlflow.mlflow.svc.cluster.local"
@@ -1449,3 +1451,28 @@ def test_an_image_not_pushed_yet_shows_in_a_preview_and_stops_an_update(
     monkeypatch.setattr(pulumi.runtime, "is_dry_run", lambda: False)
     with pytest.raises(ValueError, match=r"r/api:src-1 is not in the registry"):
         images.pushed_ref("api", "r/api", "src-1", "")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_api_starts_with_the_environment_its_deployment_gives_it(
+    plans: dict[str, Plan], stack: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The settings the API validates at start, fed the Deployment's own environment (a long
+    random stand-in for each value that comes from a Secret): a missing or refused variable
+    fails here, not in a crash-looping pod."""
+    from apps.api.settings import ApiSettings
+
+    (deployment,) = [
+        r
+        for r in plans[stack].of_type("kubernetes:apps/v1:Deployment")
+        if r.name.endswith("api-deployment")
+    ]
+    container = deployment.inputs["spec"]["template"]["spec"]["containers"][0]
+    for item in container["env"]:
+        value = item.get("value")
+        if value is None:  # from a Secret
+            value = "s3cr3t-" + "x" * 40 if "REDIS" not in item["name"] else "rediss://:t@h:6379/0"
+        monkeypatch.setenv(item["name"], str(value))
+    settings = ApiSettings()
+    assert settings.environment == stack.removeprefix("gcp-")
+    assert settings.jwt_issuer
