@@ -34,12 +34,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import yaml
-
 from stacks import charts
 from stacks.plan import Plan, Resource
 from stacks.stackfiles import PROJECT_DIR, plugin_dir
-from stacks.validate import SCHEMAS_DIR, helm_merge
+from stacks.validate import SCHEMAS_DIR, helm_merge, load_chart
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 HTTP_ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
@@ -184,9 +182,8 @@ def release_values(res: Resource) -> dict[str, Any]:
     """A release's values merged over its chart's defaults (vendored, or charts.DEFAULTS)."""
     chart = str(res.inputs.get("chart", ""))
     defaults: Any = charts.DEFAULTS.get(chart, {})
-    path = SCHEMAS_DIR / chart / "values.yaml"
-    if path.is_file():
-        defaults = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if (SCHEMAS_DIR / chart / "Chart.yaml").is_file():
+        defaults = load_chart(chart).defaults  # parsed once per process
     merged = helm_merge(defaults, res.inputs.get("values") or {})
     return merged if isinstance(merged, dict) else {}
 
@@ -471,6 +468,27 @@ def creation_order(plan: Plan) -> list[Finding]:
                 findings.append(
                     Finding("order", res.urn, f"may be created before its API is on ({apis})")
                 )
+
+    # on EKS (access entries only) the deployer may call the Kubernetes API only once its
+    # cluster-admin access policy is associated: before that, every call is "Unauthorized"
+    admin = [
+        r.urn
+        for r in plan.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+        if str(r.inputs.get("policyArn", "")).endswith("/AmazonEKSClusterAdminPolicy")
+    ]
+    if plan.of_type("aws:eks/cluster:Cluster"):
+        for res in plan:
+            if not res.custom or not res.type.startswith("kubernetes:"):
+                continue
+            if not admin or not graph.waits_for(res.urn, admin):
+                findings.append(
+                    Finding(
+                        "order", res.urn,
+                        "may call the Kubernetes API before the deployer's cluster-admin access "
+                        "policy is associated: \"Unauthorized\"",
+                    )
+                )  # fmt: skip
+                break  # one finding says it: they share the provider
 
     # identity bindings wait for the cluster whose pool they name; accounts for their bindings
     clusters = [r.urn for r in plan if r.type in CLUSTERS]

@@ -246,20 +246,23 @@ def certificate_spec(host: str, domain: str) -> dict[str, Any]:
     }
 
 
+def gateway_listener(section: str) -> dict[str, str]:
+    """A route's parent: one listener of the `dex` Gateway."""
+    return {
+        "group": GATEWAY_GROUP,
+        "kind": "Gateway",
+        "name": GATEWAY,
+        "namespace": GATEWAY_NS,
+        "sectionName": section,
+    }
+
+
 def redirect_route_spec(domain: str) -> dict[str, Any]:
     """Everything on plain HTTP answers 301 to HTTPS (cert-manager's challenge routes, with
     their Exact path, take precedence on `/.well-known/acme-challenge/<token>`). The route
     names every host, so it shares each host's virtual host with the challenge routes."""
     return {
-        "parentRefs": [
-            {
-                "group": GATEWAY_GROUP,
-                "kind": "Gateway",
-                "name": GATEWAY,
-                "namespace": GATEWAY_NS,
-                "sectionName": HTTP_LISTENER,
-            }
-        ],
+        "parentRefs": [gateway_listener(HTTP_LISTENER)],
         "hostnames": [f"{b.host}.{domain}" for b in BACKENDS.values()],
         "rules": [
             {
@@ -278,15 +281,7 @@ def redirect_route_spec(domain: str) -> dict[str, Any]:
 def https_route_spec(backend: Backend, domain: str) -> dict[str, Any]:
     """One workload's route: its host on its HTTPS listener, to its Service, with HSTS."""
     return {
-        "parentRefs": [
-            {
-                "group": GATEWAY_GROUP,
-                "kind": "Gateway",
-                "name": GATEWAY,
-                "namespace": GATEWAY_NS,
-                "sectionName": listener_name(backend.host),
-            }
-        ],
+        "parentRefs": [gateway_listener(listener_name(backend.host))],
         "hostnames": [f"{backend.host}.{domain}"],
         "rules": [
             {

@@ -3,10 +3,14 @@ and the machine's PostgreSQL and Redis (127.0.0.1:5432 / :6379), which must be r
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,3 +127,32 @@ def airflow_environment(home: Path, airflow_python: Path, **extra: str) -> dict[
         capture_output=True,
     )
     return env
+
+
+@contextlib.contextmanager
+def redis_server(
+    folder: Path, port_args: list[str], *extra: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A throwaway redis-server on loopback, listening as `port_args` say (the port is the
+    last of them), nothing persisted; stopped (and thawed, if frozen) on exit."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail("redis-server is needed (Debian: redis-server)")
+    port = int(port_args[-1])
+    proc = subprocess.Popen(
+        [server, *port_args, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(folder), *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while not reachable("127.0.0.1", port):
+            assert proc.poll() is None, "redis-server exited"
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+        yield proc
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.terminate()
+        proc.wait(timeout=10)

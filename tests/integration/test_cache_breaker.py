@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -18,34 +17,16 @@ from typing import Any
 import pytest
 
 from apps.api.backends import BREAKER_FAILURES, Backends
-from tests.integration.conftest import free_port, reachable
+from tests.integration.conftest import free_port, redis_server
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def redis_process(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.fail("redis-server is needed (Debian: redis-server)")
     port = free_port()
-    proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while not reachable("127.0.0.1", port):
-            assert proc.poll() is None, "redis-server exited"
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
+    with redis_server(tmp_path, ["--port", str(port)]) as proc:
         yield f"redis://127.0.0.1:{port}/0", proc
-    finally:
-        os.kill(proc.pid, signal.SIGCONT)
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_a_frozen_redis_opens_the_breaker_and_a_thawed_one_closes_it(

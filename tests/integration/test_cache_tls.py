@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from apps.api.backends import Backends
-from tests.integration.conftest import free_port, reachable
+from tests.integration.conftest import free_port, redis_server
 
 pytestmark = pytest.mark.integration
 
@@ -63,32 +60,14 @@ def _pki(tmp: Path, ip_in_san: bool = True) -> tuple[Path, Path, Path]:
 def tls_redis(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, Path]]:
     """A TLS-only server; `ip-in-cn-only` presents a certificate like Memorystore's, which
     names its IP in the CN alone."""
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.fail("redis-server is needed (Debian: redis-server)")
     ca, cert, key = _pki(tmp_path, ip_in_san=request.param == "ip-in-san")
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            server, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-            "--tls-cert-file", str(cert), "--tls-key-file", str(key),
-            "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no",
-            "--requirepass", "t0ken", "--save", "", "--appendonly", "no",
-            "--dir", str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while not reachable("127.0.0.1", port):
-            assert proc.poll() is None, "redis-server exited (built without TLS?)"
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
+    tls = [
+        "--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca),
+        "--tls-auth-clients", "no", "--requirepass", "t0ken",
+    ]  # fmt: skip
+    with redis_server(tmp_path, ["--port", "0", "--tls-port", str(port)], *tls):
         yield f"rediss://:t0ken@127.0.0.1:{port}/0", ca
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_the_api_verifies_a_private_ca_server_with_its_ca_file(

@@ -621,3 +621,14 @@ def test_gke_managing_its_own_gateway_crds_is_found(doc: Callable[[str], Doc]) -
     found = messages(check(d, "gcp-prod"), "order")
     assert len(found) == 1
     assert "CHANNEL_DISABLED" in found[0]
+
+
+def test_kubernetes_calls_before_the_deployers_access_policy_are_found(
+    doc: Callable[[str], Doc],
+) -> None:
+    d = doc("prod")
+    provider = one(d, "pulumi:providers:kubernetes")
+    drop_dependency(provider, lambda u: "accessPolicyAssociation" in u or "accessEntry" in u)
+    found = messages(check(d, "prod"), "order")
+    assert len(found) == 1
+    assert "cluster-admin access policy" in found[0]
