@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
+from apps.api.predlog import expand
 from apps.pipelines.lake import Lake, open_lake
 
 EPSILON = 1e-4
@@ -47,7 +48,7 @@ def recent_inputs(lake: Lake, days: int, today: dt.date | None = None) -> list[d
         for rel in lake.glob(f"raw/predictions/date={day.isoformat()}/*.jsonl"):
             for line in lake.read_bytes(rel).decode().splitlines():
                 if line.strip():
-                    rows.append(json.loads(line)["inputs"])
+                    rows.extend(r["inputs"] for r in expand(json.loads(line)))
     return rows
 
 

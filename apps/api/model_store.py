@@ -6,24 +6,35 @@ directory (once per version) and loads it. If MLflow cannot be reached, the last
 cache holds is served instead, so a restart still serves. A refresher thread re-reads the
 alias every `refresh_seconds` and swaps a new version in with one reference assignment:
 a request holds the model it started with, so no request fails during a swap.
+
+A circuit breaker (pybreaker) stands in front of the registry: every MLflow call times out
+(MLFLOW_HTTP_REQUEST_TIMEOUT), and after `REGISTRY_FAILURES` failed calls in a row the breaker
+opens: for `breaker_seconds` the refresher makes no registry call at all and the current model
+keeps serving (/readyz says `registry` false). Then one refresh tries again (half-open); a
+success closes the breaker, and a moved alias is swapped in as usual. The outage is logged when
+the breaker opens (again after each failed retry, so once per interval) and when it closes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import logging
 import os
 import shutil
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pybreaker
 
+from apps.api.batch import Rows
 from apps.api.forest import CompiledForest
 from apps.pipelines.schema import FEATURE_COLUMNS
 
@@ -46,7 +57,8 @@ class LoadedModel:
     @classmethod
     def wrap(cls, model: Any, **kw: Any) -> LoadedModel:
         """Find the fitted one-hot categories and the booster for a numpy fast path, and
-        compile the booster when the compiled form provably gives the same predictions."""
+        compile the booster when the compiled form provably gives the same predictions. The
+        fast path is kept only if it gives the whole pipeline's predictions on a probe."""
         categories: list[str] = []
         gbm = None
         try:
@@ -64,23 +76,66 @@ class LoadedModel:
                 log.warning("compiled forest disagrees with scikit-learn: using scikit-learn")
         except (AttributeError, KeyError, IndexError, ValueError):
             pass
-        return cls(model=model, _categories=categories, _gbm=gbm, **kw)
+        loaded = cls(model=model, _categories=categories, _gbm=gbm, **kw)
+        if gbm is not None and not loaded._fast_path_matches():
+            log.warning("the model's columns are not the ones expected: using scikit-learn")
+            loaded = dataclasses.replace(loaded, _gbm=None)
+        return loaded
 
-    def predict(self, rows: list[dict[str, Any]]) -> list[float]:
-        if self._gbm is not None:
-            n_loc = len(self._categories)
-            x = np.zeros((len(rows), n_loc + len(FEATURE_COLUMNS)), dtype=float)
-            index = {c: i for i, c in enumerate(self._categories)}
-            for r, row in enumerate(rows):
-                j = index.get(str(row["location"]))
-                if j is not None:
-                    x[r, j] = 1.0
-                for k, col in enumerate(FEATURE_COLUMNS):
-                    v = row.get(col)
-                    x[r, n_loc + k] = np.nan if v is None else v
-            return [float(v) for v in self._gbm.predict(x)]
-        frame = pd.DataFrame(rows, columns=["location", *FEATURE_COLUMNS])
-        return [float(v) for v in self.model.predict(frame)]
+    def _fast_path_matches(self) -> bool:
+        """The fast path's matrix (one-hot locations, then FEATURE_COLUMNS) is what the
+        pipeline builds: same predictions on a probe of every location, NaNs included."""
+        rng = np.random.default_rng(2)
+        locations = [*self._categories, "not-a-location"] * 4
+        matrix = rng.normal(0, 20, (len(locations), len(FEATURE_COLUMNS)))
+        matrix[rng.random(matrix.shape) < 0.1] = np.nan
+        try:
+            expected = self.model.predict(self._frame(locations, matrix))
+        except Exception:  # a pipeline that refuses the probe: no fast path to trust
+            return False
+        got = self.predict_columns(locations, matrix)
+        return bool(np.allclose(got, expected, rtol=1e-9, atol=1e-9))
+
+    def predict(self, rows: Sequence[dict[str, Any]]) -> list[float]:
+        """Predictions for feature rows (dicts with `location` and FEATURE_COLUMNS; a missing
+        or None feature is missing). A validated batch (`apps.api.batch.Rows`) is read from
+        its columns, without touching a dict."""
+        if isinstance(rows, Rows):
+            locations = rows.columns["location"]
+            matrix = rows.matrix(FEATURE_COLUMNS)
+        else:
+            locations = [str(row["location"]) for row in rows]
+            matrix = np.array(
+                [[row.get(c) for c in FEATURE_COLUMNS] for row in rows], dtype=np.float64
+            ).reshape(len(rows), len(FEATURE_COLUMNS))  # None -> NaN
+        return self.predict_columns(locations, matrix).tolist()  # type: ignore[no-any-return]
+
+    def predict_columns(self, locations: Sequence[str], matrix: np.ndarray) -> np.ndarray:
+        """Predictions for rows given as columns: each row's location, and its FEATURE_COLUMNS
+        values as a (rows, features) matrix with NaN where a value is missing."""
+        if self._gbm is None:
+            return np.asarray(self.model.predict(self._frame(locations, matrix)), dtype=float)
+        n_loc = len(self._categories)
+        x = np.zeros((len(matrix), n_loc + matrix.shape[1]), dtype=np.float64)
+        index = self._index
+        codes = np.fromiter(
+            (index.get(loc, -1) for loc in locations), dtype=np.intp, count=len(matrix)
+        )
+        known = np.flatnonzero(codes >= 0)  # an unknown location is no location, as one-hot
+        x[known, codes[known]] = 1.0
+        x[:, n_loc:] = matrix
+        return np.asarray(self._gbm.predict(x), dtype=float)
+
+    @staticmethod
+    def _frame(locations: Sequence[str], matrix: np.ndarray) -> pd.DataFrame:
+        frame = pd.DataFrame(matrix, columns=FEATURE_COLUMNS)
+        frame.insert(0, "location", list(locations))
+        return frame
+
+    @functools.cached_property
+    def _index(self) -> dict[str, int]:
+        """Location -> its one-hot column."""
+        return {c: i for i, c in enumerate(self._categories)}
 
     @property
     def locations(self) -> tuple[str, ...]:
@@ -106,6 +161,32 @@ def _not_registered(exc: Exception) -> bool:
     return getattr(exc, "error_code", None) in _NOT_REGISTERED
 
 
+REGISTRY_FAILURES = 3
+"""Failed registry calls in a row that open the breaker."""
+
+
+class _RegistryAnnouncer(pybreaker.CircuitBreakerListener):
+    """One log line per change of the breaker's state, with the failure that caused it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.cause = ""
+
+    def failure(self, cb: Any, exc: BaseException) -> None:
+        self.cause = f"{type(exc).__name__}: {exc}"[:300]
+
+    def state_change(self, cb: Any, old_state: Any, new_state: Any) -> None:
+        if new_state.name == pybreaker.STATE_OPEN:
+            log.warning(
+                "registry %s (%s): serving the current model without asking MLflow for %.0f s",
+                "still failing" if old_state.name == pybreaker.STATE_HALF_OPEN else "failing",
+                self.cause,
+                self.seconds,
+            )
+        elif new_state.name == pybreaker.STATE_CLOSED and old_state.name != pybreaker.STATE_CLOSED:
+            log.info("registry answers again: the alias is followed once more")
+
+
 class ModelStore:
     def __init__(
         self,
@@ -114,6 +195,7 @@ class ModelStore:
         alias: str,
         cache_dir: str,
         refresh_seconds: float = 30.0,
+        breaker_seconds: float = 60.0,
     ) -> None:
         self.tracking_uri = tracking_uri
         self.name = name
@@ -129,6 +211,15 @@ class ModelStore:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.swaps = 0
+        # "no such model or alias" is an answer, not a failure: it never opens the breaker
+        self.breaker = pybreaker.CircuitBreaker(
+            fail_max=REGISTRY_FAILURES,
+            reset_timeout=breaker_seconds,
+            exclude=[_not_registered],
+            listeners=[_RegistryAnnouncer(breaker_seconds)],
+            name="mlflow",
+            throw_new_error_on_trip=False,
+        )
         # MLflow's client retries a dead server for minutes by default; a server that must
         # start from its cache, and a refresher that must notice an outage, cannot wait that.
         for key, value in (
@@ -214,8 +305,9 @@ class ModelStore:
         """At start: the registry's version, else the cached one, else nothing."""
         loaded: LoadedModel | None
         try:
-            version, run_id = self.resolve()
-            loaded = self._load_dir(self._download(version, run_id), self.alias)
+            version, run_id = self.breaker.call(self.resolve)
+            path = self.breaker.call(self._download, version, run_id)
+            loaded = self._load_dir(path, self.alias)
             self.registry_ok, self.absent, self.last_error = True, False, None
             (self.cache / "current.json").write_text(json.dumps({"version": version}))
         except Exception as exc:
@@ -238,10 +330,14 @@ class ModelStore:
         return self._load_dir(path, f"{self.alias} (cached)")
 
     def refresh(self) -> bool:
-        """Swap in the alias's version if it moved; True when a swap happened."""
+        """Swap in the alias's version if it moved; True when a swap happened. While the
+        breaker is open, no registry call is made and nothing changes."""
         try:
-            version, run_id = self.resolve()
+            version, run_id = self.breaker.call(self.resolve)
             self.registry_ok, self.absent, self.last_error = True, False, None
+        except pybreaker.CircuitBreakerError:
+            self.registry_ok = False  # open: MLflow not asked; `last_error` says why
+            return False
         except Exception as exc:
             self._registry_failed(exc)
             return False
@@ -251,7 +347,15 @@ class ModelStore:
                 # confirms it now, so it is the alias's version again, not "(cached)"
                 self.current = dataclasses.replace(self.current, alias=self.alias)
             return False
-        loaded = self._load_dir(self._download(version, run_id), self.alias)
+        try:
+            path = self.breaker.call(self._download, version, run_id)
+        except pybreaker.CircuitBreakerError:
+            self.registry_ok = False
+            return False
+        except Exception as exc:
+            self._registry_failed(exc)
+            return False
+        loaded = self._load_dir(path, self.alias)
         self.current = loaded  # one assignment: in-flight requests keep the model they hold
         (self.cache / "current.json").write_text(json.dumps({"version": version}))
         self.swaps += 1

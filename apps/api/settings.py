@@ -20,6 +20,20 @@ class ApiSettings(BaseSettings):
     environment: Literal["local", "dev", "prod"] = "local"
     model_name: str = "weather-next-day-tmax"
     model_alias: str = "champion"
+    # rollout: the registry's challenger, online
+    rollout: Literal["off", "shadow", "canary"] = Field(
+        "off",
+        description="off: the champion answers everything; shadow: the challenger also scores "
+        "(a share of) requests off the response path, both logged; canary: a share of callers, "
+        "sticky per token subject, is answered by the challenger.",
+    )
+    challenger_alias: str = "challenger"
+    canary_share: float = Field(
+        0.0, ge=0, le=1, description="Share of callers (by token subject) the challenger answers."
+    )
+    shadow_share: float = Field(
+        1.0, ge=0, le=1, description="Share of requests the challenger also scores in shadow mode."
+    )
     tracking_uri: str = Field("sqlite:///mlflow.db", description="MLflow registry URI.")
     model_cache_dir: str = Field(
         ".dex/model-cache",
@@ -53,6 +67,26 @@ class ApiSettings(BaseSettings):
         description="The longest token lifetime accepted (exp - iat, or exp - now without "
         "iat): a leaked long-lived token is refused.",
     )
+    jwks_timeout_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=30,
+        description="How long one fetch of the JWKS may take before it counts as a failure.",
+    )
+    jwks_refresh_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How old the fetched key set may grow before it is re-read in the "
+        "background; requests keep verifying with the keys they know meanwhile, and a key the "
+        "provider removed stops verifying after at most this long.",
+    )
+    jwks_breaker_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="After 3 failed JWKS fetches in a row, how long the API leaves the endpoint "
+        "alone: known keys keep verifying, a token with an unknown key gets 503 with "
+        "Retry-After at once.",
+    )
     # limits and headers
     rate_limit: str = Field("120/minute", description="Per client (JWT subject).")
     max_body_bytes: int = Field(
@@ -66,6 +100,13 @@ class ApiSettings(BaseSettings):
     otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint, if any.")
     prediction_log_flush_seconds: float = Field(2.0, gt=0)
     log_level: str = "INFO"
+    registry_breaker_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="After 3 failed MLflow calls in a row, how long the model refresher skips "
+        "the registry (the current model keeps serving, /readyz says `registry` false) before "
+        "trying it again.",
+    )
 
     @model_validator(mode="after")
     def _safe_outside_development(self) -> Self:
@@ -81,6 +122,10 @@ class ApiSettings(BaseSettings):
             raise ValueError("DEX_API_AUTH_MODE=jwks needs DEX_API_JWKS_URL")
         if "*" in self.cors_origins and self.environment != "local":
             raise ValueError("DEX_API_CORS_ORIGINS must list origins outside local use, not '*'")
+        if self.rollout == "canary" and self.canary_share <= 0:
+            raise ValueError("DEX_API_ROLLOUT=canary needs DEX_API_CANARY_SHARE above 0 (e.g. 0.2)")
+        if self.challenger_alias == self.model_alias:
+            raise ValueError("DEX_API_CHALLENGER_ALIAS must differ from DEX_API_MODEL_ALIAS")
         if self.environment != "local" and not self.jwt_issuer:
             raise ValueError(
                 "DEX_API_JWT_ISSUER is required outside local development: tokens must name "

@@ -24,6 +24,7 @@ import uvicorn
 
 from apps.api.app import create_app
 from apps.api.auth import issue_token
+from apps.api.predlog import expand
 from apps.api.settings import ApiSettings
 from apps.pipelines import cli as pipelines
 from apps.pipelines.locations import DEFAULT_LOCATIONS
@@ -219,11 +220,14 @@ def test_predict_forecast_model_and_operations(
     logs = list(
         Path(registry["lake"].removeprefix("file://"), "raw", "predictions").rglob("*.jsonl")
     )
-    records = [json.loads(line) for f in logs for line in f.read_text().splitlines()]
-    mine = [r for r in records if r["request_id"] == "req-123"]
-    assert len(mine) == 2
+    lines = [json.loads(line) for f in logs for line in f.read_text().splitlines()]
+    mine = [r for r in lines if r["request_id"] == "req-123"]
+    assert len(mine) == 1  # one line per model call, its rows and outputs side by side
     assert mine[0]["model_version"] == "1"
-    assert "output" in mine[0]
+    rows = expand(mine[0])
+    assert len(rows) == 2
+    assert all(isinstance(r["output"], float) for r in rows)
+    assert [r["inputs"]["location"] for r in rows] == ["berlin", "berlin"]
 
 
 def test_validation_and_limits(registry: dict[str, str], tmp_path: Path) -> None:
