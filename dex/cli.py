@@ -556,6 +556,81 @@ def train(
     )
 
 
+model_app = typer.Typer(
+    help="The registered model after training: rollback and the daily operations.",
+    no_args_is_help=True,
+)
+app.add_typer(model_app, name="model")
+
+
+class OpsStep(StrEnum):
+    feedback = "feedback"
+    decide = "decide"
+    score = "score"
+    drift = "drift"
+    daily = "daily"
+
+
+_TRACKING_HELP = "MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."
+
+
+@model_app.command("rollback")
+def model_rollback(
+    to: Annotated[
+        str | None, typer.Option("--to", help="Make this version champion (default: the previous).")
+    ] = None,
+    reason: Annotated[str, typer.Option(help="Why: recorded in MLflow with who and when.")] = "",
+    tracking_uri: Annotated[
+        str, typer.Option(envvar="MLFLOW_TRACKING_URI", help=_TRACKING_HELP)
+    ] = "sqlite:///mlflow.db",
+    model_name: Annotated[str, typer.Option(help="The registered model.")] = (
+        "weather-next-day-tmax"
+    ),
+    by: Annotated[str | None, typer.Option(help="Who (default: DEX_ACTOR or the user).")] = None,
+) -> None:
+    """Move `champion` back to the previous champion (or to --to VERSION), recorded in MLflow."""
+    from apps.training.ops import RollbackError, rollback
+    from apps.training.settings import ModelOpsSettings
+
+    settings = ModelOpsSettings(tracking_uri=tracking_uri, model_name=model_name)
+    try:
+        result = rollback(settings, to=to, reason=reason, by=by)
+    except RollbackError as exc:
+        _fail(str(exc))
+    out.print(
+        f"{result['model_name']}: champion v{result['from']} -> [bold]v{result['to']}[/] "
+        f"(by {result['by']} at {result['at']}: {result['reason']})"
+    )
+
+
+@model_app.command("ops")
+def model_ops(
+    step: Annotated[OpsStep, typer.Argument(help="feedback, decide, score, drift or daily.")],
+    lake: Annotated[str | None, typer.Option(help="The lake URL (default: DEX_LAKE_URL).")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help=_TRACKING_HELP)] = None,
+    model_name: Annotated[str | None, typer.Option(help="The registered model.")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="Last predicted day of the window, YYYY-MM-DD.")
+    ] = None,
+) -> None:
+    """Run one model operation (`python -m apps.training.ops STEP`); prints its JSON report.
+    Exit 1 when the step failed."""
+    from apps.training.ops import main as ops_main
+
+    argv = [step.value]
+    for flag, value in (
+        ("--lake", lake),
+        ("--tracking-uri", tracking_uri),
+        ("--model-name", model_name),
+        ("--as-of", as_of),
+    ):
+        if value:
+            argv += [flag, value]
+    code = ops_main(argv)
+    if code:
+        raise typer.Exit(code)
+
+
 local_app = typer.Typer(help="The whole platform loop on this machine.", no_args_is_help=True)
 app.add_typer(local_app, name="local")
 DATA_DIR = Path(".dex") / "local"
@@ -571,14 +646,31 @@ def local_up(
     redis: Annotated[str | None, typer.Option(help="Redis URL for cache and rate limits.")] = None,
     s3_endpoint: Annotated[str | None, typer.Option(help="S3-compatible endpoint URL.")] = None,
     with_airflow: Annotated[bool, typer.Option(help="Run the pipeline through Airflow.")] = False,
+    canary: Annotated[
+        float | None,
+        typer.Option(
+            min=0.01,
+            max=1.0,
+            help="Train a challenger too and answer this share of callers with it (e.g. 0.2); "
+            "then run the daily model operations once.",
+        ),
+    ] = None,
 ) -> None:
     """Sample data -> pipeline -> MLflow -> training -> serving API, on 127.0.0.1."""
+    import signal
+
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from dex.local import LocalError, LocalOptions, LocalRun
 
+    def _terminated(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops what was started, as Ctrl-C does
+
+    signal.signal(signal.SIGTERM, _terminated)
     run = LocalRun(
-        LocalOptions(data_dir, api_port, mlflow_port, postgres, redis, s3_endpoint, with_airflow)
+        LocalOptions(
+            data_dir, api_port, mlflow_port, postgres, redis, s3_endpoint, with_airflow, canary
+        )
     )
     try:
         run.check()
@@ -601,7 +693,15 @@ def local_up(
             )
             step(f"MLflow on 127.0.0.1:{mlflow_port}", run.start_mlflow)
             trained = step("train, register, promote", run.train)
+            if canary is not None:
+                step(f"challenger for a {canary:.0%} canary", run.train_challenger)
             step(f"serving API on 127.0.0.1:{api_port}", run.start_api)
+            if canary is not None:
+                ops = step("model operations: feedback, decision, batch scoring", run.model_ops)
+                for name, outcome in ops.items():
+                    if isinstance(outcome, dict) and "ok" in outcome:
+                        mark = "[green]ok[/]" if outcome["ok"] else f"[red]{outcome['error']}[/]"
+                        out.print(f"  model ops {name}: {mark}")
         _print_local_summary(run, report, trained)
         if once:
             prediction = run.predict_once()

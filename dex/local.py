@@ -2,7 +2,10 @@
 
 Sample data -> the weather pipeline -> an MLflow server (SQLite + local artifacts, or the given
 Postgres / S3 endpoint) -> training, registration and promotion -> the serving API on
-127.0.0.1, then one authenticated prediction (`--once`) or serving until Ctrl-C. Everything
+127.0.0.1, then one authenticated prediction (`--once`) or serving until Ctrl-C. With
+`--canary SHARE`, a challenger is trained too (another seed), the API answers that share of
+callers with it, and the daily model operations run once (feedback, decision, batch scoring,
+drift), as the cluster's model-ops CronJob runs them. Everything
 it writes lives under the data directory; what it starts is recorded in `local.json` there,
 for `dex local status` and `dex local down`.
 """
@@ -43,6 +46,8 @@ class LocalOptions:
     redis: str | None = None
     s3_endpoint: str | None = None
     with_airflow: bool = False
+    canary: float | None = None
+    """Share of callers the challenger answers (None: no rollout)."""
 
 
 @dataclass
@@ -239,6 +244,55 @@ class LocalRun:
             "skipped": result.skipped,
         }
 
+    def train_challenger(self) -> dict[str, Any]:
+        """The registry's challenger: the one already there, else a model trained with
+        another seed and registered as challenger whatever its holdout score."""
+        from mlflow.tracking import MlflowClient
+
+        from apps.training.ops import alias_version
+        from apps.training.settings import TrainingSettings
+        from apps.training.train import train
+
+        existing = alias_version(
+            MlflowClient(tracking_uri=self.tracking_uri), MODEL_NAME, "challenger"
+        )
+        if existing is not None:
+            return {"version": existing, "alias": "challenger", "skipped": True}
+        saved = dict(os.environ)
+        os.environ.update(self.env())
+        try:
+            result = train(
+                TrainingSettings(
+                    lake_url=self.lake_url,
+                    MLFLOW_TRACKING_URI=self.tracking_uri,
+                    register_as="challenger",
+                    random_seed=7,
+                )
+            )
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        return {"version": result.version, "alias": result.alias, "metrics": result.metrics}
+
+    def model_ops(self) -> dict[str, Any]:
+        """The daily model operations, once: feedback, decision, batch scoring, drift."""
+        from apps.training.ops import daily
+        from apps.training.settings import ModelOpsSettings
+
+        saved = dict(os.environ)
+        os.environ.update(self.env())
+        try:
+            return daily(
+                ModelOpsSettings(
+                    lake_url=self.lake_url,
+                    MLFLOW_TRACKING_URI=self.tracking_uri,
+                    model_cache_dir=str(self.options.data_dir.resolve() / "ops-cache"),
+                )
+            )
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
     def start_api(self) -> None:
         d = self.options.data_dir.resolve()
         env = {
@@ -251,6 +305,9 @@ class LocalRun:
         }
         if self.options.redis:
             env["DEX_API_REDIS_URL"] = self.options.redis
+        if self.options.canary is not None:
+            env["DEX_API_ROLLOUT"] = "canary"
+            env["DEX_API_CANARY_SHARE"] = str(self.options.canary)
         log = open(d / "api.log", "ab")  # noqa: SIM115 - handed to the child process
         self.processes["api"] = subprocess.Popen(
             [sys.executable, "-m", "apps.api", "--port", str(self.options.api_port)],

@@ -4,7 +4,10 @@ The model is a gradient-boosted tree ensemble over the gold features (plus the l
 one-hot). It is judged on a time-based holdout against a persistence baseline (tomorrow's
 max = today's max) and against the current `champion` on the same holdout: it takes the
 `champion` alias only if its MAE beats the champion's by the configured margin, else it
-becomes `challenger`. Everything (params, metrics, input dataset with digest and source,
+becomes `challenger` (`register_as="challenger"` makes it the challenger whatever its MAE, to
+try a model online; `max_iter` / `learning_rate` override the tuned hyper-parameters). A new
+champion is recorded in the registered model's champion history, which `dex model rollback`
+reads. Everything (params, metrics, input dataset with digest and source,
 signature and input example, git commit, data version, decision, model card, the reference
 distribution the API's drift job compares against) is logged to MLflow.
 """
@@ -39,6 +42,10 @@ REFERENCE_BINS = 10
 TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 
 
+class RegistrationError(ValueError):
+    """The new version cannot take the alias asked for (a challenger with no champion)."""
+
+
 @dataclass(frozen=True)
 class TrainResult:
     run_id: str
@@ -51,13 +58,22 @@ class TrainResult:
     skipped: bool = False
 
 
-def build_model(seed: int) -> Pipeline:
+def hyper_parameters(settings: TrainingSettings) -> dict[str, Any]:
+    """The tuned parameters, with the settings' overrides."""
+    overrides = {"max_iter": settings.max_iter, "learning_rate": settings.learning_rate}
+    return {**PARAMS, **{k: v for k, v in overrides.items() if v is not None}}
+
+
+def build_model(seed: int, params: dict[str, Any] | None = None) -> Pipeline:
     encode = ColumnTransformer(
         [("location", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["location"])],
         remainder="passthrough",
     )
     return Pipeline(
-        [("encode", encode), ("gbm", HistGradientBoostingRegressor(random_state=seed, **PARAMS))]
+        [
+            ("encode", encode),
+            ("gbm", HistGradientBoostingRegressor(random_state=seed, **(params or PARAMS))),
+        ]
     )
 
 
@@ -145,10 +161,13 @@ def train(settings: TrainingSettings, skip_if_unchanged: bool = False) -> TrainR
                 dataset.digest,
                 skipped=True,
             )
+    if settings.register_as == "challenger":
+        _require_champion(client, settings.model_name)
     _ensure_experiment(client, settings)
     x_train, y_train = xy(train_df)
     x_hold, y_hold = xy(holdout_df)
-    model = build_model(settings.random_seed).fit(x_train, y_train)
+    params = hyper_parameters(settings)
+    model = build_model(settings.random_seed, params).fit(x_train, y_train)
     metrics = scores(y_hold, model.predict(x_hold))
     baseline = scores(y_hold, holdout_df["temp_max_c"].to_numpy())
     metrics |= {
@@ -161,13 +180,14 @@ def train(settings: TrainingSettings, skip_if_unchanged: bool = False) -> TrainR
     with mlflow.start_run(run_name=f"train-{dataset.digest}") as run:
         mlflow.log_params(
             {
-                **PARAMS,
+                **params,
                 "holdout_days": settings.holdout_days,
                 "cutoff": cutoff.isoformat(),
                 "train_rows": len(train_df),
                 "holdout_rows": len(holdout_df),
                 "seed": settings.random_seed,
                 "promotion_margin": settings.promotion_margin,
+                "register_as": settings.register_as,
             }
         )
         mlflow.log_metrics(metrics)
@@ -200,20 +220,18 @@ def train(settings: TrainingSettings, skip_if_unchanged: bool = False) -> TrainR
             skops_trusted_types=TRUSTED_TYPES,
         )
         version = str(info.registered_model_version)
-        wins = champion_mae is None or metrics["mae"] <= champion_mae * (
-            1 - settings.promotion_margin
-        )
-        alias = "champion" if wins else "challenger"
+        required = None if champion_mae is None else champion_mae * (1 - settings.promotion_margin)
+        wins = required is None or metrics["mae"] <= required
+        alias = "champion" if wins and settings.register_as == "auto" else "challenger"
         comparison = {
             "decision": alias,
+            "register_as": settings.register_as,
             "new_version": version,
             "new_mae": metrics["mae"],
             "champion_version": champion_version,
             "champion_mae": champion_mae,
             "margin": settings.promotion_margin,
-            "required_mae": None
-            if champion_mae is None
-            else champion_mae * (1 - settings.promotion_margin),
+            "required_mae": required,
         }
         if champion_mae is not None:
             mlflow.log_metric("champion_holdout_mae", champion_mae)
@@ -237,6 +255,19 @@ def train(settings: TrainingSettings, skip_if_unchanged: bool = False) -> TrainR
         }
         mlflow.log_text(model_card(card), "model_card.md")
         client.set_registered_model_alias(settings.model_name, alias, version)
+        if alias == "champion":
+            from apps.training.ops import record_champion_change
+
+            record_champion_change(
+                client,
+                settings.model_name,
+                version=version,
+                previous=champion_version,
+                kind="training",
+                by="training",
+                reason=f"holdout MAE {metrics['mae']:.3f}"
+                + ("" if required is None else f" <= required {required:.3f}"),
+            )
         for key, value in (
             ("data_version", dataset.digest),
             ("git_commit", git_commit()),
@@ -259,6 +290,16 @@ def _ensure_experiment(client: MlflowClient, settings: TrainingSettings) -> None
             location = (db.parent / "artifacts").as_uri()
         client.create_experiment(settings.experiment, artifact_location=location)
     mlflow.set_experiment(settings.experiment)
+
+
+def _require_champion(client: MlflowClient, name: str) -> None:
+    try:
+        client.get_model_version_by_alias(name, "champion")
+    except MlflowException as exc:
+        raise RegistrationError(
+            f"register_as='challenger' needs a champion to challenge, and {name} has none: "
+            "train one first with register_as='auto'"
+        ) from exc
 
 
 def _champion(
@@ -296,15 +337,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lake", default=os.environ.get("DEX_LAKE_URL"))
     parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
     parser.add_argument("--skip-if-unchanged", action="store_true")
+    parser.add_argument(
+        "--register-as",
+        choices=("auto", "challenger"),
+        help="challenger: register as the challenger whatever the holdout MAE",
+    )
+    parser.add_argument("--max-iter", type=int, help="override the boosting iterations")
+    parser.add_argument("--learning-rate", type=float, help="override the learning rate")
     opts = parser.parse_args(argv)
     if not opts.lake:
         parser.error("--lake (or DEX_LAKE_URL) is required")
     kwargs: dict[str, Any] = {"lake_url": opts.lake}
     if opts.tracking_uri:
         kwargs["MLFLOW_TRACKING_URI"] = opts.tracking_uri
+    for key in ("register_as", "max_iter", "learning_rate"):
+        if getattr(opts, key) is not None:
+            kwargs[key] = getattr(opts, key)
     try:
         result = train(TrainingSettings(**kwargs), opts.skip_if_unchanged)
-    except NoDataError as exc:
+    except (NoDataError, RegistrationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(result_json(result))
