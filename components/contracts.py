@@ -70,7 +70,14 @@ WORKLOAD_SPECS: tuple[WorkloadSpec, ...] = (
             BucketGrant("airflow-logs", "write"),
         ),
     ),
-    WorkloadSpec("training", "apps", "training", (BucketGrant("gold", "read"),)),
+    # training reads gold; the model-ops CronJob (same identity) writes feedback, batch
+    # predictions, decisions and metrics to gold and reads and appends to the prediction log
+    WorkloadSpec(
+        "training",
+        "apps",
+        "training",
+        (BucketGrant("gold", "write"), BucketGrant("raw", "write", ("predictions/",))),
+    ),
     WorkloadSpec(
         "api",
         "apps",

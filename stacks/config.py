@@ -18,7 +18,14 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from stacks.regions import AWS_REGIONS, AWS_TWO_AZ_REGIONS, GCP_REGIONS
@@ -247,8 +254,27 @@ class PlatformConfig(_Section):
     """The `iss` tokens must carry (api_auth jwks)."""
     api_jwt_audience: str = "dex-api"
     """The `aud` tokens must carry."""
+    api_rollout: Literal["off", "shadow", "canary"] = "off"
+    """How the serving API runs the registry's `challenger` beside the `champion`: `off`, the
+    champion answers everything; `shadow`, the champion answers and the challenger also
+    scores (a share of) requests off the response path, both logged; `canary`, a share of
+    callers (sticky per token subject) is answered by the challenger. The model-ops job
+    promotes or retires the challenger from the logged predictions."""
+    api_canary_share: float = Field(0.0, ge=0, le=1)
+    """Share of callers (0 to 1, by token subject) the challenger answers with api_rollout
+    canary; canary needs it above 0."""
+    api_shadow_share: float = Field(1.0, ge=0, le=1)
+    """Share of requests (0 to 1) the challenger also scores with api_rollout shadow."""
     training_schedule: str = "0 4 * * *"
     """Cron schedule (UTC) of the training CronJob."""
+    model_ops_schedule: str = "30 6 * * *"
+    """Cron schedule (UTC) of the model-ops CronJob (`python -m apps.training.ops daily`):
+    joins logged predictions with the actuals, promotes or retires the challenger, scores the
+    next day, retrains on drift. Daily, after the day's gold: its alert expects a success at
+    least every 26 hours."""
+    model_mae_alert_celsius: float = Field(3.0, gt=0, le=50)
+    """The champion's online MAE (degrees Celsius, over the model-ops job's decision window)
+    above which DexChampionOnlineMaeHigh fires (docs/runbooks.md)."""
     grafana_admin_user: str = "admin"
     """Grafana's admin user (the password is generated)."""
     image_source: Literal["build", "registry"] = "build"
@@ -267,6 +293,12 @@ class PlatformConfig(_Section):
     ci_cluster_readers: list[str] = Field(default_factory=list)
     """GKE: the read-only CI service accounts bound to the `dex-ci-read` ClusterRole (EKS
     grants read through `cluster.view_role_arns`)."""
+
+    @field_validator("api_rollout", mode="before")
+    @classmethod
+    def _bare_off(cls, value: object) -> object:
+        # YAML 1.1 (PyYAML, and so `dex`) reads an unquoted `off` as false
+        return "off" if value is False else value
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -296,10 +328,22 @@ class PlatformConfig(_Section):
                 )
             if not self.api_jwt_issuer:
                 problems.append("dex:platform.api_jwt_issuer is required with api_auth jwks")
-        if not _CRON.match(self.training_schedule.strip()):
+        for key in ("training_schedule", "model_ops_schedule"):
+            schedule: str = getattr(self, key)
+            if not _CRON.match(schedule.strip()):
+                problems.append(
+                    f"dex:platform.{key} = '{schedule}' is not a cron "
+                    "schedule (five fields, like '0 4 * * *')"
+                )
+        if self.api_rollout == "canary" and self.api_canary_share <= 0:
             problems.append(
-                f"dex:platform.training_schedule = '{self.training_schedule}' is not a cron "
-                "schedule (five fields, like '0 4 * * *')"
+                f"dex:platform.api_canary_share = {self.api_canary_share}: api_rollout canary "
+                "needs a share of callers above 0 (like 0.1), or the challenger never answers"
+            )
+        if self.api_rollout == "shadow" and self.api_shadow_share <= 0:
+            problems.append(
+                f"dex:platform.api_shadow_share = {self.api_shadow_share}: api_rollout shadow "
+                "needs a share of requests above 0 (like 1.0), or the challenger never scores"
             )
         if problems:
             raise _CrossFieldError(problems)
@@ -990,6 +1034,8 @@ _TYPE_WORDS = {
     "int_from_float": "a whole number",
     "bool_parsing": "true or false",
     "bool_type": "true or false",
+    "float_parsing": "a number",
+    "float_type": "a number",
     "string_type": "a string",
     "list_type": "a list",
     "dict_type": "a mapping of keys to values",

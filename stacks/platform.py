@@ -65,7 +65,12 @@ def settings(cfg: StackConfig) -> PlatformSettings:
         api_jwks_url=p.api_jwks_url,
         api_jwt_issuer=p.api_jwt_issuer,
         api_jwt_audience=p.api_jwt_audience,
+        api_rollout=p.api_rollout,
+        api_canary_share=p.api_canary_share,
+        api_shadow_share=p.api_shadow_share,
         training_schedule=p.training_schedule,
+        model_ops_schedule=p.model_ops_schedule,
+        model_mae_alert_celsius=p.model_mae_alert_celsius,
         grafana_admin_user=p.grafana_admin_user,
         protect=cfg.deletion_protection,
     )

@@ -1,6 +1,7 @@
 """The bundled apps on the cluster: the serving API (Deployment, Service, HTTPRoute with its body
-limit, HPA, PDB, ServiceMonitor) and model training (a CronJob), each with its own service
-account, configured only through environment variables built from the contract outputs."""
+limit, HPA, PDB, ServiceMonitor), model training and the daily model operations (CronJobs of
+the training image), each with its own service account, configured only through environment
+variables built from the contract outputs."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from components.k8s.base import (
     APPS_NS,
     CACHE_CA_CONFIGMAP,
     CACHE_CA_DIR,
+    MODEL_OPS_APP,
     batch_scheduling,
     ca_volume,
     container_security,
@@ -124,11 +126,33 @@ def api_deployment_spec(
     }
 
 
-def training_cronjob_spec(
-    image: pulumi.Input[str], env: dict[str, Any], schedule: str
+MODEL_OPS_COMMAND = ["python", "-m", "apps.training.ops", "daily"]
+"""The model-ops job's command (in the training image): feedback, the challenger's decision,
+the next day's batch scores, drift and retraining."""
+
+
+def batch_cronjob_spec(
+    app: str,
+    image: pulumi.Input[str],
+    env: dict[str, Any],
+    schedule: str,
+    command: list[str] | None = None,
 ) -> dict[str, Any]:
-    app = "training"
-    pod_labels = labels(app, "training")
+    """A scheduled batch job of the training image, run as the `training` identity: one run
+    at a time, on the batch pool, hardened like every pod in `apps`. `command`: replaces the
+    image's entrypoint (training's own when None)."""
+    pod_labels = labels(app, app)
+    container: dict[str, Any] = {"name": app, "image": image}
+    if command is not None:
+        container["command"] = command
+    container.update(
+        {
+            "env": env_list(env),
+            "resources": resources("1", "4Gi", "2"),
+            "securityContext": container_security(),
+            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108
+        }
+    )
     return {
         "schedule": schedule,
         "timeZone": "Etc/UTC",
@@ -150,22 +174,28 @@ def training_cronjob_spec(
                         "restartPolicy": "Never",
                         "securityContext": pod_security(),
                         **batch_scheduling(),
-                        "containers": [
-                            {
-                                "name": app,
-                                "image": image,
-                                "env": env_list(env),
-                                "resources": resources("1", "4Gi", "2"),
-                                "securityContext": container_security(),
-                                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108
-                            }
-                        ],
+                        "containers": [container],
                         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}}],
                     },
                 },
             },
         },
     }
+
+
+def training_cronjob_spec(
+    image: pulumi.Input[str], env: dict[str, Any], schedule: str
+) -> dict[str, Any]:
+    return batch_cronjob_spec("training", image, env, schedule)
+
+
+def model_ops_cronjob_spec(
+    image: pulumi.Input[str], env: dict[str, Any], schedule: str
+) -> dict[str, Any]:
+    """The daily model operations: the training job's pod (image, identity, resources, batch
+    pool), running `MODEL_OPS_COMMAND`. It may retrain, so it gets training's resources and
+    deadline."""
+    return batch_cronjob_spec(MODEL_OPS_APP, image, env, schedule, MODEL_OPS_COMMAND)
 
 
 class ServingApi(pulumi.ComponentResource):
@@ -294,3 +324,30 @@ class Training(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )
         self.register_outputs({"schedule": schedule})
+
+
+class ModelOps(pulumi.ComponentResource):
+    """The daily feedback loop (`python -m apps.training.ops daily`) on a schedule. Type token
+    `dex:k8s:ModelOps`."""
+
+    def __init__(
+        self,
+        name: str,
+        image: pulumi.Input[str],
+        env: dict[str, Any],
+        schedule: str,
+        depends_on: list[pulumi.Resource],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """`image`: the training image (it holds apps/api too, for the shared model code);
+        `env`: the training job's, with the raw layer (the prediction log)."""
+        super().__init__("dex:k8s:ModelOps", name, None, opts)
+        k8s.batch.v1.CronJob(
+            f"{name}-cronjob",
+            metadata=untyped(
+                {"name": MODEL_OPS_APP, "namespace": APPS_NS, "labels": labels(MODEL_OPS_APP)}
+            ),
+            spec=untyped(model_ops_cronjob_spec(image, env, schedule)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+        )
+        self.register_outputs({"schedule": schedule, "command": MODEL_OPS_COMMAND})

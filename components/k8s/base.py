@@ -41,6 +41,10 @@ CACHE_CA_DIR = "/etc/dex/cache-ca"
 CACHE_CA_FILE = f"{CACHE_CA_DIR}/ca.crt"
 """Where the API finds the cache's CA when the system trust store does not hold it."""
 
+MODEL_OPS_APP = "model-ops"
+"""The model-ops CronJob's name and `app.kubernetes.io/name` (its alert reads the CronJob's
+kube-state-metrics by this name)."""
+
 BATCH_POOL_LABEL = "dex.io/pool"
 """The node label and taint key of the node pools (`system`, `batch`)."""
 

@@ -293,11 +293,13 @@ class Observability(pulumi.ComponentResource):
         crds: pulumi.Resource,
         depends_on: list[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
+        model_mae_alert_celsius: float = slo.MODEL_MAE_ALERT_CELSIUS,
     ) -> None:
         """`crds`: the operator CRDs (`operator_crds`); every release and object here waits
         for them, and for `depends_on` (namespaces, storage, the Grafana secret, the Envoy
         Gateway release whose CRDs Grafana's HTTPRoute needs). Grafana serves
-        `grafana.<domain>`."""
+        `grafana.<domain>`. `model_mae_alert_celsius`: the champion's online MAE its alert
+        fires above."""
         super().__init__("dex:k8s:Observability", name, None, opts)
         self.crds = crds
         after = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, crds])
@@ -351,7 +353,8 @@ class Observability(pulumi.ComponentResource):
                 opts=after,
             )
         rules_opts = pulumi.ResourceOptions(parent=self, depends_on=[self.crds])
-        for group in slo.rule_groups():
+        groups = slo.rule_groups(model_mae_alert_celsius)
+        for group in groups:
             k8s.apiextensions.CustomResource(
                 f"{name}-rules-{group['name']}",
                 api_version="monitoring.coreos.com/v1",
@@ -368,7 +371,7 @@ class Observability(pulumi.ComponentResource):
             {
                 "grafana_host": grafana_host,
                 "dashboards": sorted(dashboards()),
-                "rule_groups": [g["name"] for g in slo.rule_groups()],
+                "rule_groups": [g["name"] for g in groups],
             }
         )
 

@@ -9,7 +9,7 @@ controller, Envoy Gateway (its chart installs the Gateway API CRDs) -> cert-mana
 renders ServiceMonitors: after the operator CRDs; it watches Gateway API kinds: after Envoy
 Gateway) -> the issuer, the Gateway and its certificates, observability -> the database
 bootstrap Job -> MLflow and Airflow -> the apps' images -> the serving API (after MLflow: its
-readiness asks the registry) and the training CronJob.
+readiness asks the registry), the training CronJob and the model-ops CronJob.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from components.k8s.airflow import (
     airflow_values,
 )
 from components.k8s.apps import API_SECRET as API_APP_SECRET
-from components.k8s.apps import ServingApi, Training
+from components.k8s.apps import ModelOps, ServingApi, Training
 from components.k8s.base import (
     AIRFLOW_NS,
     APPS_NS,
@@ -98,7 +98,17 @@ class PlatformSettings:
     api_jwks_url: str | None
     api_jwt_issuer: str | None
     api_jwt_audience: str
+    api_rollout: str
+    """`off`, `shadow` or `canary`: how the API runs the registry's challenger."""
+    api_canary_share: float
+    """Share of callers the challenger answers (canary)."""
+    api_shadow_share: float
+    """Share of requests the challenger also scores (shadow)."""
     training_schedule: str
+    model_ops_schedule: str
+    """Cron schedule (UTC) of the model-ops CronJob."""
+    model_mae_alert_celsius: float
+    """The champion's online MAE above which its alert fires."""
     grafana_admin_user: str
     protect: bool
 
@@ -171,6 +181,10 @@ def api_env(
         "DEX_API_JWT_AUDIENCE": s.api_jwt_audience,
         "DEX_API_OTLP_ENDPOINT": f"{OTLP_HTTP_URL}/v1/traces",
         "DEX_API_CORS_ORIGINS": f'["https://{s.host("api")}"]',
+        # champion and challenger: always explicit, so the Deployment says what it runs
+        "DEX_API_ROLLOUT": s.api_rollout,
+        "DEX_API_CANARY_SHARE": str(s.api_canary_share),
+        "DEX_API_SHADOW_SHARE": str(s.api_shadow_share),
     }
     if cache_ca:
         env["DEX_API_REDIS_CA_FILE"] = CACHE_CA_FILE
@@ -192,6 +206,12 @@ def training_env(store: ObjectStoreOutputs, commit: str) -> dict[str, Any]:
         "DEX_PUSHGATEWAY_URL": PUSHGATEWAY_URL,
         "DEX_GIT_COMMIT": commit,
     }
+
+
+def model_ops_env(store: ObjectStoreOutputs, commit: str) -> dict[str, Any]:
+    """The training job's environment, and the raw layer's bucket: the feedback step reads
+    the API's prediction log (`raw/predictions/`) where the API writes it."""
+    return {**training_env(store, commit), "DEX_LAKE_RAW_URL": store.bucket_urls["raw"]}
 
 
 def pipeline_env(store: ObjectStoreOutputs) -> dict[str, Any]:
@@ -377,6 +397,7 @@ class KubernetesPlatform(pulumi.ComponentResource):
             crds=crds,
             depends_on=[*ns_ready, *storage, *edge.ready, grafana_secret],
             opts=child,
+            model_mae_alert_celsius=s.model_mae_alert_celsius,
         )
 
         # -- MLflow and Airflow on the managed Postgres -------------------------------------
@@ -448,11 +469,22 @@ class KubernetesPlatform(pulumi.ComponentResource):
             opts=child,
             cache_ca=cache_ca is not None,
         )
+        training_image = images.images["training"]
         Training(
             f"{name}-training",
-            image=images.images["training"].ref,
-            env=training_env(args.store, images.images["training"].tag),
+            image=training_image.ref,
+            env=training_env(args.store, training_image.tag),
             schedule=s.training_schedule,
+            depends_on=[*ns_ready, *accounts],
+            opts=child,
+        )
+        # the feedback loop: promote/retire the challenger, score the next day, retrain on
+        # drift; in the training image, as the training identity
+        ModelOps(
+            f"{name}-model-ops",
+            image=training_image.ref,
+            env=model_ops_env(args.store, training_image.tag),
+            schedule=s.model_ops_schedule,
             depends_on=[*ns_ready, *accounts],
             opts=child,
         )

@@ -1,6 +1,8 @@
 """Service level objectives as Prometheus rules: one error-ratio SLI per SLO, recorded over
 the standard windows, and the multi-window, multi-burn-rate alerts of the Google SRE
-workbook (page: 2% of a 30-day budget in 1 h or 5% in 6 h; ticket: 10% in 3 days).
+workbook (page: 2% of a 30-day budget in 1 h or 5% in 6 h; ticket: 10% in 3 days); then the
+model signals (input drift, no model) and the rollout's alerts (challenger errors, the
+champion's online MAE, the model-ops job).
 
 Pure data: `rule_groups()` is what the PrometheusRule objects carry, and what the tests hand
 to `promtool check rules` / `promtool test rules`.
@@ -10,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from components.k8s.base import APPS_NS, MODEL_OPS_APP
 
 RUNBOOK_BASE = "https://github.com/dataenginex/dex/blob/main/docs/runbooks.md"
 WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
@@ -83,12 +87,119 @@ SLOS: tuple[Slo, ...] = (
 )
 
 
+MODEL_MAE_ALERT_CELSIUS = 3.0
+"""The default of `dex:platform.model_mae_alert_celsius`: the champion's online MAE (°C) above
+which DexChampionOnlineMaeHigh fires."""
+MODEL_MAE_MIN_SAMPLES = 30
+"""Joined predictions the champion's online MAE must rest on before it may alert (the
+model-ops job's own minimum for a decision)."""
+CHALLENGER_ERROR_MARGIN = 0.01
+"""How far (absolute share of calls) the challenger's error ratio may exceed the champion's."""
+CHALLENGER_MIN_CALLS = 100
+"""Challenger calls over the alert's window before its error ratio is judged."""
+MODEL_OPS_MAX_AGE_SECONDS = 26 * 3600
+"""A daily job with a 2-hour deadline: a success is never more than 26 hours old."""
+
+
+def _model_requests(role: str, outcome: str | None = None, window: str = "30m") -> str:
+    match = f'role="{role}"' + (f',outcome="{outcome}"' if outcome else "")
+    return f"sum(rate(dex_api_model_requests_total{{{match}}}[{window}]))"
+
+
+def model_rules(model_mae_alert_celsius: float = MODEL_MAE_ALERT_CELSIUS) -> dict[str, Any]:
+    """The rollout and feedback-loop alerts: a challenger failing more than the champion, a
+    champion whose online error regressed, and the model-ops job no longer succeeding."""
+    # ratios of label-less sums; a role with no error series yet counts as 0 errors, a
+    # champion with no calls (a canary at 100%) as a 0 ratio
+    challenger = (
+        f"(({_model_requests('challenger', 'error')} or vector(0))"
+        f" / {_model_requests('challenger')})"
+    )
+    champion = (
+        f"((({_model_requests('champion', 'error')} or vector(0))"
+        f" / {_model_requests('champion')}) or vector(0))"
+    )
+    calls = 'sum(increase(dex_api_model_requests_total{role="challenger"}[30m]))'
+    cron = f'namespace="{APPS_NS}",cronjob="{MODEL_OPS_APP}"'
+    last_success = f"max(kube_cronjob_status_last_successful_time{{{cron}}})"
+    age = MODEL_OPS_MAX_AGE_SECONDS
+    return {
+        "name": "dex-model-rollout",
+        "rules": [
+            {
+                "alert": "DexChallengerErrorRatioHigh",
+                "expr": (
+                    f"{challenger} > {champion} + {CHALLENGER_ERROR_MARGIN}"
+                    f" and {calls} >= {CHALLENGER_MIN_CALLS}"
+                ),
+                "for": "15m",
+                "labels": {
+                    "severity": "warning",
+                    "runbook_url": f"{RUNBOOK_BASE}#challenger-errors",
+                },
+                "annotations": {
+                    "summary": "The challenger fails more often than the champion",
+                    "description": (
+                        "{{ $value | humanizePercentage }} of the challenger's model calls "
+                        "failed over 30m, more than the champion's error ratio + "
+                        f"{CHALLENGER_ERROR_MARGIN:.0%}."
+                    ),
+                },
+            },
+            {
+                "alert": "DexChampionOnlineMaeHigh",
+                "expr": (
+                    'max by (model_version) (dex_model_online_mae{role="champion"})'
+                    f" > {model_mae_alert_celsius}"
+                    " and on (model_version) max by (model_version) "
+                    f'(dex_model_online_samples{{role="champion"}}) >= {MODEL_MAE_MIN_SAMPLES}'
+                ),
+                "for": "30m",
+                "labels": {
+                    "severity": "warning",
+                    "runbook_url": f"{RUNBOOK_BASE}#champion-online-mae",
+                },
+                "annotations": {
+                    "summary": "The champion's online error regressed",
+                    "description": (
+                        "Champion v{{ $labels.model_version }} has an online MAE of "
+                        '{{ $value | printf "%.2f" }} °C against the actuals '
+                        f"(alert above {model_mae_alert_celsius} °C)."
+                    ),
+                },
+            },
+            {
+                "alert": "DexModelOpsNotSucceeding",
+                "expr": (
+                    f"time() - {last_success} > {age}"
+                    f" or (time() - max(kube_cronjob_created{{{cron}}}) > {age}"
+                    f" unless {last_success})"
+                ),
+                "for": "10m",
+                "labels": {
+                    "severity": "warning",
+                    "runbook_url": f"{RUNBOOK_BASE}#model-ops-not-succeeding",
+                },
+                "annotations": {
+                    "summary": "The model-ops job has not succeeded for more than a day",
+                    "description": (
+                        f"CronJob {APPS_NS}/{MODEL_OPS_APP}: no successful run in "
+                        f"{age // 3600} h: no feedback, no challenger decision, no batch "
+                        "scores, no drift check."
+                    ),
+                },
+            },
+        ],
+    }
+
+
 def _record(slo: Slo, window: str) -> str:
     return "dex:slo_errors:ratio_rate" + window
 
 
-def rule_groups() -> list[dict[str, Any]]:
-    """One group per SLO: its SLI over every window, then the burn-rate alerts."""
+def rule_groups(model_mae_alert_celsius: float = MODEL_MAE_ALERT_CELSIUS) -> list[dict[str, Any]]:
+    """One group per SLO: its SLI over every window, then the burn-rate alerts; the model
+    signals; the rollout and feedback-loop alerts (`model_rules`)."""
     groups = []
     for slo in SLOS:
         rules: list[dict[str, Any]] = [
@@ -168,4 +279,5 @@ def rule_groups() -> list[dict[str, Any]]:
             ],
         }
     )
+    groups.append(model_rules(model_mae_alert_celsius))
     return groups

@@ -173,6 +173,46 @@ BAD_CONFIGS: list[tuple[str, dict[str, object], list[str]]] = [
         ["dex:platform.training_schedule", "'every day'", "cron"],
     ),
     (
+        "unknown rollout mode",
+        {**AWS, "platform": {"api_rollout": "blue-green"}},
+        ["dex:platform.api_rollout", "'blue-green'", "'shadow'", "'canary'"],
+    ),
+    (
+        "canary without a share",
+        {**AWS, "platform": {"api_rollout": "canary"}},
+        ["dex:platform.api_canary_share = 0.0", "api_rollout canary", "above 0"],
+    ),
+    (
+        "shadow with a zero share",
+        {**AWS, "platform": {"api_rollout": "shadow", "api_shadow_share": 0}},
+        ["dex:platform.api_shadow_share = 0.0", "api_rollout shadow", "above 0"],
+    ),
+    (
+        "canary share above 1",
+        {**AWS, "platform": {"api_rollout": "canary", "api_canary_share": 1.5}},
+        ["dex:platform.api_canary_share = 1.5", "less than or equal to 1"],
+    ),
+    (
+        "negative shadow share",
+        {**AWS, "platform": {"api_shadow_share": -0.1}},
+        ["dex:platform.api_shadow_share = -0.1", "greater than or equal to 0"],
+    ),
+    (
+        "share not a number",
+        {**AWS, "platform": {"api_canary_share": "a tenth"}},
+        ["dex:platform.api_canary_share", "'a tenth'", "a number"],
+    ),
+    (
+        "bad model-ops cron",
+        {**AWS, "platform": {"model_ops_schedule": "after gold"}},
+        ["dex:platform.model_ops_schedule", "'after gold'", "cron"],
+    ),
+    (
+        "mae threshold not positive",
+        {**AWS, "platform": {"model_mae_alert_celsius": 0}},
+        ["dex:platform.model_mae_alert_celsius = 0", "greater than 0"],
+    ),
+    (
         "unknown platform key",
         {**AWS, "platform": {"domian": "x.example.com"}},
         ["dex:platform.domian", "did you mean dex:platform.domain"],
@@ -268,6 +308,46 @@ def test_pulumi_style_string_values_are_decoded() -> None:
     assert cfg.database.storage_gib == 50
     assert cfg.database.high_availability is True
     assert cfg.tags == {"cost-center": "42"}
+
+
+def test_rollout_knobs_default_off_and_accept_the_apps_values() -> None:
+    from components.k8s import slo
+
+    for raw in (AWS, AWS_PROD, GCP):
+        p = load_config(raw).platform
+        assert (p.api_rollout, p.api_canary_share, p.api_shadow_share) == ("off", 0.0, 1.0)
+        assert p.model_ops_schedule == "30 6 * * *"
+        assert p.model_mae_alert_celsius == slo.MODEL_MAE_ALERT_CELSIUS
+    canary = load_config(
+        {**AWS, "platform": json.dumps({"api_rollout": "canary", "api_canary_share": "0.25"})}
+    ).platform
+    assert (canary.api_rollout, canary.api_canary_share) == ("canary", 0.25)
+    # a share of 1 sends every caller to the challenger: allowed, it is a full switch
+    assert (
+        load_config(
+            {**AWS, "platform": {"api_rollout": "canary", "api_canary_share": 1}}
+        ).platform.api_canary_share
+        == 1.0
+    )
+    # shares are kept while the rollout is off: turning it on is one key
+    assert load_config({**AWS, "platform": {"api_canary_share": 0.1}}).platform.api_rollout == "off"
+
+
+def test_a_bare_yaml_off_means_off() -> None:
+    """YAML 1.1 (PyYAML, what `dex` reads stack files with) reads `api_rollout: off` as false."""
+    import yaml
+
+    raw = yaml.safe_load("platform:\n  api_rollout: off\n")
+    assert raw["platform"]["api_rollout"] is False
+    assert load_config({**AWS, **raw}).platform.api_rollout == "off"
+    with pytest.raises(ConfigError, match=r"dex:platform\.api_rollout = True"):
+        load_config({**AWS, "platform": {"api_rollout": True}})
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod", "gcp-dev", "gcp-prod"])
+def test_shipped_stacks_keep_the_rollout_off(stack: str) -> None:
+    stack_file = read_stack_file(stack)
+    assert stack_file.config["dex:platform"]["api_rollout"] == "off"
 
 
 def test_prod_unprotected_with_acknowledgement_is_allowed() -> None:

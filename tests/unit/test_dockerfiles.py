@@ -19,11 +19,12 @@ pytestmark = pytest.mark.unit
 APPS = ("api", "pipelines", "training")
 HADOLINT = Path(sys.executable).parent / "hadolint"
 IMAGE_CODE = {
-    "api": ("apps/api", "apps/pipelines/lake.py"),
-    "training": ("apps/training", "apps/pipelines/lake.py", "apps/pipelines/metrics.py"),
+    "api": ("apps/api",),
+    "training": ("apps/training",),
     "pipelines": ("apps/pipelines",),
 }
-"""The code each image runs (the DAG file runs in Airflow's own environment, not here)."""
+"""Where the code each image runs starts; `image_code` follows its `apps.*` imports (the DAG
+file runs in Airflow's own environment, not here)."""
 
 
 def dockerfile(app: str) -> str:
@@ -94,6 +95,108 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
+def _apps_imports(path: Path) -> set[str]:
+    """The `apps.*` modules a file imports, anywhere in it (function-level imports too):
+    `from apps.a import b` names `apps.a` and, when it is one, the module `apps.a.b`."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("apps.")}
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.level == 0
+            and node.module.startswith("apps.")
+        ):
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    return found
+
+
+def _module_file(module: str) -> Path | None:
+    base = ROOT / Path(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def image_code(app: str) -> list[Path]:
+    """The files an image runs: IMAGE_CODE's, then every `apps` module they import, and so
+    on (a module of another app that this image's code imports ships in this image too)."""
+    todo: list[Path] = []
+    for rel in IMAGE_CODE[app]:
+        path = ROOT / rel
+        todo += [path] if path.is_file() else sorted(path.glob("*.py"))
+    seen: set[Path] = set()
+    while todo:
+        f = todo.pop()
+        if f in seen:
+            continue
+        seen.add(f)
+        for module in _apps_imports(f):
+            found = _module_file(module)
+            if found is not None and found not in seen:
+                todo.append(found)
+    return sorted(seen)
+
+
+_COPY = re.compile(r"^COPY\s+(?:--(?!from)\S+\s+)*(apps/\S+)\s", re.M)
+"""A runtime-stage COPY of `apps/...` from the build context (`--chown` and the like allowed,
+`--from` another stage not)."""
+
+
+def _copied(app: str, text: str | None = None) -> set[str]:
+    """The `apps/...` paths the final stage COPYs from the build context."""
+    text = dockerfile(app) if text is None else text
+    runtime = text[text.rindex("\nFROM ") :]
+    return {m.group(1).rstrip("/") for m in _COPY.finditer(runtime)}
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_each_image_ships_the_code_its_modules_import(app: str) -> None:
+    """Every `apps` file an image's code imports is copied into the image, and is one of its
+    build inputs (so a change to it makes a new image): the training image runs the model-ops
+    job, which scores with the API's model code."""
+    from components.k8s.images import BUILD_INPUTS
+
+    copied = _copied(app)
+    inputs = set(BUILD_INPUTS[app])
+    for f in image_code(app):
+        rel = f.relative_to(ROOT).as_posix()
+        assert any(rel == c or rel.startswith(c + "/") for c in copied), (
+            f"{app}: runs {rel}, which its Dockerfile does not COPY"
+        )
+        assert any(rel == i or rel.startswith(i + "/") for i in inputs), (
+            f"{app}: runs {rel}, which BUILD_INPUTS[{app!r}] does not list"
+        )
+    # and nothing is copied that is not a build input (its change would not retag the image)
+    outside = {c for c in copied if not any(c == i or c.startswith(i + "/") for i in inputs)}
+    assert not outside, f"{app}: copies {sorted(outside)} outside BUILD_INPUTS"
+
+
+def test_training_image_carries_the_api_for_model_ops() -> None:
+    runs = {f.relative_to(ROOT).as_posix() for f in image_code("training")}
+    assert "apps/training/ops.py" in runs
+    assert "apps/api/model_store.py" in runs  # the API's own model wrapper scores the batch
+    assert "apps/api" in _copied("training")
+
+
+def test_the_copy_check_sees_a_missing_copy() -> None:
+    """Without `COPY apps/api`, the training image would not ship what model-ops imports."""
+    text = dockerfile("training")
+    assert "COPY apps/api /opt/dex/apps/api\n" in text
+    copied = _copied("training", text.replace("COPY apps/api /opt/dex/apps/api\n", ""))
+    assert {"apps/training", "apps/pipelines"} <= copied
+    missing = [
+        f
+        for f in image_code("training")
+        if not any(f.relative_to(ROOT).as_posix().startswith(c + "/") for c in copied)
+    ]
+    assert missing
+    assert all(f.relative_to(ROOT).parts[1] == "api" for f in missing)
+
+
 def _requirements(app: str) -> set[str]:
     names = set()
     for raw in (ROOT / "apps" / app / "requirements.txt").read_text().splitlines():
@@ -113,12 +216,8 @@ def test_each_image_installs_what_its_code_imports(app: str) -> None:
     }
     wanted = _requirements(app)
     assert wanted <= pinned, f"{app}: {sorted(wanted - pinned)} are not in requirements.lock"
-    files: list[Path] = []
-    for rel in IMAGE_CODE[app]:
-        path = ROOT / rel
-        files += [path] if path.is_file() else sorted(path.glob("*.py"))
     missing = {}
-    for f in files:
+    for f in image_code(app):
         for module in _imports(f):
             if module in sys.stdlib_module_names or module in ("apps", "__future__"):
                 continue

@@ -9,6 +9,7 @@ each app, sealed secrets, network policies, and the plan's stack outputs.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,7 @@ def test_every_stack_carries_the_whole_platform(plans: dict[str, Plan], stack: s
         "dex:k8s:AppImages",
         "dex:k8s:ServingApi",
         "dex:k8s:Training",
+        "dex:k8s:ModelOps",
     }
     # one Kubernetes provider for all of it, built from the cluster contract's kubeconfig
     provider = only(plan, "pulumi:providers:kubernetes")
@@ -174,7 +176,7 @@ def test_every_workload_is_hardened(plans: dict[str, Plan], stack: str) -> None:
             # built images are known only once pushed (unknown here, by digest below);
             # third-party ones are pinned by digest in the code
             assert image == UNKNOWN or "@sha256:" in image, (res.urn, image)
-    assert seen == {"api", "training", "database-bootstrap", "pushgateway"}
+    assert seen == {"api", "training", "model-ops", "database-bootstrap", "pushgateway"}
 
 
 def test_built_images_are_referenced_by_digest() -> None:
@@ -192,6 +194,8 @@ def test_built_images_are_referenced_by_digest() -> None:
     by_name = {res.inputs["metadata"]["name"]: spec for res, spec in pod_specs(plan)}
     assert by_name["api"]["containers"][0]["image"] == f"{repo}/api@sha256:{'ab' * 32}"
     assert by_name["training"]["containers"][0]["image"] == f"{repo}/training@sha256:{'ab' * 32}"
+    # the model-ops job runs the same training image
+    assert by_name["model-ops"]["containers"][0]["image"] == f"{repo}/training@sha256:{'ab' * 32}"
     airflow = release(plan, "airflow").inputs["values"]["images"]["airflow"]
     assert airflow["repository"] == f"{repo}/pipelines"
     assert airflow["digest"] == "sha256:" + "ab" * 32
@@ -276,9 +280,67 @@ def test_serving_api_runs_like_a_service(plans: dict[str, Plan], stack: str) -> 
     }
     monitor = only(plan, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor", "platform-api")
     assert monitor.inputs["spec"]["endpoints"][0]["path"] == "/metrics"
-    cron = only(plan, "kubernetes:batch/v1:CronJob").inputs["spec"]
+    cron = only(plan, "kubernetes:batch/v1:CronJob", "training-cronjob").inputs["spec"]
     assert cron["concurrencyPolicy"] == "Forbid"
     assert cron["jobTemplate"]["spec"]["template"]["spec"]["serviceAccountName"] == "training"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_model_ops_runs_the_training_pod_with_its_own_command(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    """The feedback loop: a daily CronJob in the training image, as the training identity,
+    hardened, scheduled and sized like training; only its name, labels, command and the raw
+    layer in its env differ."""
+    plan = plans[stack]
+    training = only(plan, "kubernetes:batch/v1:CronJob", "platform-training-cronjob")
+    ops = only(plan, "kubernetes:batch/v1:CronJob", "platform-model-ops-cronjob")
+    assert ops.parent.endswith("dex:k8s:ModelOps::" + ops.name.removesuffix("-cronjob"))
+    assert ops.inputs["metadata"]["name"] == "model-ops"
+    assert ops.inputs["metadata"]["namespace"] == "apps"
+    spec = ops.inputs["spec"]
+    assert spec["schedule"] == "30 6 * * *"
+    assert spec["timeZone"] == "Etc/UTC"
+    assert spec["concurrencyPolicy"] == "Forbid"
+    pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "training"
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["restartPolicy"] == "Never"
+    (c,) = pod["containers"]
+    assert c["command"] == ["python", "-m", "apps.training.ops", "daily"]
+    assert "args" not in c
+    t_pod = training.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (t,) = t_pod["containers"]
+    assert "command" not in t  # training keeps the image's entrypoint
+    # the training image (by digest once pushed: test_built_images_are_referenced_by_digest)
+    assert c["image"] == t["image"]
+    for key in ("securityContext", "resources", "volumeMounts"):
+        assert c[key] == t[key], key
+    for key in ("securityContext", "tolerations", "affinity", "volumes"):
+        assert pod[key] == t_pod[key], key
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["tolerations"][0]["key"] == "dex.io/pool"  # the batch pool
+    assert spec["jobTemplate"]["spec"] == {
+        **training.inputs["spec"]["jobTemplate"]["spec"],
+        "template": spec["jobTemplate"]["spec"]["template"],
+    }  # same retries, deadline and TTL
+    labels = spec["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/name"] == "model-ops"  # what its logs and alert select
+    # the training job's environment, and the raw layer: the API's prediction log
+    env, t_env = env_of(c), env_of(t)
+    assert env == {**t_env, "DEX_LAKE_RAW_URL": bucket_urls(plan)["raw"]}
+    assert env["DEX_PUSHGATEWAY_URL"] == "http://pushgateway.observability.svc.cluster.local:9091"
+    assert env["DEX_LAKE_URL"] == bucket_urls(plan)["gold"]
+    # after the namespaces' policies and the service accounts, like training
+    assert set(training.dependencies) <= set(ops.dependencies)
+    # its alert reads this CronJob's kube-state-metrics
+    (rule,) = [
+        r
+        for g in slo.rule_groups()
+        for r in g["rules"]
+        if r.get("alert") == "DexModelOpsNotSucceeding"
+    ]
+    assert 'namespace="apps",cronjob="model-ops"' in rule["expr"]
 
 
 # -- wiring: each app's settings come from this stack's contracts ---------------------------
@@ -306,6 +368,10 @@ def test_apps_are_wired_to_this_stacks_resources(plans: dict[str, Plan], stack: 
         assert api["DEX_API_JWT_SECRET"]["secretKeyRef"]["name"] == "api-secrets"
     # tokens must name their issuer outside local development, on every stack
     assert api["DEX_API_JWT_ISSUER"].startswith("https://")
+    # the rollout is explicit, and off on every shipped stack
+    assert api["DEX_API_ROLLOUT"] == "off"
+    assert float(api["DEX_API_CANARY_SHARE"]) == 0.0
+    assert float(api["DEX_API_SHADOW_SHARE"]) == 1.0
     training = env_of(specs["training"]["containers"][0])
     assert training["DEX_LAKE_URL"] == urls["gold"]
     assert training["MLFLOW_TRACKING_URI"] == "http://mlflow.mlflow.svc.cluster.local"
@@ -1325,7 +1391,7 @@ def _exprs() -> list[tuple[str, str]]:
     out = []
     for stem, board in dashboards().items():
         for panel in board["panels"]:
-            for target in panel["targets"]:
+            for target in panel.get("targets", []):
                 out.append((f"{stem}/{panel['title']}", target["expr"]))
     return out
 
@@ -1345,7 +1411,7 @@ def test_dashboard_queries_only_use_metrics_that_exist() -> None:
 def test_alerts_have_severity_and_runbooks() -> None:
     runbooks = (ROOT / "docs" / "runbooks.md").read_text()
     alerts = [r for g in slo.rule_groups() for r in g["rules"] if "alert" in r]
-    assert len(alerts) == 2 * len(slo.SLOS) + 2
+    assert len(alerts) == 2 * len(slo.SLOS) + 2 + 3
     for alert in alerts:
         assert alert["labels"]["severity"] in ("critical", "warning"), alert["alert"]
         url = alert["labels"]["runbook_url"]
@@ -1365,6 +1431,11 @@ def test_platform_follows_the_config(synth) -> None:  # type: ignore[no-untyped-
             "api_min_replicas": 3,
             "api_max_replicas": 7,
             "training_schedule": "30 2 * * 1",
+            "api_rollout": "canary",
+            "api_canary_share": 0.2,
+            "api_shadow_share": 0.5,
+            "model_ops_schedule": "15 7 * * *",
+            "model_mae_alert_celsius": 2.5,
         },
     )
     outputs = plan.resources[0].outputs
@@ -1375,8 +1446,41 @@ def test_platform_follows_the_config(synth) -> None:  # type: ignore[no-untyped-
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 7)
     pdb = only(plan, "kubernetes:policy/v1:PodDisruptionBudget", "platform-api").inputs["spec"]
     assert pdb["minAvailable"] == 1
-    assert only(plan, "kubernetes:batch/v1:CronJob").inputs["spec"]["schedule"] == "30 2 * * 1"
+    cron = only(plan, "kubernetes:batch/v1:CronJob", "training-cronjob")
+    assert cron.inputs["spec"]["schedule"] == "30 2 * * 1"
+    ops = only(plan, "kubernetes:batch/v1:CronJob", "model-ops-cronjob")
+    assert ops.inputs["spec"]["schedule"] == "15 7 * * *"
+    deployment = only(plan, "kubernetes:apps/v1:Deployment", "platform-api")
+    api = env_of(deployment.inputs["spec"]["template"]["spec"]["containers"][0])
+    assert api["DEX_API_ROLLOUT"] == "canary"
+    assert float(api["DEX_API_CANARY_SHARE"]) == 0.2
+    assert float(api["DEX_API_SHADOW_SHARE"]) == 0.5
+    rule = only(plan, "kubernetes:monitoring.coreos.com/v1:PrometheusRule", "dex-model-rollout")
+    (mae,) = [
+        r
+        for r in rule.inputs["spec"]["groups"][0]["rules"]
+        if r.get("alert") == "DexChampionOnlineMaeHigh"
+    ]
+    assert '(dex_model_online_mae{role="champion"}) > 2.5 ' in mae["expr"]
     assert validate_plan(plan) == []
+
+
+@pytest.mark.parametrize(
+    ("platform", "key"),
+    [
+        ({"api_rollout": "canary"}, "dex:platform.api_canary_share"),
+        ({"api_rollout": "shadow", "api_shadow_share": 0}, "dex:platform.api_shadow_share"),
+        ({"api_canary_share": 2}, "dex:platform.api_canary_share"),
+        ({"api_rollout": "blue-green"}, "dex:platform.api_rollout"),
+        ({"model_ops_schedule": "daily at 6"}, "dex:platform.model_ops_schedule"),
+        ({"model_mae_alert_celsius": -1}, "dex:platform.model_mae_alert_celsius"),
+    ],
+)
+def test_a_bad_rollout_knob_stops_the_program_naming_the_key(
+    synth: Any, platform: dict[str, Any], key: str
+) -> None:
+    with pytest.raises(Exception, match=re.escape(key)):
+        synth("dev", platform=platform)
 
 
 def _mutated(plan: Plan, urn_part: str, change: Any) -> Plan:
@@ -1476,3 +1580,25 @@ def test_the_api_starts_with_the_environment_its_deployment_gives_it(
     settings = ApiSettings()
     assert settings.environment == stack.removeprefix("gcp-")
     assert settings.jwt_issuer
+    assert settings.rollout == "off"
+
+
+def test_the_api_starts_in_canary_with_the_shares_its_deployment_gives_it(
+    synth: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rollout knobs reach the API as settings it accepts: a canary of a fifth of the
+    callers, with a sampled shadow share kept for a later switch."""
+    from apps.api.settings import ApiSettings
+
+    plan = synth(
+        "prod",
+        platform={"api_rollout": "canary", "api_canary_share": 0.2, "api_shadow_share": 0.3},
+    )
+    deployment = only(plan, "kubernetes:apps/v1:Deployment", "platform-api")
+    for item in deployment.inputs["spec"]["template"]["spec"]["containers"][0]["env"]:
+        value = item.get("value")
+        if value is None:  # from a Secret
+            value = "s3cr3t-" + "x" * 40 if "REDIS" not in item["name"] else "rediss://:t@h:6379/0"
+        monkeypatch.setenv(item["name"], str(value))
+    settings = ApiSettings()
+    assert (settings.rollout, settings.canary_share, settings.shadow_share) == ("canary", 0.2, 0.3)
