@@ -769,6 +769,7 @@ def required_connections(plan: Plan) -> list[Connection]:
     kube_dns = Endpoint("kube-system", {"k8s-app": "kube-dns"})
     api = Endpoint("apps", {"app.kubernetes.io/name": "api"})
     training = Endpoint("apps", {"app.kubernetes.io/name": "training"})
+    model_ops = Endpoint("apps", {"app.kubernetes.io/name": "model-ops"})
     bootstrap = Endpoint("platform", {"app.kubernetes.io/name": "database-bootstrap"})
     mlflow = Endpoint("mlflow", {})
     airflow = Endpoint("airflow", {})
@@ -789,13 +790,15 @@ def required_connections(plan: Plan) -> list[Connection]:
         Connection("pipeline tasks -> MLflow", airflow, mlflow, 5000),
         Connection("API -> OTLP", api, tempo, 4318),
         Connection("training -> Pushgateway", training, pushgateway, 9091),
+        Connection("model-ops -> MLflow", model_ops, mlflow, 5000),
+        Connection("model-ops -> Pushgateway", model_ops, pushgateway, 9091),
         Connection("pipeline tasks -> Pushgateway", airflow, pushgateway, 9091),
     ]
-    for who in (api, training, mlflow, airflow):
+    for who in (api, training, model_ops, mlflow, airflow):
         conns.append(Connection(f"{who.namespace} -> cloud APIs (HTTPS)", who, internet, 443))
         if agent is not None:
             conns.append(Connection(f"{who.namespace} -> identity agent", who, agent, 80))
-    for who in (api, training, bootstrap, mlflow, airflow):
+    for who in (api, training, model_ops, bootstrap, mlflow, airflow):
         conns.append(Connection(f"{who.namespace} -> DNS", who, kube_dns, 53, "UDP"))
     if plan.of_type(HTTP_ROUTE):
         # the Gateway's proxies reach each backend on its pod port; the load balancer the

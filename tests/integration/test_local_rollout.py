@@ -22,22 +22,11 @@ import pytest
 from apps.api.auth import issue_token
 from tests.conftest import ROOT
 from tests.integration.conftest import free_port
+from tests.integration.test_api import ROW
 from tests.integration.test_local import local_up, prediction
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 MODEL = "weather-next-day-tmax"
-ROW = {
-    "location": "berlin",
-    "temp_max_c": 5.0,
-    "temp_min_c": 1.0,
-    "temp_mean_c": 3.0,
-    "precipitation_mm": 0.0,
-    "humidity_mean_pct": 70.0,
-    "wind_max_ms": 4.0,
-    "temp_max_lag1": 4.0,
-    "doy_sin": 0.1,
-    "doy_cos": 0.99,
-}
 
 
 def dex(*args: str) -> subprocess.CompletedProcess[str]:

@@ -428,7 +428,11 @@ def test_mlflow_refusing_its_clients_is_found(doc: Callable[[str], Doc]) -> None
         "mlflow: API -> MLflow: ingress on port 5000/TCP is not allowed into namespace mlflow"
         in found
     )
-    assert len(found) == 3  # the API, training and the pipeline tasks
+    assert (
+        "mlflow: model-ops -> MLflow: ingress on port 5000/TCP is not allowed into namespace "
+        "mlflow" in found
+    )
+    assert len(found) == 4  # the API, training, model-ops and the pipeline tasks
 
 
 def test_dns_blocked_is_found(doc: Callable[[str], Doc]) -> None:
@@ -438,7 +442,8 @@ def test_dns_blocked_is_found(doc: Callable[[str], Doc]) -> None:
     assert found == [
         "apps: apps -> DNS: egress to port 53/UDP is not allowed from namespace apps",
         "apps: apps -> DNS: egress to port 53/UDP is not allowed from namespace apps",
-    ]  # the API and training
+        "apps: apps -> DNS: egress to port 53/UDP is not allowed from namespace apps",
+    ]  # the API, training and model-ops
 
 
 def test_the_pod_identity_agent_blocked_is_found(doc: Callable[[str], Doc]) -> None:
