@@ -80,6 +80,78 @@ def test_without_scikit_learns_traversal_large_batches_descend_in_chunks(
     assert compiled.matches(gbm, probe)
 
 
+class _Clock:
+    """A perf_counter that moves only when a fake path says it took time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("descend_per_row", "expected"),
+    [(6.0, 250.0), (3.0, 1000.0), (2.0, np.inf), (1.0, np.inf)],
+)
+def test_calibration_switches_where_the_two_paths_cost_the_same(
+    monkeypatch: pytest.MonkeyPatch, descend_per_row: float, expected: float
+) -> None:
+    """The traversal costs 1000 + 2 a row, the descent `descend_per_row` a row: they cross at
+    1000 / (d - 2) rows, and never when the descent is as cheap a row."""
+    compiled = CompiledForest(_fitted(3))
+    clock = _Clock()
+    monkeypatch.setattr(forest.time, "perf_counter", clock)
+
+    def traverse(x: np.ndarray) -> np.ndarray:
+        clock.now += 1000 + 2 * len(x)
+        return np.zeros(len(x))
+
+    def descend_chunks(x: np.ndarray) -> np.ndarray:
+        clock.now += descend_per_row * len(x)
+        return np.zeros(len(x))
+
+    monkeypatch.setattr(compiled, "traverse", traverse)
+    monkeypatch.setattr(compiled, "descend_chunks", descend_chunks)
+    compiled.calibrate()
+    assert compiled.traverse_from == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("rows", "path"), [(1, "descend"), (9, "descend"), (10, "traverse")])
+def test_predict_takes_the_traversal_from_the_switch_on(
+    monkeypatch: pytest.MonkeyPatch, rows: int, path: str
+) -> None:
+    gbm = _fitted(3)
+    compiled = CompiledForest(gbm)
+    compiled.traverse_from = 10
+    taken: list[str] = []
+    for name, method in (("descend", compiled.descend), ("traverse", compiled.traverse)):
+        monkeypatch.setattr(compiled, name, lambda x, n=name, m=method: taken.append(n) or m(x))
+    probe = _probe(8, rows, 6)
+    assert _close(compiled.predict(probe), gbm.predict(probe))
+    assert taken == [path]
+
+
+def test_a_forest_of_shallow_trees_always_descends() -> None:
+    """Measured, not assumed: 300 trees of depth 3 descend in well under half the
+    traversal's time a row (3.5 against 8.4 µs here), so the traversal never takes over."""
+    gbm = HistGradientBoostingRegressor(max_iter=300, max_depth=3, random_state=0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 5, (2000, 6))
+    compiled = CompiledForest(gbm.fit(x, x[:, 0] - x[:, 1] ** 2))
+    assert compiled.traverse_from == np.inf
+
+
+def test_the_calibration_rows_fall_on_both_sides_of_every_split() -> None:
+    compiled = CompiledForest(_fitted(3))
+    x = compiled.sample(256)
+    for j, splits in enumerate(compiled._splits):
+        column = x[:, j][~np.isnan(x[:, j])]
+        for threshold in splits[np.isfinite(splits)][:20]:
+            assert (column <= threshold).any()
+            assert (column > threshold).any()
+
+
 def test_a_split_on_missing_values_alone_is_followed() -> None:
     """Where only missingness separates the targets, scikit-learn splits with an infinite
     threshold: every value left, NaN right."""
