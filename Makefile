@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.dex-installed
 
-.PHONY: setup local plan test lint typecheck unit snapshots bench clean lock promtool
+.PHONY: setup local plan test lint typecheck imports unit snapshots bench clean lock promtool
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "DEX needs Python 3.11 or newer, found " + sys.version.split()[0])'
@@ -53,7 +53,11 @@ promtool:
 	    || { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends prometheus >/dev/null; }; }
 	@promtool --version | head -1
 
-test: lint typecheck promtool
+# the import arrows between packages: [tool.importlinter] in pyproject.toml
+imports: setup
+	$(BIN)/lint-imports
+
+test: lint typecheck imports promtool
 	$(BIN)/pytest
 
 snapshots: setup

@@ -33,9 +33,6 @@ from stacks.regions import AWS_REGIONS, AWS_TWO_AZ_REGIONS, GCP_REGIONS
 Cloud = Literal["aws", "gcp"]
 Environment = Literal["dev", "prod"]
 
-KUBERNETES_VERSIONS = ("1.32", "1.33", "1.34")
-"""Kubernetes minor versions DEX is tested against (EKS and GKE both offer them)."""
-
 RESERVED_TAGS = ("project", "environment", "component", "owner", "managed-by")
 """Tag (AWS) / label (GCP) keys the platform sets itself; user tags may not override them."""
 

@@ -210,7 +210,6 @@ class ModelStore:
         before the first training."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.swaps = 0
         # "no such model or alias" is an answer, not a failure: it never opens the breaker
         self.breaker = pybreaker.CircuitBreaker(
             fail_max=REGISTRY_FAILURES,
@@ -358,7 +357,6 @@ class ModelStore:
         loaded = self._load_dir(path, self.alias)
         self.current = loaded  # one assignment: in-flight requests keep the model they hold
         (self.cache / "current.json").write_text(json.dumps({"version": version}))
-        self.swaps += 1
         log.info("serving %s v%s (alias %s)", self.name, version, self.alias)
         return True
 

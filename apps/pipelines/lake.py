@@ -15,7 +15,7 @@ import json
 import os
 import posixpath
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlparse
@@ -176,13 +176,6 @@ class Lake:
             p = os.path.abspath(str(found_path)) if self.protocol == "file" else str(found_path)
             out.append(self._relative(p))
         return sorted(out)
-
-    def walk_files(self, *parts: str) -> Iterator[str]:
-        base = self.path(*parts)
-        if not self.fs.exists(base):
-            return
-        for p in sorted(self.fs.find(base)):
-            yield str(p)
 
     # -- writes --------------------------------------------------------------------------------
     def write_bytes(self, data: bytes, *parts: str) -> str:

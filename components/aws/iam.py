@@ -135,40 +135,6 @@ def deny_insecure_transport(bucket_arn: str) -> str:
     )
 
 
-def key_policy(account_id: str, partition: str, service_principals: Sequence[str] = ()) -> str:
-    """KMS key policy: the account administers the key through IAM (the AWS default), and
-    the named services may use it for encryption on the account's behalf."""
-    statements: list[dict[str, Any]] = [
-        {
-            "Sid": "AccountAdministersThroughIam",
-            "Effect": "Allow",
-            "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
-            # The key policy of a customer managed key must name kms:* for the account root,
-            # or the key becomes unmanageable; access is then narrowed by IAM policies.
-            "Action": "kms:*",
-            "Resource": "*",
-        }
-    ]
-    if service_principals:
-        statements.append(
-            {
-                "Sid": "ServicesEncrypt",
-                "Effect": "Allow",
-                "Principal": {"Service": list(service_principals)},
-                "Action": [
-                    "kms:Encrypt*",
-                    "kms:Decrypt*",
-                    "kms:ReEncrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:Describe*",
-                ],
-                "Resource": "*",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-            }
-        )
-    return document(statements)
-
-
 def ebs_volume_key_access(key_arn: str) -> str:
     """What the EBS CSI driver needs on a customer managed key to create, attach and
     encrypt volumes with it: grants for AWS resources (EC2 creates them on its behalf) and

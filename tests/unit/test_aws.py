@@ -873,3 +873,14 @@ def test_children_are_parented_and_prefixed(plans: dict[str, Plan]) -> None:
             assert res.name.startswith(components[res.parent].name), res.urn
     for comp in components.values():
         assert comp.outputs, f"{comp.type} registered no outputs"
+
+
+def test_the_subnet_plan_docstring_example_runs() -> None:
+    """plan_subnets' docstring example is executed, so the documented layout cannot drift."""
+    import doctest
+
+    from components.aws import network
+
+    result = doctest.testmod(network, verbose=False)
+    assert result.attempted >= 1
+    assert result.failed == 0
