@@ -193,7 +193,7 @@ def policy_check(
 
 @policy_app.command("rules")
 def policy_rules() -> None:
-    """Print the table of rules (markdown), as in the README."""
+    """Print the table of rules (markdown), as in docs/policies.md."""
     from policies.runner import rules_markdown
 
     sys.stdout.write(rules_markdown())
@@ -791,7 +791,7 @@ def local_down(data_dir: Annotated[Path, typer.Option()] = DATA_DIR) -> None:
 def config_reference(
     cloud: Annotated[str, typer.Argument(help="aws or gcp")],
 ) -> None:
-    """Print the table of `dex:*` keys with their dev and prod defaults (as in the README)."""
+    """Print the table of `dex:*` keys with their dev and prod defaults (as in docs/config.md)."""
     from stacks.config import reference_markdown
 
     if cloud not in ("aws", "gcp"):

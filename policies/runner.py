@@ -344,7 +344,7 @@ def render_sarif(report: Report, artifact: str, rules: Iterable[Rule] | None = N
 
 
 def rules_markdown(rules: Iterable[Rule] | None = None) -> str:
-    """The README's table of rules: id, title, severity, enforcement per environment, CIS."""
+    """docs/policies.md's table of rules: id, title, severity, enforcement per environment, CIS."""
     lines = [
         "| id | title | severity | dev | prod | benchmarks |",
         "| --- | --- | --- | --- | --- | --- |",

@@ -1089,7 +1089,7 @@ def _explain_one(err: ErrorDetails, merged: Mapping[str, Any]) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------
-# Reference documentation, generated from the model and the profiles (the README embeds it and
+# Reference documentation, generated from the model and the profiles (docs/config.md embeds it and
 # a test keeps the two equal).
 
 _CLOUD_ONLY = {

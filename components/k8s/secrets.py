@@ -18,7 +18,7 @@ state and is backed up with it:
 - rebuilt cluster: `pulumi up` installs the same key again, so every SealedSecret ever
   sealed for this stack (`kubeseal --cert <(pulumi stack output sealing_certificate)`)
   decrypts;
-- rotation: `pulumi up --replace` the key (urn in the README); SealedSecrets in git must be
+- rotation: `pulumi up --replace` the key (urn in docs/platform.md); SealedSecrets in git must be
   re-sealed with the new certificate;
 - in prod the key is protected: deleting it needs an explicit unprotect.
 """

@@ -417,10 +417,10 @@ def test_readme_config_reference_matches_the_code(cloud: str) -> None:
     from stacks.config import reference_markdown
     from tests.conftest import ROOT
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "config.md").read_text()
     start = f"<!-- config-reference:{cloud} -->\n"
     end = f"<!-- /config-reference:{cloud} -->"
     block = readme[readme.index(start) + len(start) : readme.index(end)]
     assert block == reference_markdown(cloud), (
-        f"README table is stale: paste `dex config-reference {cloud}`"
+        f"docs/config.md table is stale: paste `dex config-reference {cloud}`"
     )  # type: ignore[arg-type]

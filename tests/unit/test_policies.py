@@ -1252,7 +1252,7 @@ def test_prod_stacks_have_no_mandatory_violation(plans: dict[str, Plan], stack: 
     assert report.mandatory == [], [f"{v.policy_id} {v.urn}: {v.message}" for v in report.mandatory]
 
 
-# What dev accepts, and why (the README lists the same findings with the reasons).
+# What dev accepts, and why (docs/policies.md lists the same findings with the reasons).
 DEV_ACCEPTED = {
     "dev": {"AWS-RDS-003", "AWS-RDS-004", "AWS-RDS-005", "AWS-REDIS-004", "AWS-S3-011"},
     "gcp-dev": {
@@ -1273,13 +1273,13 @@ def test_dev_stacks_have_only_the_accepted_advisory_findings(
     report = check(_doc(plans[stack]), "dev")
     assert report.mandatory == []
     assert {v.policy_id for v in report.violations} == DEV_ACCEPTED[stack]
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "policies.md").read_text()
     for policy_id in DEV_ACCEPTED[stack]:
-        assert f"`{policy_id}`" in readme, f"README does not explain accepting {policy_id} in dev"
+        assert f"`{policy_id}`" in readme, f"docs/policies.md: why is {policy_id} accepted in dev?"
 
 
 def test_readme_lists_every_rule() -> None:
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "policies.md").read_text()
     for rule in RULES.values():
         assert f"| `{rule.id}` | {rule.title} |" in readme, rule.id
 
@@ -1362,10 +1362,10 @@ def test_rules_enforced_always_include_public_exposure() -> None:
 def test_readme_rules_table_is_generated_from_the_rules() -> None:
     from policies.runner import rules_markdown
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "policies.md").read_text()
     start, end = "<!-- policy-rules -->\n", "<!-- /policy-rules -->"
     assert readme[readme.index(start) + len(start) : readme.index(end)] == rules_markdown(), (
-        "README rules table is stale: paste `dex policy rules`"
+        "docs/policies.md rules table is stale: paste `dex policy rules`"
     )
 
 
