@@ -14,8 +14,10 @@ from typing import Any, Literal
 
 import pulumi
 
-LAKE_LAYERS = ("raw", "bronze", "silver", "gold")
-"""The lake's layers, one bucket each."""
+from contracts.lake import LAYERS
+
+LAKE_LAYERS = LAYERS
+"""The lake's layers, one bucket each (`contracts.lake`)."""
 
 BUCKET_PURPOSES = (*LAKE_LAYERS, "mlflow", "airflow-logs")
 """Every bucket the object store provides, by purpose."""

@@ -19,6 +19,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from contracts.model import MODEL_NAME
+
 if TYPE_CHECKING:
     from stacks.plan import Plan, Resource
 
@@ -583,9 +585,7 @@ def model_rollback(
     tracking_uri: Annotated[
         str, typer.Option(envvar="MLFLOW_TRACKING_URI", help=_TRACKING_HELP)
     ] = "sqlite:///mlflow.db",
-    model_name: Annotated[str, typer.Option(help="The registered model.")] = (
-        "weather-next-day-tmax"
-    ),
+    model_name: Annotated[str, typer.Option(help="The registered model.")] = MODEL_NAME,
     by: Annotated[str | None, typer.Option(help="Who (default: DEX_ACTOR or the user).")] = None,
 ) -> None:
     """Move `champion` back to the previous champion (or to --to VERSION), recorded in MLflow."""
@@ -722,7 +722,7 @@ def local_up(
 def _print_local_summary(
     run: object, report: dict[str, object], trained: dict[str, object]
 ) -> None:
-    from dex.local import MODEL_NAME, LocalRun
+    from dex.local import LocalRun
 
     assert isinstance(run, LocalRun)
     layers = report.get("layers", {}) if report else {}

@@ -28,8 +28,10 @@ from typing import Any
 
 import httpx
 
+from contracts.lake import LAKE_URL_ENV
+from contracts.model import MODEL_NAME
+
 ROOT = Path(__file__).resolve().parent.parent
-MODEL_NAME = "weather-next-day-tmax"
 SAMPLE_START, SAMPLE_END = dt.date(2023, 1, 1), dt.date(2024, 12, 31)
 
 
@@ -169,7 +171,7 @@ class LocalRun:
             "DEX_PIPELINES_PYTHON": sys.executable,
             "DEX_PIPELINES_PYTHONPATH": str(ROOT),
             "DEX_SOURCE_URL": source.resolve().as_uri(),
-            "DEX_LAKE_URL": self.lake_url,
+            LAKE_URL_ENV: self.lake_url,
         }
         airflow = str(venv / "bin" / "airflow")
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)

@@ -13,14 +13,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from contracts.wire import SECRET_SIG, SIG_KEY, UNKNOWN, is_secret
+
 Severity = Literal["low", "medium", "high", "critical"]
 Enforcement = Literal["mandatory", "advisory", "disabled"]
 Environment = Literal["dev", "prod"]
 ENVIRONMENTS: tuple[Environment, ...] = ("dev", "prod")
 
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-SIG_KEY = "4dabf18193072939515e22adb298388d"
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+__all__ = ["SECRET_SIG", "SIG_KEY", "UNKNOWN", "is_secret"]
 
 ALWAYS: Mapping[Environment, Enforcement] = {"dev": "mandatory", "prod": "mandatory"}
 """Security rules that hold everywhere: public exposure, encryption, authentication."""
@@ -202,10 +202,6 @@ def stack_rule(
 
 
 # -- helpers the rules share --------------------------------------------------------------------
-
-
-def is_secret(value: object) -> bool:
-    return isinstance(value, Mapping) and value.get(SIG_KEY) == SECRET_SIG
 
 
 def as_list(value: Any) -> list[Any]:

@@ -15,12 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-"""Pulumi's wire sentinel for a value not known until the resource exists."""
-SIG_KEY = "4dabf18193072939515e22adb298388d"
-"""Pulumi's key marking a special value (secret, asset, resource reference)."""
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-"""The signature of a secret value."""
+from contracts.wire import SECRET_SIG, SIG_KEY, UNKNOWN, is_secret, is_unknown
+
+__all__ = ["SECRET_SIG", "SIG_KEY", "UNKNOWN", "is_secret", "is_unknown"]
 
 
 class PlanError(Exception):
@@ -30,14 +27,6 @@ class PlanError(Exception):
 def redacted_secret(unknown: bool = False) -> dict[str, str]:
     """A secret as it stands in a plan: marked as secret, its value never written."""
     return {SIG_KEY: SECRET_SIG, "ciphertext": "[unknown]" if unknown else "[withheld]"}
-
-
-def is_secret(value: object) -> bool:
-    return isinstance(value, Mapping) and value.get(SIG_KEY) == SECRET_SIG
-
-
-def is_unknown(value: object) -> bool:
-    return value == UNKNOWN
 
 
 @dataclass(frozen=True)

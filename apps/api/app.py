@@ -56,6 +56,7 @@ from apps.api.rows import FastJSONRoute, documented_as, parse_rows
 from apps.api.settings import ApiSettings
 from apps.pipelines.lake import Lake, open_lake
 from apps.pipelines.schema import FEATURE_COLUMNS
+from contracts.lake import gold_features
 
 log = logging.getLogger("dex.api")
 LOCATION = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
@@ -379,7 +380,7 @@ class Features:
             return hit[1]
         row = None
         if self.lake is not None:
-            rel = ("gold", "weather", "features", f"location={location}", "part-0.parquet")
+            rel = gold_features(location)
             if self.lake.exists(*rel):
                 table = self.lake.read_parquet(*rel)
                 if table.num_rows:

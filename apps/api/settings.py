@@ -11,6 +11,8 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts.model import MODEL_NAME
+
 PLACEHOLDERS = {"", "changeme", "change-me", "secret", "dev-secret"}
 
 
@@ -18,7 +20,7 @@ class ApiSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DEX_API_", extra="ignore")
 
     environment: Literal["local", "dev", "prod"] = "local"
-    model_name: str = "weather-next-day-tmax"
+    model_name: str = MODEL_NAME
     model_alias: str = "champion"
     # rollout: the registry's challenger, online
     rollout: Literal["off", "shadow", "canary"] = Field(

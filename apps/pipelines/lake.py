@@ -24,6 +24,8 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from contracts import lake as lake_contract
+
 
 class LakeError(Exception):
     """A lake URL that cannot be used, with what is wrong."""
@@ -33,7 +35,7 @@ WORKERS = 4
 """Objects read or written at once: fsync, object-store round trips and Parquet coding all
 release the GIL, so a few threads keep both the disk or network and the cores busy."""
 
-LAYERS = ("raw", "bronze", "silver", "gold")
+LAYERS = lake_contract.LAYERS
 """The lake's layers: each may live in its own bucket (`DEX_LAKE_<LAYER>_URL`)."""
 
 
@@ -240,7 +242,7 @@ def _decode(data: bytes, columns: Sequence[str] | None = None) -> pa.Table:
 
 def storage_options_from_env() -> dict[str, Any]:
     """S3-compatible endpoints (moto, MinIO) through `DEX_S3_ENDPOINT_URL`."""
-    endpoint = os.environ.get("DEX_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = os.environ.get(lake_contract.S3_ENDPOINT_ENV) or os.environ.get("AWS_ENDPOINT_URL")
     return {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
 
 
@@ -249,7 +251,7 @@ def layer_urls_from_env() -> dict[str, str]:
     where each layer is its own bucket)."""
     out = {}
     for layer in LAYERS:
-        value = os.environ.get(f"DEX_LAKE_{layer.upper()}_URL", "").strip()
+        value = os.environ.get(lake_contract.layer_url_env(layer), "").strip()
         if value:
             out[layer] = value
     return out

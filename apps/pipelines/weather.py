@@ -51,6 +51,7 @@ from apps.pipelines.lineage import Lineage
 from apps.pipelines.parse import Expect, Parsed, Raw, checksum, parse_many
 from apps.pipelines.schema import BRONZE, DAILY, FEATURES, QUARANTINE, SILVER
 from apps.pipelines.sources import RawResponse
+from contracts.lake import gold_features
 
 STATE = ("_state", "weather", "state.json")
 READ_FILES = 512
@@ -570,7 +571,7 @@ class WeatherPipeline:
                     [
                         (
                             by_location.get(loc, FEATURES.empty_table()),
-                            ("gold", "weather", "features", f"location={loc}", "part-0.parquet"),
+                            gold_features(loc),
                         )
                         for loc in sorted(locations)
                     ]

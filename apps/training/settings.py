@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts.model import MODEL_NAME
+
 
 class TrainingSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DEX_", extra="ignore")
@@ -18,8 +20,8 @@ class TrainingSettings(BaseSettings):
         alias="MLFLOW_TRACKING_URI",
         description="Where MLflow tracks runs and registers models.",
     )
-    experiment: str = "weather-next-day-tmax"
-    model_name: str = "weather-next-day-tmax"
+    experiment: str = MODEL_NAME
+    model_name: str = MODEL_NAME
     holdout_days: int = Field(60, ge=7, description="The most recent days held out for evaluation.")
     promotion_margin: float = Field(
         0.02, ge=0, lt=1, description="Required relative MAE improvement over the champion."
@@ -59,7 +61,7 @@ class ModelOpsSettings(BaseSettings):
         alias="MLFLOW_TRACKING_URI",
         description="The MLflow registry holding the model and its aliases.",
     )
-    model_name: str = Field("weather-next-day-tmax", description="The registered model.")
+    model_name: str = Field(MODEL_NAME, description="The registered model.")
     decision_window_days: int = Field(
         14,
         ge=1,

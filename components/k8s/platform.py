@@ -76,6 +76,7 @@ from components.k8s.observability import (
     operator_crds,
 )
 from components.k8s.secrets import SealedSecrets, platform_secret
+from contracts.lake import LAKE_URL_ENV, LAYERS, layer_url_env
 
 OPEN_METEO_ARCHIVE = "https://archive-api.open-meteo.com/v1/archive"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
@@ -174,8 +175,8 @@ def api_env(
         "DEX_API_TRACKING_URI": SERVICE_URL,
         "DEX_API_MODEL_CACHE_DIR": "/var/cache/dex/model",
         "DEX_API_LAKE_URL": store.bucket_urls["gold"],
-        "DEX_LAKE_GOLD_URL": store.bucket_urls["gold"],
-        "DEX_LAKE_RAW_URL": store.bucket_urls["raw"],
+        layer_url_env("gold"): store.bucket_urls["gold"],
+        layer_url_env("raw"): store.bucket_urls["raw"],
         "DEX_API_REDIS_URL": secret_ref(API_APP_SECRET, "redis-url"),
         "DEX_API_AUTH_MODE": s.api_auth,
         "DEX_API_JWT_AUDIENCE": s.api_jwt_audience,
@@ -200,8 +201,8 @@ def api_env(
 
 def training_env(store: ObjectStoreOutputs, commit: str) -> dict[str, Any]:
     return {
-        "DEX_LAKE_URL": store.bucket_urls["gold"],
-        "DEX_LAKE_GOLD_URL": store.bucket_urls["gold"],
+        LAKE_URL_ENV: store.bucket_urls["gold"],
+        layer_url_env("gold"): store.bucket_urls["gold"],
         "MLFLOW_TRACKING_URI": SERVICE_URL,
         "DEX_PUSHGATEWAY_URL": PUSHGATEWAY_URL,
         "DEX_GIT_COMMIT": commit,
@@ -211,19 +212,19 @@ def training_env(store: ObjectStoreOutputs, commit: str) -> dict[str, Any]:
 def model_ops_env(store: ObjectStoreOutputs, commit: str) -> dict[str, Any]:
     """The training job's environment, and the raw layer's bucket: the feedback step reads
     the API's prediction log (`raw/predictions/`) where the API writes it."""
-    return {**training_env(store, commit), "DEX_LAKE_RAW_URL": store.bucket_urls["raw"]}
+    return {**training_env(store, commit), layer_url_env("raw"): store.bucket_urls["raw"]}
 
 
 def pipeline_env(store: ObjectStoreOutputs) -> dict[str, Any]:
     """What the Airflow task pods running the pipeline see: each layer in its own bucket,
     run state and quarantine under the silver bucket's `_pipeline/`."""
     env: dict[str, Any] = {
-        "DEX_LAKE_URL": pulumi.Output.concat(store.bucket_urls["silver"], "/_pipeline"),
+        LAKE_URL_ENV: pulumi.Output.concat(store.bucket_urls["silver"], "/_pipeline"),
         "DEX_SOURCE_URL": OPEN_METEO_ARCHIVE,
         "DEX_PUSHGATEWAY_URL": PUSHGATEWAY_URL,
     }
-    for layer in ("raw", "bronze", "silver", "gold"):
-        env[f"DEX_LAKE_{layer.upper()}_URL"] = store.bucket_urls[layer]
+    for layer in LAYERS:
+        env[layer_url_env(layer)] = store.bucket_urls[layer]
     return env
 
 

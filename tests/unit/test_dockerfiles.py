@@ -219,7 +219,7 @@ def test_each_image_installs_what_its_code_imports(app: str) -> None:
     missing = {}
     for f in image_code(app):
         for module in _imports(f):
-            if module in sys.stdlib_module_names or module in ("apps", "__future__"):
+            if module in sys.stdlib_module_names or module in ("apps", "contracts", "__future__"):
                 continue
             dists = {d.lower().replace("_", "-") for d in dist_of.get(module, [])}
             assert dists, f"{f}: imports {module}, which no installed package provides"

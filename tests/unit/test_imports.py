@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("dex", "stacks", "components", "policies", "apps")
+PACKAGES = ("dex", "stacks", "components", "policies", "apps", "contracts")
 LINT = Path(sys.executable).with_name("lint-imports")
 
 # contract id -> (module that gains the import, the import it is forbidden)
@@ -23,6 +23,7 @@ DEFECTS = {
     "apps-no-pulumi": ("apps/api/rollout.py", "import pulumi"),
     "policies-no-components": ("policies/rules_k8s.py", "import components.contracts"),
     "cli-on-top": ("apps/pipelines/units.py", "import dex.outputs"),
+    "contracts-standalone": ("contracts/model.py", "import pydantic"),
 }
 
 

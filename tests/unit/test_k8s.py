@@ -1605,3 +1605,53 @@ def test_the_api_starts_in_canary_with_the_shares_its_deployment_gives_it(
         monkeypatch.setenv(item["name"], str(value))
     settings = ApiSettings()
     assert (settings.rollout, settings.canary_share, settings.shadow_share) == ("canary", 0.2, 0.3)
+
+
+def _reads(settings: Any) -> set[str]:
+    """The variables a pydantic-settings class reads: its prefix and each field's name."""
+    prefix = settings.model_config.get("env_prefix", "")
+    return {f"{prefix}{name}".upper() for name in settings.model_fields}
+
+
+def _unread(plan: Plan) -> dict[str, set[str]]:
+    """Per pod, the `DEX_*` variables it gets that its app does not read."""
+    from apps.api.settings import ApiSettings
+    from apps.training.settings import ModelOpsSettings, TrainingSettings
+    from contracts.lake import LAKE_URL_ENV, LAYERS, layer_url_env
+
+    lake_vars = {LAKE_URL_ENV, *(layer_url_env(layer) for layer in LAYERS)}
+    # read outside a settings class: the git commit (train.py), the Pushgateway (metrics.push)
+    explicit = {"DEX_GIT_COMMIT", "DEX_PUSHGATEWAY_URL"}
+    reads = {
+        "api": _reads(ApiSettings) | lake_vars,
+        "training": _reads(TrainingSettings) | lake_vars | explicit,
+        "model-ops": _reads(ModelOpsSettings) | _reads(TrainingSettings) | lake_vars | explicit,
+    }
+    specs = {res.inputs["metadata"]["name"]: spec for res, spec in pod_specs(plan)}
+    out = {}
+    for name, known in reads.items():
+        pod = {v for v in env_of(specs[name]["containers"][0]) if v.startswith("DEX_")}
+        assert pod, name
+        out[name] = pod - known
+    return out
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_variable_a_pod_gets_is_one_its_app_reads(plans: dict[str, Plan], stack: str) -> None:
+    """The settings ignore variables they do not know (`extra="ignore"`), so a field renamed
+    on one side would be dropped silently in the pod: every `DEX_*` variable the API,
+    training and model-ops pods get is a field of their app's settings, a lake variable of
+    `contracts.lake` (the names the lake reader reads) or one read explicitly."""
+    assert _unread(plans[stack]) == {"api": set(), "training": set(), "model-ops": set()}
+
+
+def test_the_variable_check_catches_a_renamed_setting(
+    plans: dict[str, Plan], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A setting the platform sets, renamed in the app: the check names the orphan."""
+    from apps.api.settings import ApiSettings
+
+    fields = dict(ApiSettings.model_fields)
+    fields["canary_fraction"] = fields.pop("canary_share")
+    monkeypatch.setattr(ApiSettings, "model_fields", fields)
+    assert _unread(plans["dev"])["api"] == {"DEX_API_CANARY_SHARE"}
