@@ -151,7 +151,7 @@ def train_model(
 ) -> Trained:
     from apps.pipelines import cli as pipelines
     from apps.pipelines.sample import generate
-    from apps.pipelines.schema import FEATURE_COLUMNS
+    from apps.shared.schema import FEATURE_COLUMNS
     from apps.training.data import load_features
     from apps.training.settings import TrainingSettings
     from apps.training.train import train
@@ -196,7 +196,7 @@ def floors(trained: Trained) -> dict[int, tuple[float, float]]:
     import pandas as pd
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-    from apps.pipelines.schema import FEATURE_COLUMNS
+    from apps.shared.schema import FEATURE_COLUMNS
 
     mlflow.set_tracking_uri(trained.tracking)
     model = mlflow.sklearn.load_model(f"models:/{trained.name}/{trained.version}")

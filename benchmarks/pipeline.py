@@ -44,7 +44,7 @@ SETUP = r"""
 import datetime as dt, json, sys
 from pathlib import Path
 import numpy as np
-from apps.pipelines.lake import open_lake
+from apps.shared.lake import open_lake
 from apps.pipelines.locations import Location
 from apps.pipelines.sources import FileSource
 from apps.pipelines.weather import WeatherPipeline
@@ -80,7 +80,7 @@ PIPELINE = r"""
 import json, resource, sys, time
 t = time.perf_counter()
 from apps.pipelines import quality
-from apps.pipelines.lake import open_lake
+from apps.shared.lake import open_lake
 from apps.pipelines.weather import WeatherPipeline
 quality._suite()  # built on first use: built here, outside the timed steps
 startup = time.perf_counter() - t
@@ -147,7 +147,7 @@ else:
         write(table)
     elif mode == "gate":  # the Great Expectations suite alone, over silver-shaped rows
         from apps.pipelines import quality
-        from apps.pipelines.schema import SILVER
+        from apps.shared.schema import SILVER
         from apps.pipelines.weather import SILVER_BATCH_ROWS
         table = table.rename_columns({"temperature_2m": "temperature_c",
                                       "relative_humidity_2m": "relative_humidity_pct",
@@ -167,7 +167,7 @@ else:
         table, days = table.take(pa.array(order)), days[order]
         cuts = [0, *(np.flatnonzero(days[1:] != days[:-1]) + 1).tolist(), len(days)]
         from concurrent.futures import ThreadPoolExecutor
-        from apps.pipelines.lake import WORKERS
+        from apps.shared.lake import WORKERS
         parts = [table.slice(a, b - a) for a, b in zip(cuts, cuts[1:])]
         with ThreadPoolExecutor(WORKERS) as pool:  # as many writers as the pipeline's
             list(pool.map(write, parts * 2))  # bronze, then silver

@@ -184,7 +184,7 @@ class LocalRun:
         )
         if run.returncode != 0:
             raise LocalError(f"the weather DAG failed in Airflow:\n{run.stdout[-2000:]}")
-        from apps.pipelines.lake import open_lake
+        from apps.shared.lake import open_lake
 
         lake = open_lake(self.lake_url)
         reports = sorted(lake.glob("_runs/*/report.json"))

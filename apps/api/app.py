@@ -54,8 +54,8 @@ from apps.api.predlog import PredictionLog, entry
 from apps.api.rollout import ChallengerStore, Rollout
 from apps.api.rows import FastJSONRoute, documented_as, parse_rows
 from apps.api.settings import ApiSettings
-from apps.pipelines.lake import Lake, open_lake
-from apps.pipelines.schema import FEATURE_COLUMNS
+from apps.shared.lake import Lake, open_lake
+from apps.shared.schema import FEATURE_COLUMNS
 from contracts.lake import gold_features
 
 log = logging.getLogger("dex.api")

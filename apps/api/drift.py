@@ -21,7 +21,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from apps.api.predlog import expand
-from apps.pipelines.lake import Lake, open_lake
+from apps.shared.lake import Lake, open_lake
 
 EPSILON = 1e-4
 

@@ -36,7 +36,7 @@ import pybreaker
 
 from apps.api.batch import Rows
 from apps.api.forest import CompiledForest
-from apps.pipelines.schema import FEATURE_COLUMNS
+from apps.shared.schema import FEATURE_COLUMNS
 
 log = logging.getLogger("dex.api.model")
 

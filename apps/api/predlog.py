@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic_core import to_json
 
-from apps.pipelines.lake import Lake
+from apps.shared.lake import Lake
 
 log = logging.getLogger("dex.api.predlog")
 

@@ -18,7 +18,7 @@ import os
 import sys
 from typing import Any
 
-from apps.pipelines.lake import LakeError, open_lake
+from apps.shared.lake import LakeError, open_lake
 
 __all__ = [
     "LakeError",

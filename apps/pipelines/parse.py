@@ -36,8 +36,8 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from apps.pipelines import units as U
-from apps.pipelines.schema import BRONZE, QUARANTINE, TS
 from apps.pipelines.sources import HOURLY
+from apps.shared.schema import BRONZE, QUARANTINE, TS
 
 FIELDS = {  # source field -> bronze column
     "temperature_2m": "temperature",

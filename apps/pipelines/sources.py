@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from apps.pipelines.lake import Lake, open_lake
 from apps.pipelines.locations import Location
+from apps.shared.lake import Lake, open_lake
 
 HOURLY = ("temperature_2m", "relative_humidity_2m", "precipitation", "wind_speed_10m")
 

@@ -8,8 +8,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from apps.pipelines.schema import BRONZE, DAILY, FEATURES, QUARANTINE, SILVER
 from apps.pipelines.units import FAHRENHEIT, PRECIP_TO_MM, SPEED_TO_MS
+from apps.shared.schema import BRONZE, DAILY, FEATURES, QUARANTINE, SILVER
 
 TEMPERATURE_UNITS = ("°C", FAHRENHEIT)
 UNIT_COLUMNS = {

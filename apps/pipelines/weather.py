@@ -44,13 +44,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from apps.pipelines import metrics, quality, transform
+from apps.pipelines import quality, transform
 from apps.pipelines.audit import audit
-from apps.pipelines.lake import Lake
 from apps.pipelines.lineage import Lineage
 from apps.pipelines.parse import Expect, Parsed, Raw, checksum, parse_many
-from apps.pipelines.schema import BRONZE, DAILY, FEATURES, QUARANTINE, SILVER
 from apps.pipelines.sources import RawResponse
+from apps.shared import metrics
+from apps.shared.lake import Lake
+from apps.shared.schema import BRONZE, DAILY, FEATURES, QUARANTINE, SILVER
 from contracts.lake import gold_features
 
 STATE = ("_state", "weather", "state.json")

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from apps.pipelines.lake import open_lake
-from apps.pipelines.schema import FEATURE_COLUMNS, TARGET
+from apps.shared.lake import open_lake
+from apps.shared.schema import FEATURE_COLUMNS, TARGET
 
 
 class NoDataError(Exception):

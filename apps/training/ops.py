@@ -57,9 +57,9 @@ import pandas as pd
 import pyarrow as pa
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from apps.pipelines.lake import Lake, open_lake
-from apps.pipelines.metrics import push
-from apps.pipelines.schema import FEATURE_COLUMNS
+from apps.shared.lake import Lake, open_lake
+from apps.shared.metrics import push
+from apps.shared.schema import FEATURE_COLUMNS
 from apps.training.settings import ModelOpsSettings
 
 if TYPE_CHECKING:

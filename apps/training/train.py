@@ -33,7 +33,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from apps.pipelines.schema import FEATURE_COLUMNS
+from apps.shared.schema import FEATURE_COLUMNS
 from apps.training.data import load_features, time_split, xy
 from apps.training.settings import TrainingSettings
 
@@ -390,7 +390,7 @@ def render_metrics(result: TrainResult) -> bytes:
 
 
 def push_metrics(result: TrainResult) -> str | None:
-    from apps.pipelines.metrics import push
+    from apps.shared.metrics import push
 
     return push(render_metrics(result), "dex-training")
 

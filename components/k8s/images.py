@@ -28,17 +28,23 @@ from components.contracts import APP_IMAGES, RegistryOutputs
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 BUILD_INPUTS: dict[str, tuple[str, ...]] = {
-    "api": ("apps/__init__.py", "apps/api", "apps/pipelines", "contracts", "requirements.lock"),
+    "api": ("apps/__init__.py", "apps/api", "apps/shared", "contracts", "requirements.lock"),
     # the model-ops job (`apps.training.ops`) scores with the serving API's model code
     "training": (
         "apps/__init__.py",
         "apps/training",
         "apps/api",
-        "apps/pipelines",
+        "apps/shared",
         "contracts",
         "requirements.lock",
     ),
-    "pipelines": ("apps/__init__.py", "apps/pipelines", "contracts", "requirements.lock"),
+    "pipelines": (
+        "apps/__init__.py",
+        "apps/pipelines",
+        "apps/shared",
+        "contracts",
+        "requirements.lock",
+    ),
 }
 """What each image is built from (relative to the repository root)."""
 

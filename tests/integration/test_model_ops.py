@@ -29,10 +29,10 @@ from typer.testing import CliRunner
 from apps.api.model_store import ModelStore
 from apps.api.predlog import records
 from apps.pipelines import cli as pipelines
-from apps.pipelines.lake import open_lake
 from apps.pipelines.locations import DEFAULT_LOCATIONS
 from apps.pipelines.sample import generate
-from apps.pipelines.schema import FEATURE_COLUMNS
+from apps.shared.lake import open_lake
+from apps.shared.schema import FEATURE_COLUMNS
 from apps.training import ops
 from apps.training.settings import ModelOpsSettings, TrainingSettings
 from apps.training.train import TrainResult, train

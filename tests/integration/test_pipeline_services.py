@@ -14,10 +14,10 @@ from typing import Any, ClassVar
 import pytest
 
 from apps.pipelines import cli
-from apps.pipelines.lake import open_lake
 from apps.pipelines.locations import DEFAULT_LOCATIONS
 from apps.pipelines.sample import generate
 from apps.pipelines.sources import OpenMeteoSource, SourceError
+from apps.shared.lake import open_lake
 
 pytestmark = pytest.mark.integration
 BERLIN = DEFAULT_LOCATIONS[0]

@@ -187,7 +187,7 @@ def test_the_copy_check_sees_a_missing_copy() -> None:
     text = dockerfile("training")
     assert "COPY apps/api /opt/dex/apps/api\n" in text
     copied = _copied("training", text.replace("COPY apps/api /opt/dex/apps/api\n", ""))
-    assert {"apps/training", "apps/pipelines"} <= copied
+    assert {"apps/training", "apps/shared"} <= copied
     missing = [
         f
         for f in image_code("training")

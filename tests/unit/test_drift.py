@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from apps.api.drift import main, measure, psi, recent_inputs
-from apps.pipelines.lake import open_lake
+from apps.shared.lake import open_lake
 from apps.training.train import reference_distribution
 
 pytestmark = pytest.mark.unit

@@ -21,7 +21,7 @@ from apps.api import forest
 from apps.api.batch import Rows
 from apps.api.forest import CompiledForest
 from apps.api.model_store import LoadedModel
-from apps.pipelines.schema import FEATURE_COLUMNS
+from apps.shared.schema import FEATURE_COLUMNS
 
 pytestmark = pytest.mark.unit
 

@@ -24,6 +24,8 @@ DEFECTS = {
     "policies-no-components": ("policies/rules_k8s.py", "import components.contracts"),
     "cli-on-top": ("apps/pipelines/units.py", "import dex.outputs"),
     "contracts-standalone": ("contracts/model.py", "import pydantic"),
+    "apps-shared-library": ("apps/shared/schema.py", "import apps.pipelines.units"),
+    "apps-independent": ("apps/pipelines/units.py", "import apps.api.rows"),
 }
 
 

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from apps.pipelines.lake import open_lake
+from apps.shared.lake import open_lake
 from apps.training import ops
 from apps.training.settings import ModelOpsSettings, TrainingSettings
 from apps.training.train import PARAMS, hyper_parameters

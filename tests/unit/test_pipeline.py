@@ -14,14 +14,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from apps.pipelines import cli
-from apps.pipelines.lake import Lake, LakeError, open_lake
 from apps.pipelines.locations import DEFAULT_LOCATIONS, Location, parse_locations
 from apps.pipelines.parse import parse_response
 from apps.pipelines.sample import generate
-from apps.pipelines.schema import FEATURE_COLUMNS, TARGET
 from apps.pipelines.sources import FileSource, month_windows
 from apps.pipelines.transform import UnitError, deduplicate, features, normalize
 from apps.pipelines.weather import ReconciliationError, WeatherPipeline
+from apps.shared.lake import Lake, LakeError, open_lake
+from apps.shared.schema import FEATURE_COLUMNS, TARGET
 
 pytestmark = pytest.mark.unit
 
@@ -584,7 +584,7 @@ def test_a_failed_write_leaves_nothing_behind(
 
 
 def test_merged_profiles_equal_the_profile_of_the_whole() -> None:
-    from apps.pipelines import metrics
+    from apps.shared import metrics
 
     a = pa.table({"x": [1.0, None, 3.0], "n": pa.array([5, 6, 7], pa.int64())})
     b = pa.table({"x": [None, None, -2.0, 10.0], "n": pa.array([1, 2, 3, 4], pa.int64())})

@@ -17,8 +17,8 @@ import pyarrow.compute as pc
 import pytest
 
 from apps.pipelines import cli
-from apps.pipelines.lake import open_lake
 from apps.pipelines.parse import parse_response
+from apps.shared.lake import open_lake
 
 pytestmark = pytest.mark.unit
 

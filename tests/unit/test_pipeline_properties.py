@@ -26,9 +26,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from apps.pipelines import cli
-from apps.pipelines.lake import open_lake
 from apps.pipelines.parse import Expect, Raw, parse_many, parse_response
 from apps.pipelines.sources import SourceError, _time_span
+from apps.shared.lake import open_lake
 
 pytestmark = pytest.mark.unit
 

@@ -14,7 +14,7 @@ from pydantic_core import to_json
 
 from apps.api import predlog
 from apps.api.predlog import PredictionLog, entry, expand
-from apps.pipelines.lake import open_lake
+from apps.shared.lake import open_lake
 
 pytestmark = pytest.mark.unit
 
