@@ -27,7 +27,7 @@ STACKS = ("dev", "prod", "gcp-dev", "gcp-prod")
 SYNTH = """
 import json, sys, time
 t0 = time.perf_counter()
-from stacks.synth import synthesize
+from toolchain.synth import synthesize
 counts = {s: len(synthesize(s)["deployment"]["resources"]) for s in sys.argv[1:]}
 elapsed = time.perf_counter() - t0
 # Service packages really loaded (the SDKs register the rest lazily, unloaded).
@@ -49,7 +49,7 @@ for name in modules:
     getattr(importlib.import_module(name), "_dex_touch", None)
 t_import = time.perf_counter() - t0
 from stacks.stackfiles import read_stack_file
-from stacks.synth import run_program
+from toolchain.synth import run_program
 for stack, count in stacks.items():
     def trivial(count=count):
         for i in range(count):

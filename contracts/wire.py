@@ -1,5 +1,5 @@
 """Pulumi's wire format, as it stands in a plan or a `pulumi stack export`: the toolchain
-writes it (`stacks/plan.py`, `stacks/synth.py`) and the policy pack reads it
+writes it (`contracts/deployment.py`, `toolchain/synth.py`) and the policy pack reads it
 (`policies/model.py`)."""
 
 from __future__ import annotations

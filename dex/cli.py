@@ -22,7 +22,7 @@ from rich.tree import Tree
 from contracts.model import MODEL_NAME
 
 if TYPE_CHECKING:
-    from stacks.plan import Plan, Resource
+    from contracts.deployment import Plan, Resource
 
 app = typer.Typer(
     name="dex",
@@ -83,10 +83,10 @@ def plan(
     ] = False,
 ) -> None:
     """Synthesize STACK offline under Pulumi's mock engine and record its resource plan."""
+    from contracts.deployment import dump_plan, parse_plan
     from stacks.config import ConfigError, load_config
-    from stacks.plan import parse_plan
     from stacks.stackfiles import StackFileError, read_stack_file
-    from stacks.synth import dump_plan, synthesize
+    from toolchain.synth import synthesize
 
     try:
         stack_file = read_stack_file(stack)
@@ -122,8 +122,8 @@ def diff(
     title: Annotated[str | None, typer.Option(help="Heading of the markdown comment.")] = None,
 ) -> None:
     """Compare two plans: resources added, removed, updated or replaced, property by property."""
-    from stacks.diff import diff_plans, render_markdown, render_text, to_json
-    from stacks.plan import PlanError, load_plan
+    from contracts.deployment import PlanError, load_plan
+    from toolchain.diff import diff_plans, render_markdown, render_text, to_json
 
     try:
         before, after = load_plan(old), load_plan(new)
@@ -218,7 +218,7 @@ def _load_target(target: str) -> tuple[dict[str, object], str]:
         return doc, target
     if target in list_stacks():
         from stacks.config import ConfigError
-        from stacks.synth import synthesize
+        from toolchain.synth import synthesize
 
         try:
             return synthesize(target), f"Pulumi.{target}.yaml"
@@ -257,16 +257,16 @@ def review(
     sha: Annotated[str | None, typer.Option(help="The head commit, shown in the title.")] = None,
 ) -> None:
     """Print the PR comment for STACK: plan diff and policy results, one comment."""
+    from contracts.deployment import PlanError, load_plan
     from dex.review import build_comment
     from policies.runner import InputError, check, infer_environment
-    from stacks.diff import diff_plans
-    from stacks.plan import PlanError, load_plan, parse_plan
+    from toolchain.diff import diff_plans
 
     try:
         before, after = load_plan(base), load_plan(head)
     except PlanError as exc:
         _fail(str(exc))
-    doc = {"version": 3, "deployment": {"resources": [dict(r.raw) for r in after]}}
+    doc = after.document()
     try:
         environment = env.value if env else infer_environment(doc)
         if environment is None:
@@ -274,7 +274,7 @@ def review(
         report = check(doc, environment, source=str(head))
     except InputError as exc:
         _fail(f"{head}: {exc}")
-    diff = diff_plans(before, parse_plan(doc, str(head)))
+    diff = diff_plans(before, after)
     sys.stdout.write(build_comment(stack, diff, report, head_sha=sha))
 
 
@@ -818,8 +818,8 @@ def list_stacks_cmd() -> None:
 
 def _print_waves(doc: dict[str, object], stack: str, config: object, *, as_json: bool) -> None:
     """The first deploy of STACK, wave by wave, then what the first-deploy checks find."""
-    from stacks.first_deploy import check_plan, describe_waves
-    from stacks.plan import parse_plan
+    from contracts.deployment import parse_plan
+    from toolchain.first_deploy import check_plan, describe_waves
 
     parsed = parse_plan(doc, stack)
     meta = doc.get("dex") or {}
@@ -873,7 +873,7 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def _print_plan_table(plan: Plan) -> None:
-    from stacks.diff import component_tree
+    from toolchain.diff import component_tree
 
     tree_of = component_tree(plan)
     roots = tree_of.get(None, [])

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from policies.runner import Report
 from policies.runner import render_markdown as render_policy
-from stacks.diff import PlanDiff
-from stacks.diff import render_markdown as render_diff
+from toolchain.diff import PlanDiff
+from toolchain.diff import render_markdown as render_diff
 
 COMMENT_LIMIT = 65_000
 """GitHub refuses comment bodies over 65,536 characters."""

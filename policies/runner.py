@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from contracts.deployment import PlanError, parse_plan
 from policies import all_rules
 from policies.model import (
     ENVIRONMENTS,
@@ -87,20 +88,11 @@ class Report:
 
 
 def resources_of(doc: Any) -> list[Mapping[str, Any]]:
-    if not isinstance(doc, Mapping) or doc.get("version") != 3:
-        raise InputError(
-            "expected a deployment of version 3 (`dex plan --format json` or `pulumi stack export`)"
-        )
-    deployment = doc.get("deployment")
-    if not isinstance(deployment, Mapping):
-        raise InputError("missing the `deployment` object")
-    resources = deployment.get("resources") or []
-    if not isinstance(resources, list) or not all(
-        isinstance(r, Mapping) and isinstance(r.get("urn"), str) and isinstance(r.get("type"), str)
-        for r in resources
-    ):
-        raise InputError("`deployment.resources` must be a list of objects with `urn` and `type`")
-    return resources
+    """The resources of a deployment document, read by its one reader."""
+    try:
+        return [r.raw for r in parse_plan(doc, source="").resources]
+    except PlanError as exc:
+        raise InputError(str(exc)) from None
 
 
 def infer_environment(doc: Mapping[str, Any]) -> Environment | None:

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from stacks.plan import Plan, Resource, parse_plan
-from stacks.synth import synthesize
+from contracts.deployment import Plan, Resource, parse_plan
+from toolchain.synth import synthesize
 
 STACKS = ("dev", "prod", "gcp-dev", "gcp-prod")
 ROOT = Path(__file__).resolve().parent.parent

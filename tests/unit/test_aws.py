@@ -22,11 +22,11 @@ from components.aws.iam import (
 )
 from components.aws.network import plan_subnets
 from components.contracts import BUCKET_PURPOSES, WORKLOAD_SPECS, BucketGrant
+from contracts.deployment import UNKNOWN, Plan, Resource, is_secret, parse_plan
 from policies.rules_aws import resourceless
-from stacks.mocks import DexMocks
-from stacks.plan import UNKNOWN, Plan, Resource, is_secret, parse_plan
-from stacks.synth import synthesize
 from tests.conftest import Synth, named, only
+from toolchain.mocks import DexMocks
+from toolchain.synth import synthesize
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""stacks/ci_reach.py: the real workflows reach every stack they touch (zero findings), and
+"""toolchain/ci_reach.py: the real workflows reach every stack they touch (zero findings), and
 each defect injected into a copy of them (a GitHub-hosted runner, another stack's role, no
 GKE auth plugin, a 1 h session, a stack nobody deploys, ...) produces its finding."""
 
@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stacks.ci_reach import (
+from tests.conftest import ROOT, STACKS
+from toolchain.ci_reach import (
     FIRST_DEPLOY_SECONDS,
     UNKNOWN,
     VarRef,
@@ -24,7 +25,6 @@ from stacks.ci_reach import (
     runner_label,
     stack_key,
 )
-from tests.conftest import ROOT, STACKS
 
 pytestmark = pytest.mark.unit
 

@@ -14,6 +14,7 @@ from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs
 
 from components.aws.database import rds_ca_bundle_url
 from components.contracts import ClusterOutputs, NodePoolArgs
+from contracts.deployment import Plan, parse_plan
 from stacks.config import (
     NAME_RULES,
     RDS_PARAMETER_FAMILIES,
@@ -26,11 +27,10 @@ from stacks.config import (
     name_problems,
     physical_names,
 )
-from stacks.mocks import MOCK_CA_PEM, DexMocks
-from stacks.plan import Plan, parse_plan
 from stacks.stackfiles import read_stack_file
-from stacks.synth import run_program, synthesize
 from tests.conftest import only
+from toolchain.mocks import MOCK_CA_PEM, DexMocks
+from toolchain.synth import run_program, synthesize
 
 pytestmark = pytest.mark.unit
 

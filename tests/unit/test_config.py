@@ -10,7 +10,7 @@ import pytest
 
 from stacks.config import ConfigError, StackConfig, load_config
 from stacks.stackfiles import read_stack_file
-from stacks.synth import run_program
+from toolchain.synth import run_program
 
 pytestmark = pytest.mark.unit
 
@@ -373,8 +373,8 @@ def test_bad_config_registers_no_resource() -> None:
 
 
 def test_bad_config_registers_nothing_before_failing() -> None:
-    import stacks.synth as synth_module
-    from stacks.synth import RecordingMonitor
+    import toolchain.synth as synth_module
+    from toolchain.synth import RecordingMonitor
 
     seen: list[RecordingMonitor] = []
     original = synth_module.RecordingMonitor

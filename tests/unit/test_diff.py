@@ -7,11 +7,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from contracts.deployment import Plan, dump_plan, load_plan, parse_plan
 from dex.cli import app
-from stacks.diff import COMMENT_LIMIT, diff_plans, flatten, render_markdown, render_text, to_json
-from stacks.plan import Plan, load_plan, parse_plan
-from stacks.synth import dump_plan
 from tests.conftest import ROOT, Synth
+from toolchain.diff import COMMENT_LIMIT, diff_plans, flatten, render_markdown, render_text, to_json
 
 pytestmark = pytest.mark.unit
 runner = CliRunner()

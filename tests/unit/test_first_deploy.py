@@ -1,4 +1,4 @@
-"""The first-deploy simulation (stacks/first_deploy.py): every shipped plan passes every
+"""The first-deploy simulation (toolchain/first_deploy.py): every shipped plan passes every
 check, and each check fails on a copy of a plan (or a program) with the defect it is for.
 
 Each injected defect is one that a real first `pulumi up` would hit and the mock engine
@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from stacks import first_deploy
-from stacks.first_deploy import Finding, check_plan
-from stacks.plan import Plan, parse_plan
+from contracts.deployment import Plan, parse_plan
 from stacks.stackfiles import read_stack_file
 from tests.conftest import STACKS
+from toolchain import first_deploy
+from toolchain.first_deploy import Finding, check_plan
 
 pytestmark = pytest.mark.unit
 

@@ -10,7 +10,7 @@ import pytest
 from components import contracts
 from components.contracts import BUCKET_PURPOSES, WORKLOAD_SPECS, BucketGrant
 from components.gcp.workload_identity import prefix_condition
-from stacks.plan import Plan, is_secret, is_unknown
+from contracts.deployment import Plan, is_secret, is_unknown
 from tests.conftest import Synth, named, only
 
 pytestmark = pytest.mark.unit
@@ -301,7 +301,7 @@ def test_services_enabled_before_use(plans: dict[str, Plan]) -> None:
     """Every GCP resource waits for every API the stack enables, through its provider: a
     component's `depends_on` would not reach its children (the engine sees only what each
     resource records)."""
-    from stacks.first_deploy import Graph
+    from toolchain.first_deploy import Graph
 
     plan = plans["gcp-prod"]
     services = {s.urn for s in plan.of_type("gcp:projects/service:Service")}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("dex", "stacks", "components", "policies", "apps", "contracts")
+PACKAGES = ("dex", "toolchain", "stacks", "components", "policies", "apps", "contracts")
 LINT = Path(sys.executable).with_name("lint-imports")
 
 # contract id -> (module that gains the import, the import it is forbidden)
@@ -26,6 +26,7 @@ DEFECTS = {
     "contracts-standalone": ("contracts/model.py", "import pydantic"),
     "apps-shared-library": ("apps/shared/schema.py", "import apps.pipelines.units"),
     "apps-independent": ("apps/pipelines/units.py", "import apps.api.rows"),
+    "program-without-toolchain": ("stacks/regions.py", "import toolchain.mocks"),
 }
 
 

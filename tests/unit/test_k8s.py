@@ -19,13 +19,13 @@ import pytest
 
 from components.k8s import apps, base, gateway, images, mlflow, slo
 from components.k8s.observability import dashboards
-from stacks import first_deploy
-from stacks.first_deploy import Endpoint
-from stacks.mocks import DexMocks
-from stacks.plan import UNKNOWN, Plan, Resource, is_secret, parse_plan
-from stacks.synth import synthesize
-from stacks.validate import UNVENDORED_CHARTS, UNVENDORED_CRDS, unknown_keys, validate_plan
+from contracts.deployment import UNKNOWN, Plan, Resource, is_secret, parse_plan
 from tests.conftest import ROOT, STACKS, only
+from toolchain import first_deploy
+from toolchain.first_deploy import Endpoint
+from toolchain.mocks import DexMocks
+from toolchain.synth import synthesize
+from toolchain.validate import UNVENDORED_CHARTS, UNVENDORED_CRDS, unknown_keys, validate_plan
 
 pytestmark = pytest.mark.unit
 
@@ -841,7 +841,7 @@ def test_first_deploy_finds_a_route_before_its_crd_and_a_chart_without_crds(
 
 # -- the hand check of the Gateway API and Envoy Gateway CRDs -----------------------------------
 #
-# No CRD schema of these kinds is vendored (stacks/validate.py `UNVENDORED_CRDS`): the fields
+# No CRD schema of these kinds is vendored (toolchain/validate.py `UNVENDORED_CRDS`): the fields
 # this program writes were read from the CRDs envoyproxy/gateway ships at tag v1.9.0:
 #   charts/gateway-helm/charts/crds/crds/gatewayapi-crds.yaml  (Gateway API bundle v1.6.1,
 #     experimental channel; GatewayClass, Gateway, HTTPRoute: version v1, served + storage)
@@ -1371,7 +1371,9 @@ def test_operator_crds_are_applied_server_side_before_the_chart(plans: dict[str,
     # the chart's appVersion is the operator release the CRDs come from
     import yaml
 
-    chart = yaml.safe_load((ROOT / "stacks/schemas/kube-prometheus-stack/Chart.yaml").read_text())
+    chart = yaml.safe_load(
+        (ROOT / "toolchain/schemas/kube-prometheus-stack/Chart.yaml").read_text()
+    )
     assert chart["appVersion"] == "v0.93.1"
     for rule in plan.of_type("kubernetes:monitoring.coreos.com/v1:PrometheusRule"):
         assert crds.urn in rule.dependencies
@@ -1487,7 +1489,7 @@ def test_a_bad_rollout_knob_stops_the_program_naming_the_key(
 
 
 def _mutated(plan: Plan, urn_part: str, change: Any) -> Plan:
-    doc = {"version": 3, "deployment": {"resources": [dict(r.raw) for r in plan]}}
+    doc = plan.document()
     for raw in doc["deployment"]["resources"]:
         if urn_part in raw["urn"]:
             raw["inputs"] = json.loads(json.dumps(raw["inputs"]))

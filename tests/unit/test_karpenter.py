@@ -1,7 +1,7 @@
 """Karpenter's Kubernetes side (components/k8s/karpenter.py) in the synthesized stacks: the
 Helm release and its values, one EC2NodeClass and one NodePool per pool, what each waits
 for, and a hand check of their fields against the upstream CRDs (no CRD schema is vendored:
-stacks/validate.py `UNVENDORED_CRDS`)."""
+toolchain/validate.py `UNVENDORED_CRDS`)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ from components.k8s.karpenter import (
     controller_resources,
     node_class_spec,
 )
-from stacks import first_deploy
-from stacks.plan import Plan, Resource, parse_plan
-from stacks.validate import UNVENDORED_CHARTS, UNVENDORED_CRDS, validate_plan
+from contracts.deployment import Plan, Resource, parse_plan
 from tests.conftest import only
+from toolchain import first_deploy
+from toolchain.validate import UNVENDORED_CHARTS, UNVENDORED_CRDS, validate_plan
 
 pytestmark = pytest.mark.unit
 
@@ -725,7 +725,7 @@ def test_validate_plan_lists_karpenter_kinds_and_still_reports_unlisted_ones(
 
 def test_first_deploy_sees_the_crd_order(plans: dict[str, Plan]) -> None:
     """The first-deploy check finds the release that installs the Karpenter CRDs (the chart's
-    OCI reference, stacks/charts.py) and flags a NodeClass that does not wait for it."""
+    OCI reference, toolchain/charts.py) and flags a NodeClass that does not wait for it."""
     for env in AWS:
         order = [f for f in first_deploy.creation_order(plans[env]) if "karpenter" in f.urn]
         assert order == [], [str(f) for f in order]

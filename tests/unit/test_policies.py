@@ -19,12 +19,12 @@ from pulumi_policy import (
 from pulumi_policy.policy import PolicyCustomTimeouts, PolicyResourceOptions
 from typer.testing import CliRunner
 
+from contracts.deployment import Plan
 from dex.cli import app
 from policies import all_rules
 from policies.crossguard import build_policies, pack_config_file
 from policies.model import ALWAYS, UNKNOWN, PackConfig
 from policies.runner import check, render_markdown, render_sarif
-from stacks.plan import Plan
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.unit
@@ -1243,7 +1243,7 @@ def test_unknown_values_defer_the_check() -> None:
 
 
 def _doc(plan: Plan) -> dict[str, Any]:
-    return {"version": 3, "deployment": {"resources": [dict(r.raw) for r in plan]}}
+    return plan.document()
 
 
 @pytest.mark.parametrize("stack", ["prod", "gcp-prod"])

@@ -8,19 +8,18 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from contracts.deployment import Plan, dump_plan, parse_plan
 from dex.cli import app
 from dex.review import COMMENT_LIMIT, build_comment, marker
 from policies.runner import check
-from stacks.diff import diff_plans
-from stacks.plan import Plan, parse_plan
-from stacks.synth import dump_plan
 from tests.conftest import Synth
+from toolchain.diff import diff_plans
 
 pytestmark = pytest.mark.unit
 
 
 def _doc(plan: Plan) -> dict:  # type: ignore[type-arg]
-    return {"version": 3, "deployment": {"resources": [dict(r.raw) for r in plan]}}
+    return plan.document()
 
 
 def test_comment_shape(plans: dict[str, Plan], synth: Synth) -> None:

@@ -17,12 +17,12 @@ import pytest
 
 from components.k8s import runners
 from components.k8s.runners import CiRunners, CiRunnersArgs, scale_set_name, validate_args
-from stacks.ci_reach import runner_label
-from stacks.plan import Plan, Resource, parse_plan
+from contracts.deployment import Plan, Resource, parse_plan
 from stacks.stackfiles import read_stack_file
-from stacks.synth import build_plan, run_program
-from stacks.validate import validate_kubernetes
 from tests.conftest import STACKS
+from toolchain.ci_reach import runner_label
+from toolchain.synth import build_plan, run_program
+from toolchain.validate import validate_kubernetes
 
 pytestmark = pytest.mark.unit
 

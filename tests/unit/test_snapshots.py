@@ -10,10 +10,10 @@ import os
 
 import pytest
 
-from stacks.diff import diff_plans, render_text
-from stacks.plan import parse_plan
-from stacks.synth import dump_plan, synthesize
+from contracts.deployment import dump_plan, parse_plan
 from tests.conftest import ROOT, STACKS
+from toolchain.diff import diff_plans, render_text
+from toolchain.synth import synthesize
 
 pytestmark = pytest.mark.unit
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from stacks.plan import SECRET_SIG, SIG_KEY, UNKNOWN, Plan, is_secret, load_plan
-from stacks.synth import DYNAMIC_PROVIDER, dump_plan, order_resources, synthesize
+from contracts.deployment import SECRET_SIG, SIG_KEY, UNKNOWN, Plan, dump_plan, is_secret, load_plan
 from tests.conftest import ROOT, STACKS
+from toolchain.synth import DYNAMIC_PROVIDER, order_resources, synthesize
 
 pytestmark = pytest.mark.unit
 

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from stacks.plan import parse_plan, redacted_secret
-from stacks.validate import (
+from contracts.deployment import parse_plan, redacted_secret
+from toolchain.validate import (
     SchemaNotFound,
     helm_merge,
     kubernetes_validator,

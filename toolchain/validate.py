@@ -3,13 +3,13 @@
 - Kubernetes objects, strictly (misspelled fields fail), against the OpenAPI schema of one
   pinned Kubernetes version, from the kubernetes-validate package. Validators are built once
   per (version, apiVersion, kind) and reused: building one parses a 1.4 MB file.
-- Custom resources against the strict CRD schemas in `stacks/schemas/**/crds/`.
+- Custom resources against the strict CRD schemas in `toolchain/schemas/**/crds/`.
 - Helm values: the chart's default `values.yaml` merged with the program's overrides (Helm's
   own merge: maps merge, everything else replaces, null deletes), against the chart's
   `values.schema.json`, for charts that ship one.
 
 Each check reports every error it finds, not only the first. Upstream files and their
-versions: `stacks/schemas/README.md`.
+versions: `toolchain/schemas/README.md`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import jsonschema
 import yaml
 from referencing import Registry, Resource
 
-from stacks.plan import Plan, is_secret, is_unknown
+from contracts.deployment import Plan, is_secret, is_unknown
 
 SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
 KUBERNETES_VERSION = "1.34"
@@ -236,7 +236,7 @@ UNVENDORED_CHARTS: dict[str, str] = {
     "oci://docker.io/envoyproxy/gateway-helm": "v1.9.0",
 }
 """Charts the program installs that ship no values schema and whose defaults are not
-vendored in stacks/schemas (grafana-community tempo, grafana alloy): only the pinned version is
+vendored in toolchain/schemas (grafana-community tempo, grafana alloy): only the pinned version is
 checked."""
 
 UNVENDORED_CRDS: dict[tuple[str, str], str] = {
@@ -250,7 +250,7 @@ UNVENDORED_CRDS: dict[tuple[str, str], str] = {
     ("gateway.envoyproxy.io/v1alpha1", "SecurityPolicy"): "v1.9.0",
     ("gateway.envoyproxy.io/v1alpha1", "BackendTrafficPolicy"): "v1.9.0",
 }
-"""Custom kinds the program declares whose CRD schema is not vendored in stacks/schemas, with
+"""Custom kinds the program declares whose CRD schema is not vendored in toolchain/schemas, with
 the upstream version whose CRD their fields were reviewed against (Karpenter: the CRDs of
 aws/karpenter-provider-aws v1.14.1, `pkg/apis/crds/`; the Gateway API and Envoy Gateway kinds:
 the CRDs envoyproxy/gateway v1.9.0 ships in `charts/gateway-helm/charts/crds/crds/`, Gateway API

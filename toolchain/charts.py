@@ -5,7 +5,7 @@ and the volume claims (which need a default StorageClass).
 Each entry names the template it comes from and the values that gate it, as the chart
 writes them (`{{- if and .Values.a .Values.b }}`): a gate is a tuple of dotted value paths
 that must all be truthy. `first_deploy` evaluates the gates against the release's values
-merged over the chart's defaults (`stacks/schemas/<chart>/values.yaml` where vendored, else
+merged over the chart's defaults (`toolchain/schemas/<chart>/values.yaml` where vendored, else
 `DEFAULTS` below), so turning a feature on in our values is enough to make the check ask for
 its CRD or storage.
 """

@@ -16,7 +16,7 @@ from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 
 from components.contracts import APP_IMAGES
 from components.k8s.images import source_tag
-from stacks.plan import UNKNOWN
+from contracts.deployment import UNKNOWN
 from stacks.regions import aws_partition
 
 ACCOUNT_ID = "123456789012"

@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from stacks import charts
-from stacks.plan import Plan, Resource
+from contracts.deployment import Plan, Resource
 from stacks.stackfiles import PROJECT_DIR, plugin_dir
-from stacks.validate import SCHEMAS_DIR, helm_merge, load_chart
+from toolchain import charts
+from toolchain.validate import SCHEMAS_DIR, helm_merge, load_chart
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 HTTP_ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"

@@ -5,7 +5,7 @@ exactly as the CLI would, runs `stacks.program.main` (the same entry point `pulu
 under `pulumi.runtime.set_mocks`, and records every registration into a plan in the shape of
 `pulumi stack export` (deployment version 3).
 
-The run is a preview: whatever the mocks in `stacks.mocks` do not compute stays unknown and
+The run is a preview: whatever the mocks in `toolchain.mocks` do not compute stays unknown and
 is written as Pulumi's unknown sentinel, and secrets are written as secret envelopes whose
 ciphertext is withheld. Resources are ordered dependencies-first with ties broken by URN, so
 two runs of the same stack give byte-identical plans.
@@ -22,17 +22,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pulumi
 from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import settings as pulumi_settings
-from pulumi.runtime.config import set_all_config
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
 
-from stacks.mocks import DexMocks
-from stacks.plan import SECRET_SIG, SIG_KEY, UNKNOWN, is_secret, redacted_secret
+from contracts.deployment import (
+    SECRET_SIG,
+    SIG_KEY,
+    UNKNOWN,
+    document,
+    is_secret,
+    redacted_secret,
+)
 from stacks.stackfiles import PROJECT, StackFile, read_stack_file
+from toolchain import engine
+from toolchain.mocks import DexMocks
 
 PLAN_FORMAT = "dex-plan/1"
 _PULUMI_VERSION = importlib.metadata.version("pulumi")
@@ -102,7 +105,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
     def Invoke(self, request: Any) -> Any:
         # which provider answers each invoke: the engine denies a disabled default provider
-        # to an invoke as to a resource (stacks.first_deploy.engine_rules)
+        # to an invoke as to a resource (toolchain.first_deploy.engine_rules)
         with self._lock:
             self.invokes.append({"token": request.tok, "provider": request.provider})
         return super().Invoke(request)  # type: ignore[no-untyped-call]
@@ -157,14 +160,6 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
 
 
-def _reset_runtime() -> None:
-    """Forget the previous synthesis (root stack, pending RPCs) so several stacks can be
-    synthesized in one process."""
-    pulumi_settings.SETTINGS.rpc_manager.clear()
-    pulumi_settings.SETTINGS.outputs.clear()
-    pulumi_settings.set_root_resource(None)  # type: ignore[arg-type]
-
-
 def _config_strings(config: Mapping[str, Any]) -> dict[str, str]:
     """Config as the Pulumi CLI hands it to a program: strings, objects as JSON."""
     out: dict[str, str] = {}
@@ -190,26 +185,14 @@ def run_program(
         from stacks.program import main as program
 
     config = {**stack_file.config, **(overrides or {})}
-    _reset_runtime()
     monitor = RecordingMonitor(mocks or DexMocks(stack_file.name))
-    set_all_config(_config_strings(config), [])
-    pulumi_mocks.set_mocks(
-        monitor.mocks, project=PROJECT, stack=stack_file.name, preview=True, monitor=monitor
+    engine.run(
+        program,
+        config=_config_strings(config),
+        monitor=monitor,
+        project=PROJECT,
+        stack=stack_file.name,
     )
-    root = pulumi_settings.get_root_resource()
-    try:
-
-        def run() -> None:
-            assert program is not None
-            program()
-            if isinstance(root, pulumi.ComponentResource):
-                # set_mocks registered the root stack before the program exported anything;
-                # register its outputs again now that they exist.
-                root.register_outputs(dict(getattr(root, "outputs", {})))
-
-        _sync_await(run_pulumi_func(run))
-    finally:
-        set_all_config({})
     return monitor
 
 
@@ -262,21 +245,16 @@ def build_plan(monitor: RecordingMonitor, stack_file: StackFile) -> dict[str, An
         if rec.aliases:
             res["aliases"] = rec.aliases
         resources.append(res)
-    return {
-        "version": 3,
-        "deployment": {
-            "manifest": {"magic": "", "version": f"{PLAN_FORMAT} (pulumi {_PULUMI_VERSION})"},
-            "resources": order_resources(resources),
-        },
-        "dex": {
+    return document(
+        order_resources(resources),
+        manifest={"magic": "", "version": f"{PLAN_FORMAT} (pulumi {_PULUMI_VERSION})"},
+        dex={
             "format": PLAN_FORMAT,
             "project": PROJECT,
             "stack": stack_file.name,
-            "invokes": sorted(
-                {(i["token"], i["provider"]) for i in monitor.invokes},
-            ),
+            "invokes": sorted({(i["token"], i["provider"]) for i in monitor.invokes}),
         },
-    }
+    )
 
 
 def order_resources(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -311,8 +289,3 @@ def order_resources(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
         seen = {r["urn"] for r in ordered}
         ordered += [by_urn[u] for u in sorted(by_urn) if u not in seen]
     return ordered
-
-
-def dump_plan(plan: Mapping[str, Any]) -> str:
-    """The canonical text of a plan: sorted keys, two-space indent, trailing newline."""
-    return json.dumps(plan, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -1,16 +1,18 @@
-"""Reading plans: a `dex plan` file or a real `pulumi stack export`, in one typed view.
+"""The deployment document: its one reader and its one writer.
 
-Both are deployment version 3 documents: `{"version": 3, "deployment": {"resources": [...]}}`
-where each resource has `urn`, `type`, `custom` and, as available, `id`, `parent`, `provider`,
-`inputs`, `outputs`, `dependencies`, `propertyDependencies`. Everything that reads a plan (the
-diff, the policy runner, the validators, the tests) goes through `load_plan`/`parse_plan`.
+A `dex plan` file and a real `pulumi stack export` are both deployment version 3 documents:
+`{"version": 3, "deployment": {"resources": [...]}}` where each resource has `urn`, `type`,
+`custom` and, as available, `id`, `parent`, `provider`, `inputs`, `outputs`, `dependencies`,
+`propertyDependencies`. Everything that reads one (the diff, the policy runner, the
+validators, the CLI, the tests) goes through `load_plan`/`parse_plan`; everything that writes
+one (synthesis, the CLI, the tests) goes through `document` and `dump_plan`.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,31 @@ class Plan:
     def type_counts(self) -> Counter[str]:
         return Counter(r.type for r in self.resources)
 
+    def document(self) -> dict[str, Any]:
+        """This plan as a deployment document again (each resource as it was read)."""
+        return document(dict(r.raw) for r in self.resources)
+
+
+def document(
+    resources: Iterable[Mapping[str, Any]],
+    manifest: Mapping[str, Any] | None = None,
+    dex: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A deployment version 3 document of `resources` (in the order given), with the
+    checkpoint's `manifest` and DEX's own `dex` section when given."""
+    deployment: dict[str, Any] = {"resources": [dict(r) for r in resources]}
+    if manifest is not None:
+        deployment["manifest"] = dict(manifest)
+    doc: dict[str, Any] = {"version": 3, "deployment": deployment}
+    if dex is not None:
+        doc["dex"] = dict(dex)
+    return doc
+
+
+def dump_plan(plan: Mapping[str, Any]) -> str:
+    """The canonical text of a plan: sorted keys, two-space indent, trailing newline."""
+    return json.dumps(plan, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
 
 def load_plan(path: str | Path) -> Plan:
     """Read a `dex plan` file or a `pulumi stack export` file."""
@@ -102,33 +129,35 @@ def load_plan(path: str | Path) -> Plan:
 
 
 def parse_plan(doc: object, source: str = "<plan>") -> Plan:
-    """Check the shape of a deployment document and return its typed view."""
+    """Check the shape of a deployment document and return its typed view (errors name
+    `source` first, when there is one)."""
+    where = f"{source}: " if source else ""
     if not isinstance(doc, Mapping):
-        raise PlanError(f"{source}: expected a JSON object, got {type(doc).__name__}")
+        raise PlanError(f"{where}expected a JSON object, got {type(doc).__name__}")
     version = doc.get("version")
     if version != 3:
         raise PlanError(
-            f"{source}: expected a deployment of version 3 (as `pulumi stack export` writes), "
+            f"{where}expected a deployment of version 3 (as `pulumi stack export` writes), "
             f"got version {version!r}"
         )
     deployment = doc.get("deployment")
     if not isinstance(deployment, Mapping):
-        raise PlanError(f"{source}: missing the `deployment` object")
+        raise PlanError(f"{where}missing the `deployment` object")
     raw_resources = deployment.get("resources", [])
     if raw_resources is None:  # an export of a stack that has never been deployed
         raw_resources = []
     if not isinstance(raw_resources, list):
-        raise PlanError(f"{source}: `deployment.resources` must be a list")
+        raise PlanError(f"{where}`deployment.resources` must be a list")
     resources = []
     for i, raw in enumerate(raw_resources):
         if not isinstance(raw, Mapping):
-            raise PlanError(f"{source}: deployment.resources[{i}] is not an object")
+            raise PlanError(f"{where}deployment.resources[{i}] is not an object")
         for key in ("urn", "type"):
             if not isinstance(raw.get(key), str):
-                raise PlanError(f"{source}: deployment.resources[{i}] has no string `{key}`")
+                raise PlanError(f"{where}deployment.resources[{i}] has no string `{key}`")
         for key in ("inputs", "outputs"):
             if not isinstance(raw.get(key, {}), Mapping):
-                raise PlanError(f"{source}: deployment.resources[{i}].{key} is not an object")
+                raise PlanError(f"{where}deployment.resources[{i}].{key} is not an object")
         resources.append(
             Resource(
                 urn=raw["urn"],

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from stacks.plan import Plan, Resource, is_secret, is_unknown
+from contracts.deployment import Plan, Resource, is_secret, is_unknown
 
 Kind = Literal["add", "delete", "update", "replace"]
 
