@@ -225,7 +225,7 @@ def test_image_tags_follow_the_sources(tmp_path: Path) -> None:
     for rel in ("apps/__init__.py", "requirements.lock"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x\n")
-    for app in ("api", "training", "pipelines"):
+    for app in ("api", "training", "pipelines", "shared"):
         (tmp_path / "apps" / app).mkdir(parents=True, exist_ok=True)
         (tmp_path / "apps" / app / "main.py").write_text(app)
     before = {app: images.source_digest(app, tmp_path) for app in ("api", "training", "pipelines")}
@@ -236,7 +236,9 @@ def test_image_tags_follow_the_sources(tmp_path: Path) -> None:
     (tmp_path / "apps" / "training" / "main.py").write_text("changed")
     assert images.source_digest("training", tmp_path) != before["training"]
     assert images.source_digest("api", tmp_path) == before["api"]  # api does not use it
-    (tmp_path / "apps" / "pipelines" / "main.py").write_text("changed")  # shared by all three
+    (tmp_path / "apps" / "pipelines" / "main.py").write_text("changed")
+    assert images.source_digest("api", tmp_path) == before["api"]  # the API ships no pipelines
+    (tmp_path / "apps" / "shared" / "main.py").write_text("changed")  # shared by all three
     after = {app: images.source_digest(app, tmp_path) for app in ("api", "training", "pipelines")}
     assert all(after[a] != before[a] for a in after)
 
