@@ -16,8 +16,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components.aws.kms import customer_key
-from components.aws.security import clients_only
+from components.aws.kms import KeyArgs, customer_key
+from components.aws.security import ClientsOnlyArgs, clients_only
 from components.contracts import CacheOutputs, contract_outputs
 
 PORT = 6379
@@ -53,45 +53,84 @@ class Cache(pulumi.ComponentResource):
         self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dex:aws:Cache", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         tags = {"component": "cache"}
         if args.high_availability and args.replicas < 1:
             raise ValueError(f"high_availability needs replicas >= 1, got {args.replicas}")
         key = customer_key(
-            f"{name}-key", f"ElastiCache {args.replication_group_id}", self, args.protect, tags
-        )
-        subnets = aws.elasticache.SubnetGroup(
-            f"{name}-subnets",
-            subnet_ids=args.subnet_ids,
-            description="DEX cache subnets",
-            tags=tags,
-            opts=child,
-        )
-        sg = clients_only(
-            name,
+            f"{name}-key",
+            KeyArgs(
+                description=f"ElastiCache {args.replication_group_id}",
+                protect=args.protect,
+                tags=tags,
+            ),
             self,
-            args.vpc_id,
-            PORT,
-            "Valkey from the cluster only",
-            "Valkey (TLS) from cluster workloads",
-            args.client_security_group_ids,
-            tags,
         )
+        subnets, sg = self._placement(name, args, tags)
         token = random.RandomPassword(
             # ElastiCache tokens: 16-128 printable characters, none of @ " /
             f"{name}-auth-token",
             length=64,
             special=False,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         slow_log = aws.cloudwatch.LogGroup(
             f"{name}-slow-log",
             name=f"/dex/{args.replication_group_id}/slow-log",
             retention_in_days=30,
             tags=tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        group = aws.elasticache.ReplicationGroup(
+        group = self._replication_group(
+            name,
+            args,
+            key=key,
+            subnets=subnets,
+            security_group=sg,
+            token=token,
+            slow_log=slow_log,
+            tags=tags,
+        )
+        self.contract = _contract(group, token)
+        self.register_outputs({**contract_outputs(self.contract), "security_group_id": sg.id})
+
+    def _placement(
+        self, name: str, args: CacheArgs, tags: dict[str, str]
+    ) -> tuple[aws.elasticache.SubnetGroup, aws.ec2.SecurityGroup]:
+        """Where the nodes run (the private subnets) and who may reach them (the cluster)."""
+        subnets = aws.elasticache.SubnetGroup(
+            f"{name}-subnets",
+            subnet_ids=args.subnet_ids,
+            description="DEX cache subnets",
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        sg = clients_only(
+            name,
+            ClientsOnlyArgs(
+                vpc_id=args.vpc_id,
+                port=PORT,
+                description="Valkey from the cluster only",
+                rule_description="Valkey (TLS) from cluster workloads",
+                clients=args.client_security_group_ids,
+                tags=tags,
+            ),
+            self,
+        )
+        return subnets, sg
+
+    def _replication_group(
+        self,
+        name: str,
+        args: CacheArgs,
+        *,
+        key: aws.kms.Key,
+        subnets: aws.elasticache.SubnetGroup,
+        security_group: aws.ec2.SecurityGroup,
+        token: random.RandomPassword,
+        slow_log: aws.cloudwatch.LogGroup,
+        tags: dict[str, str],
+    ) -> aws.elasticache.ReplicationGroup:
+        return aws.elasticache.ReplicationGroup(
             f"{name}-valkey",
             replication_group_id=args.replication_group_id,
             description="DEX cache and rate limits",
@@ -105,7 +144,7 @@ class Cache(pulumi.ComponentResource):
             multi_az_enabled=args.high_availability,
             port=PORT,
             subnet_group_name=subnets.name,
-            security_group_ids=[sg.id],
+            security_group_ids=[security_group.id],
             at_rest_encryption_enabled=True,
             kms_key_id=key.arn,
             transit_encryption_enabled=True,
@@ -128,15 +167,20 @@ class Cache(pulumi.ComponentResource):
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
-        secret_token: pulumi.Output[str] = pulumi.Output.secret(token.result)
-        self.contract = CacheOutputs(
-            host=group.primary_endpoint_address,
-            port=group.port.apply(lambda p: int(p or PORT)),
-            auth_token=secret_token,
-            url=pulumi.Output.secret(
-                pulumi.Output.all(secret_token, group.primary_endpoint_address).apply(
-                    lambda a: f"rediss://:{a[0]}@{a[1]}:{PORT}/0"
-                )
-            ),
-        )
-        self.register_outputs({**contract_outputs(self.contract), "security_group_id": sg.id})
+
+
+def _contract(
+    group: aws.elasticache.ReplicationGroup, token: random.RandomPassword
+) -> CacheOutputs:
+    """The primary endpoint, and the token (a secret) alone and inside a `rediss://` URL."""
+    secret_token: pulumi.Output[str] = pulumi.Output.secret(token.result)
+    return CacheOutputs(
+        host=group.primary_endpoint_address,
+        port=group.port.apply(lambda p: int(p or PORT)),
+        auth_token=secret_token,
+        url=pulumi.Output.secret(
+            pulumi.Output.all(secret_token, group.primary_endpoint_address).apply(
+                lambda a: f"rediss://:{a[0]}@{a[1]}:{PORT}/0"
+            )
+        ),
+    )

@@ -19,25 +19,24 @@ one components/k8s creates, encrypted with this cluster's volume key (`kmsKeyId`
 parameter of the EBS CSI driver's CreateVolume).
 
 Nodes run from launch templates that require IMDSv2 (hop limit 1, so pods cannot borrow the
-node's role) and encrypt their root volumes. The managed group is the fixed base that runs
-Karpenter itself and the platform services; Karpenter (components/aws/karpenter.py) adds
-system capacity and the batch/spot pool.
+node's role) and encrypt their root volumes (components/aws/node_group.py). The managed
+group is the fixed base that runs Karpenter itself and the platform services; Karpenter
+(components/aws/karpenter.py) adds system capacity and the batch/spot pool.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
 from components.aws import iam, karpenter
-from components.aws.kms import customer_key_and_alias
+from components.aws.kms import KeyArgs, customer_key_and_alias
+from components.aws.node_group import NodeGroupArgs, node_group
 from components.contracts import ClusterOutputs, NodePoolArgs, StorageClassSpec, contract_outputs
-
-AMI_TYPE = "AL2023_x86_64_STANDARD"
-"""Pinned AMI family for every node group (never the provider's default)."""
 
 CONTROL_PLANE_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 
@@ -91,6 +90,35 @@ class ClusterArgs:
     """IAM principals with read of every object (drift detection)."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class AccessArgs:
+    """EKS access entries for a group of principals, all with one access policy."""
+
+    kind: str
+    """`admin` or `view`: part of each entry's resource name and its `access` tag."""
+    principals: Sequence[str]
+    """IAM role (or user) ARNs."""
+    policy: str
+    """The EKS access policy associated cluster-wide (`AmazonEKSClusterAdminPolicy`)."""
+    cluster_name: pulumi.Input[str]
+    partition: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddonArgs:
+    """One EKS add-on, at the version EKS picks for the cluster."""
+
+    addon: str
+    """The add-on's EKS name (`vpc-cni`)."""
+    cluster_name: pulumi.Input[str]
+    depends_on: Sequence[pulumi.Resource]
+    tags: dict[str, str]
+    configuration: dict[str, str] | None = None
+    """The add-on's configuration values (JSON-encoded for EKS)."""
+    identities: list[aws.eks.AddonPodIdentityAssociationArgs] | None = None
+    """Pod Identity associations the add-on manages for its service accounts."""
+
+
 class Cluster(pulumi.ComponentResource):
     """EKS cluster, node group, add-ons, access entries, Karpenter's AWS side.
     Type token `dex:aws:Cluster`."""
@@ -109,24 +137,89 @@ class Cluster(pulumi.ComponentResource):
         self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dex:aws:Cluster", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         tags = {"component": "cluster"}
-        partition = args.partition
 
+        secrets_key, volumes_key, volumes_alias = self._keys(name, args, tags)
+        cluster = self._control_plane(name, args, secrets_key, tags)
+        access = self._access_entries(name, args, cluster)
+
+        node_role, node_attachments = self._node_role(name, args.partition, tags)
+        addons = self._addons_before_nodes(name, cluster, tags)
+        system = node_group(
+            name,
+            NodeGroupArgs(
+                pool="system",
+                spec=args.system_nodes,
+                cluster_name=cluster.name,
+                node_role_arn=node_role.arn,
+                subnet_ids=args.subnet_ids,
+                depends_on=[*node_attachments, *(addons[a] for a in BEFORE_NODES)],
+                tags=tags,
+            ),
+            self,
+        )
+        addons |= self._addons_after_nodes(
+            name,
+            args,
+            cluster,
+            system=system,
+            volumes_key=volumes_key,
+            pod_identity_agent=addons["eks-pod-identity-agent"],
+            tags=tags,
+        )
+
+        self.karpenter = karpenter.provision(
+            name,
+            karpenter.KarpenterArgs(
+                cluster=cluster,
+                cluster_name=args.cluster_name,
+                partition=args.partition,
+                region=args.region,
+                account_id=args.account_id,
+                system=args.system_nodes,
+                batch=args.batch_nodes,
+                depends_on=[addons["eks-pod-identity-agent"]],
+                tags=tags,
+            ),
+            self,
+        )
+        self._publish(
+            name,
+            args,
+            cluster,
+            ready=(system, *addons.values(), *access, volumes_alias, *self.karpenter.ready),
+        )
+
+    def _keys(
+        self, name: str, args: ClusterArgs, tags: dict[str, str]
+    ) -> tuple[aws.kms.Key, aws.kms.Key, aws.kms.Alias]:
+        """The secrets envelope key, and the volumes key with its alias (the StorageClass
+        names the alias)."""
         secrets_key = customer_key_and_alias(
             f"{name}-secrets",
-            f"EKS secrets envelope encryption for {args.cluster_name}",
+            KeyArgs(
+                description=f"EKS secrets envelope encryption for {args.cluster_name}",
+                protect=args.protect,
+                tags=tags,
+            ),
             self,
-            args.protect,
-            tags,
         )[0]
         volumes_key, volumes_alias = customer_key_and_alias(
             f"{name}-volumes",
-            f"EBS volumes of {args.cluster_name}'s persistent volume claims",
+            KeyArgs(
+                description=f"EBS volumes of {args.cluster_name}'s persistent volume claims",
+                protect=args.protect,
+                tags=tags,
+            ),
             self,
-            args.protect,
-            tags,
         )
+        return secrets_key, volumes_key, volumes_alias
+
+    def _control_plane(
+        self, name: str, args: ClusterArgs, secrets_key: aws.kms.Key, tags: dict[str, str]
+    ) -> aws.eks.Cluster:
+        """The log group, the cluster role and the EKS cluster itself."""
+        child = pulumi.ResourceOptions(parent=self)
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-control-plane-logs",
             # EKS writes to exactly this name; creating it first sets the retention.
@@ -145,13 +238,13 @@ class Cluster(pulumi.ComponentResource):
             aws.iam.RolePolicyAttachment(
                 f"{name}-role-{policy}",
                 role=role.name,
-                policy_arn=_MANAGED.format(partition=partition, name=policy),
+                policy_arn=_MANAGED.format(partition=args.partition, name=policy),
                 opts=child,
             )
             for policy in ("AmazonEKSClusterPolicy",)
         ]
         public = bool(args.public_access_cidrs)
-        cluster = aws.eks.Cluster(
+        return aws.eks.Cluster(
             f"{name}-eks",
             name=args.cluster_name,
             version=args.kubernetes_version,
@@ -180,11 +273,12 @@ class Cluster(pulumi.ComponentResource):
                 parent=self, depends_on=[log_group, *attachments], protect=args.protect
             ),
         )
-        access = [
-            *self._access(name, "admin", args.admin_role_arns, ADMIN_ACCESS_POLICY, cluster, args),
-            *self._access(name, "view", args.view_role_arns, VIEW_ACCESS_POLICY, cluster, args),
-        ]
 
+    def _node_role(
+        self, name: str, partition: str, tags: dict[str, str]
+    ) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
+        """The managed node group's role and its managed policies."""
+        child = pulumi.ResourceOptions(parent=self)
         node_role = aws.iam.Role(
             f"{name}-node-role",
             assume_role_policy=iam.service_trust("ec2.amazonaws.com"),
@@ -206,27 +300,70 @@ class Cluster(pulumi.ComponentResource):
                 "AmazonSSMManagedInstanceCore",
             )
         ]
+        return node_role, node_attachments
+
+    def _addons_before_nodes(
+        self, name: str, cluster: aws.eks.Cluster, tags: dict[str, str]
+    ) -> dict[str, aws.eks.Addon]:
+        """The DaemonSets a node needs at boot (`BEFORE_NODES`), VPC CNI enforcing policies."""
+        return {
+            addon: self._addon(
+                name,
+                AddonArgs(
+                    addon=addon,
+                    cluster_name=cluster.name,
+                    depends_on=[],
+                    tags=tags,
+                    configuration=VPC_CNI_CONFIGURATION if addon == "vpc-cni" else None,
+                ),
+            )
+            for addon in BEFORE_NODES
+        }
+
+    def _addons_after_nodes(
+        self,
+        name: str,
+        args: ClusterArgs,
+        cluster: aws.eks.Cluster,
+        *,
+        system: aws.eks.NodeGroup,
+        volumes_key: aws.kms.Key,
+        pod_identity_agent: aws.eks.Addon,
+        tags: dict[str, str],
+    ) -> dict[str, aws.eks.Addon]:
+        """The Deployments that need a node (`AFTER_NODES`); the EBS CSI controller also
+        needs its role, which it assumes through the Pod Identity agent."""
+        ebs_role, ebs_policies = self._ebs_csi_role(name, args, volumes_key, tags)
+        # the EBS CSI controller gets its credentials from the Pod Identity agent
+        ebs_needs: list[pulumi.Resource] = [system, *ebs_policies, pod_identity_agent]
         addons: dict[str, aws.eks.Addon] = {}
-        for addon in BEFORE_NODES:
+        for addon in AFTER_NODES:
+            ebs = addon == "aws-ebs-csi-driver"
             addons[addon] = self._addon(
                 name,
-                addon,
-                cluster,
-                tags,
-                [],
-                configuration=VPC_CNI_CONFIGURATION if addon == "vpc-cni" else None,
+                AddonArgs(
+                    addon=addon,
+                    cluster_name=cluster.name,
+                    depends_on=ebs_needs if ebs else [system],
+                    tags=tags,
+                    identities=(
+                        [
+                            aws.eks.AddonPodIdentityAssociationArgs(
+                                role_arn=ebs_role.arn, service_account=EBS_CSI_SERVICE_ACCOUNT
+                            )
+                        ]
+                        if ebs
+                        else None
+                    ),
+                ),
             )
-        system = self._node_group(
-            name,
-            "system",
-            args.system_nodes,
-            cluster,
-            node_role,
-            [*node_attachments, *(addons[a] for a in BEFORE_NODES)],
-            args,
-            tags,
-        )
+        return addons
 
+    def _ebs_csi_role(
+        self, name: str, args: ClusterArgs, volumes_key: aws.kms.Key, tags: dict[str, str]
+    ) -> tuple[aws.iam.Role, list[pulumi.Resource]]:
+        """The EBS CSI controller's role: AmazonEBSCSIDriverPolicy and use of the volume key."""
+        child = pulumi.ResourceOptions(parent=self)
         ebs_role = aws.iam.Role(
             f"{name}-ebs-csi-role",
             description=f"EBS CSI controller of {args.cluster_name} via Pod Identity",
@@ -234,11 +371,13 @@ class Cluster(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        ebs_policies = [
+        ebs_policies: list[pulumi.Resource] = [
             aws.iam.RolePolicyAttachment(
                 f"{name}-ebs-csi-policy",
                 role=ebs_role.name,
-                policy_arn=f"arn:{partition}:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy",
+                policy_arn=(
+                    f"arn:{args.partition}:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+                ),
                 opts=child,
             ),
             aws.iam.RolePolicy(
@@ -248,40 +387,16 @@ class Cluster(pulumi.ComponentResource):
                 opts=child,
             ),
         ]
-        # the EBS CSI controller gets its credentials from the Pod Identity agent
-        ebs_needs: list[pulumi.Resource] = [system, *ebs_policies, addons["eks-pod-identity-agent"]]
-        for addon in AFTER_NODES:
-            addons[addon] = self._addon(
-                name,
-                addon,
-                cluster,
-                tags,
-                ebs_needs if addon == "aws-ebs-csi-driver" else [system],
-                identities=(
-                    [
-                        aws.eks.AddonPodIdentityAssociationArgs(
-                            role_arn=ebs_role.arn, service_account=EBS_CSI_SERVICE_ACCOUNT
-                        )
-                    ]
-                    if addon == "aws-ebs-csi-driver"
-                    else None
-                ),
-            )
+        return ebs_role, ebs_policies
 
-        self.karpenter = karpenter.provision(
-            name,
-            self,
-            cluster=cluster,
-            cluster_name=args.cluster_name,
-            partition=partition,
-            region=args.region,
-            account_id=args.account_id,
-            system=args.system_nodes,
-            batch=args.batch_nodes,
-            depends_on=[addons["eks-pod-identity-agent"]],
-            tags=tags,
-        )
-
+    def _publish(
+        self,
+        name: str,
+        args: ClusterArgs,
+        cluster: aws.eks.Cluster,
+        ready: tuple[pulumi.Resource, ...],
+    ) -> None:
+        """Set the outputs and the contract; `ready` is what a workload waits for."""
         self.name = cluster.name
         self.endpoint = cluster.endpoint
         self.cluster_security_group_id = cluster.vpc_config.cluster_security_group_id
@@ -291,7 +406,7 @@ class Cluster(pulumi.ComponentResource):
             ).apply(lambda a: kubeconfig(a[0], a[1], a[2], args.region))
         )
         volume_key_alias_arn = (
-            f"arn:{partition}:kms:{args.region}:{args.account_id}:alias/{name}-volumes"
+            f"arn:{args.partition}:kms:{args.region}:{args.account_id}:alias/{name}-volumes"
         )
         self.contract = ClusterOutputs(
             name=self.name,
@@ -305,13 +420,7 @@ class Cluster(pulumi.ComponentResource):
                 # a plain string, known before the key exists.
                 parameters={"type": "gp3", "encrypted": "true", "kmsKeyId": volume_key_alias_arn},
             ),
-            ready=(
-                system,
-                *addons.values(),
-                *access,
-                volumes_alias,
-                *self.karpenter.ready,
-            ),
+            ready=ready,
         )
         self.register_outputs(
             {
@@ -322,119 +431,64 @@ class Cluster(pulumi.ComponentResource):
             }
         )
 
-    def _access(
-        self,
-        name: str,
-        kind: str,
-        principals: list[str],
-        policy: str,
-        cluster: aws.eks.Cluster,
-        args: ClusterArgs,
+    def _access_entries(
+        self, name: str, args: ClusterArgs, cluster: aws.eks.Cluster
     ) -> list[pulumi.Resource]:
+        """Cluster admin for `admin_role_arns`, read of everything for `view_role_arns`."""
+        groups = (
+            ("admin", args.admin_role_arns, ADMIN_ACCESS_POLICY),
+            ("view", args.view_role_arns, VIEW_ACCESS_POLICY),
+        )
+        return [
+            resource
+            for kind, principals, policy in groups
+            for resource in self._access(
+                name,
+                AccessArgs(
+                    kind=kind,
+                    principals=principals,
+                    policy=policy,
+                    cluster_name=cluster.name,
+                    partition=args.partition,
+                ),
+            )
+        ]
+
+    def _access(self, name: str, args: AccessArgs) -> list[pulumi.Resource]:
         """An access entry per principal, with `policy` associated cluster-wide."""
         out: list[pulumi.Resource] = []
-        for arn in principals:
+        for arn in args.principals:
             short = arn.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
             entry = aws.eks.AccessEntry(
-                f"{name}-{kind}-{short}",
-                cluster_name=cluster.name,
+                f"{name}-{args.kind}-{short}",
+                cluster_name=args.cluster_name,
                 principal_arn=arn,
                 type="STANDARD",
-                tags={"component": "cluster", "access": kind},
+                tags={"component": "cluster", "access": args.kind},
                 opts=pulumi.ResourceOptions(parent=self),
             )
             association = aws.eks.AccessPolicyAssociation(
-                f"{name}-{kind}-{short}-policy",
-                cluster_name=cluster.name,
+                f"{name}-{args.kind}-{short}-policy",
+                cluster_name=args.cluster_name,
                 principal_arn=entry.principal_arn,
-                policy_arn=_ACCESS_POLICY.format(partition=args.partition, name=policy),
+                policy_arn=_ACCESS_POLICY.format(partition=args.partition, name=args.policy),
                 access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
                 opts=pulumi.ResourceOptions(parent=self),
             )
             out += [entry, association]
         return out
 
-    def _addon(
-        self,
-        name: str,
-        addon: str,
-        cluster: aws.eks.Cluster,
-        tags: dict[str, str],
-        depends_on: list[pulumi.Resource],
-        configuration: dict[str, str] | None = None,
-        identities: list[aws.eks.AddonPodIdentityAssociationArgs] | None = None,
-    ) -> aws.eks.Addon:
+    def _addon(self, name: str, args: AddonArgs) -> aws.eks.Addon:
         return aws.eks.Addon(
-            f"{name}-addon-{addon}",
-            cluster_name=cluster.name,
-            addon_name=addon,
-            configuration_values=json.dumps(configuration) if configuration else None,
-            pod_identity_associations=identities,
+            f"{name}-addon-{args.addon}",
+            cluster_name=args.cluster_name,
+            addon_name=args.addon,
+            configuration_values=json.dumps(args.configuration) if args.configuration else None,
+            pod_identity_associations=args.identities,
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="OVERWRITE",
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
-        )
-
-    def _node_group(
-        self,
-        name: str,
-        pool: str,
-        spec: NodePoolArgs,
-        cluster: aws.eks.Cluster,
-        node_role: aws.iam.Role,
-        depends_on: list[pulumi.Resource],
-        args: ClusterArgs,
-        tags: dict[str, str],
-    ) -> aws.eks.NodeGroup:
-        template = aws.ec2.LaunchTemplate(
-            f"{name}-{pool}-lt",
-            description=f"DEX {pool} nodes: IMDSv2 only, encrypted gp3 root volume",
-            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                http_endpoint="enabled",
-                http_tokens="required",
-                http_put_response_hop_limit=1,
-            ),
-            block_device_mappings=[
-                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                    device_name="/dev/xvda",
-                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                        volume_size=spec.disk_size_gib,
-                        volume_type="gp3",
-                        encrypted="true",
-                        delete_on_termination="true",
-                    ),
-                )
-            ],
-            tag_specifications=[
-                aws.ec2.LaunchTemplateTagSpecificationArgs(
-                    resource_type="instance", tags={**tags, "Name": f"{name}-{pool}"}
-                )
-            ],
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        return aws.eks.NodeGroup(
-            f"{name}-{pool}-nodes",
-            cluster_name=cluster.name,
-            node_group_name_prefix=f"{pool}-",
-            node_role_arn=node_role.arn,
-            subnet_ids=args.subnet_ids,
-            ami_type=AMI_TYPE,
-            capacity_type="SPOT" if spec.spot else "ON_DEMAND",
-            instance_types=spec.instance_types,
-            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
-                min_size=spec.min_size, desired_size=spec.desired_size, max_size=spec.max_size
-            ),
-            update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
-            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
-                id=template.id, version=template.latest_version.apply(str)
-            ),
-            labels={"dex.io/pool": pool},
-            tags=tags,
-            # No autoscaler resizes this group (Karpenter adds nodes of its own): the program
-            # owns its size, so `desired_size` is what runs.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
 
 

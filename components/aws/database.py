@@ -17,8 +17,8 @@ import pulumi_aws as aws
 import pulumi_command as command
 import pulumi_random as random
 
-from components.aws.kms import customer_key
-from components.aws.security import clients_only
+from components.aws.kms import KeyArgs, customer_key
+from components.aws.security import ClientsOnlyArgs, clients_only
 from components.contracts import AppDatabase, DatabaseOutputs, contract_outputs
 
 APP_DATABASES = ("mlflow", "airflow")
@@ -80,33 +80,81 @@ class Database(pulumi.ComponentResource):
         self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dex:aws:Database", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         tags = {"component": "database"}
         key = customer_key(
             f"{name}-key",
-            f"RDS storage for {args.identifier}",
+            KeyArgs(
+                description=f"RDS storage for {args.identifier}",
+                protect=args.deletion_protection,
+                tags=tags,
+            ),
             self,
-            args.deletion_protection,
-            tags,
         )
+        subnet_group, sg = self._placement(name, args, tags)
+        params = self._parameters(name, args, tags)
+        admin_password = random.RandomPassword(
+            f"{name}-admin-password",
+            length=40,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        instance = self._instance(
+            name,
+            args,
+            key=key,
+            subnet_group=subnet_group,
+            security_group=sg,
+            parameters=params,
+            admin_password=admin_password,
+            tags=tags,
+        )
+        app_dbs = self._app_databases(name)
+
+        self.host = instance.address
+        bundle = self._ca_bundle(args)
+        self.port = instance.port
+        self.security_group_id = sg.id
+        self.contract = DatabaseOutputs(
+            host=instance.address,
+            port=instance.port,
+            admin_user=ADMIN_USER,
+            admin_password=pulumi.Output.secret(admin_password.result),
+            app_databases=app_dbs,
+            sslmode="verify-full",
+            ca_certificate=bundle,
+        )
+        self.register_outputs({**contract_outputs(self.contract), "security_group_id": sg.id})
+
+    def _placement(
+        self, name: str, args: DatabaseArgs, tags: dict[str, str]
+    ) -> tuple[aws.rds.SubnetGroup, aws.ec2.SecurityGroup]:
+        """The isolated subnets, and a security group only the cluster may pass."""
         subnet_group = aws.rds.SubnetGroup(
             f"{name}-subnets",
             subnet_ids=args.subnet_ids,
             description="DEX database subnets (no internet route)",
             tags=tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         sg = clients_only(
             name,
+            ClientsOnlyArgs(
+                vpc_id=args.vpc_id,
+                port=5432,
+                description="PostgreSQL from the cluster only",
+                rule_description="PostgreSQL from cluster workloads",
+                clients=args.client_security_group_ids,
+                tags=tags,
+            ),
             self,
-            args.vpc_id,
-            5432,
-            "PostgreSQL from the cluster only",
-            "PostgreSQL from cluster workloads",
-            args.client_security_group_ids,
-            tags,
         )
-        params = aws.rds.ParameterGroup(
+        return subnet_group, sg
+
+    def _parameters(
+        self, name: str, args: DatabaseArgs, tags: dict[str, str]
+    ) -> aws.rds.ParameterGroup:
+        """TLS only (1.2 and up), slow-query and connection logging."""
+        return aws.rds.ParameterGroup(
             f"{name}-params",
             family=args.parameter_group_family,
             description="DEX: TLS only, slow-query and connection logging",
@@ -122,13 +170,23 @@ class Database(pulumi.ComponentResource):
                 aws.rds.ParameterGroupParameterArgs(name="log_disconnections", value="1"),
             ],
             tags=tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        admin_password = random.RandomPassword(
-            f"{name}-admin-password", length=40, special=False, opts=child
-        )
+
+    def _instance(
+        self,
+        name: str,
+        args: DatabaseArgs,
+        *,
+        key: aws.kms.Key,
+        subnet_group: aws.rds.SubnetGroup,
+        security_group: aws.ec2.SecurityGroup,
+        parameters: aws.rds.ParameterGroup,
+        admin_password: random.RandomPassword,
+        tags: dict[str, str],
+    ) -> aws.rds.Instance:
         prod_like = args.deletion_protection
-        instance = aws.rds.Instance(
+        return aws.rds.Instance(
             f"{name}-postgres",
             identifier=args.identifier,
             engine="postgres",
@@ -143,8 +201,8 @@ class Database(pulumi.ComponentResource):
             username=ADMIN_USER,
             password=admin_password.result,
             db_subnet_group_name=subnet_group.name,
-            vpc_security_group_ids=[sg.id],
-            parameter_group_name=params.name,
+            vpc_security_group_ids=[security_group.id],
+            parameter_group_name=parameters.name,
             publicly_accessible=False,
             multi_az=args.multi_az,
             backup_retention_period=args.backup_retention_days,
@@ -164,14 +222,22 @@ class Database(pulumi.ComponentResource):
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self, protect=prod_like),
         )
+
+    def _app_databases(self, name: str) -> dict[str, AppDatabase]:
+        """A generated password per application database (made in-cluster by components/k8s)."""
         app_dbs = {}
         for app in APP_DATABASES:
             password = random.RandomPassword(
-                f"{name}-{app}-password", length=32, special=False, opts=child
+                f"{name}-{app}-password",
+                length=32,
+                special=False,
+                opts=pulumi.ResourceOptions(parent=self),
             )
             app_dbs[app] = AppDatabase(name=app, user=app, password=password.result)
+        return app_dbs
 
-        self.host = instance.address
+    def _ca_bundle(self, args: DatabaseArgs) -> pulumi.Output[str]:
+        """The PEM of every CA that may sign the instance's certificate."""
         # No RDS API returns the CA PEM: AWS publishes a per-region bundle (every CA that
         # may sign an RDS certificate in the region) at this address, the one its docs give
         # for `sslrootcert` ("Using SSL/TLS to encrypt a connection to a DB instance").
@@ -180,16 +246,4 @@ class Database(pulumi.ComponentResource):
             logging=command.local.Logging.STDERR,
             opts=pulumi.InvokeOptions(provider=args.command_provider, parent=self),
         )
-
-        self.port = instance.port
-        self.security_group_id = sg.id
-        self.contract = DatabaseOutputs(
-            host=instance.address,
-            port=instance.port,
-            admin_user=ADMIN_USER,
-            admin_password=pulumi.Output.secret(admin_password.result),
-            app_databases=app_dbs,
-            sslmode="verify-full",
-            ca_certificate=bundle.stdout,
-        )
-        self.register_outputs({**contract_outputs(self.contract), "security_group_id": sg.id})
+        return bundle.stdout

@@ -135,26 +135,72 @@ def pools(system: NodePoolArgs, batch: NodePoolArgs) -> tuple[KarpenterPool, ...
     )
 
 
-def controller_policy(
-    partition: str,
-    region: str,
-    account_id: str,
-    cluster_name: str,
-    node_role_arn: str,
-    queue_arn: str,
-    instance_profile_arn: str,
-) -> str:
+@dataclass(frozen=True, kw_only=True)
+class ControllerPolicyArgs:
+    """What the controller's policy is scoped to: this cluster, its node role, instance
+    profile and interruption queue."""
+
+    partition: str
+    region: str
+    account_id: str
+    cluster_name: str
+    node_role_arn: str
+    queue_arn: str
+    instance_profile_arn: str
+
+
+def controller_policy(args: ControllerPolicyArgs) -> str:
     """The controller's permissions: Karpenter v1.14's reference policy (node lifecycle,
     EKS integration, interruption queue, resource discovery), minus the instance-profile
     management it does not need when the profile is given, minus zonal shift (off)."""
-    ec2 = f"arn:{partition}:ec2:{region}"
-    owned = {f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"}
-    requested = {
+    return iam.document(
+        [
+            *_launch_statements(args),
+            *_tag_and_delete_statements(args),
+            *_node_role_statements(args),
+            {
+                "Sid": "AllowAPIServerEndpointDiscovery",
+                "Effect": "Allow",
+                "Resource": (
+                    f"arn:{args.partition}:eks:{args.region}:{args.account_id}"
+                    f":cluster/{args.cluster_name}"
+                ),
+                "Action": "eks:DescribeCluster",
+            },
+            {
+                "Sid": "AllowInterruptionQueueActions",
+                "Effect": "Allow",
+                "Resource": args.queue_arn,
+                "Action": ["sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage"],
+            },
+            *_discovery_statements(args),
+        ]
+    )
+
+
+def _ec2(args: ControllerPolicyArgs) -> str:
+    """The prefix of EC2 resource ARNs in the cluster's region."""
+    return f"arn:{args.partition}:ec2:{args.region}"
+
+
+def _owned(cluster_name: str) -> dict[str, str]:
+    """Condition: the resource carries the cluster's ownership tag."""
+    return {f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"}
+
+
+def _requested(cluster_name: str) -> dict[str, str]:
+    """Condition: the request tags what it creates as the cluster's."""
+    return {
         f"aws:RequestTag/kubernetes.io/cluster/{cluster_name}": "owned",
         "aws:RequestTag/eks:eks-cluster-name": cluster_name,
     }
-    launched = [
-        f"{ec2}:*:{kind}/*"
+
+
+def _launched(args: ControllerPolicyArgs) -> list[str]:
+    """What a launch creates: fleets, instances, volumes, ENIs, launch templates, spot
+    requests."""
+    return [
+        f"{_ec2(args)}:*:{kind}/*"
         for kind in (
             "fleet",
             "instance",
@@ -164,7 +210,13 @@ def controller_policy(
             "spot-instances-request",
         )
     ]
-    statements: list[dict[str, Any]] = [
+
+
+def _launch_statements(args: ControllerPolicyArgs) -> list[dict[str, Any]]:
+    """Node lifecycle, launching: from any image, subnet or security group, with launch
+    templates Karpenter made, creating only resources tagged for this cluster."""
+    ec2 = _ec2(args)
+    return [
         {
             "Sid": "AllowScopedEC2InstanceAccessActions",
             "Effect": "Allow",
@@ -184,28 +236,37 @@ def controller_policy(
             "Resource": f"{ec2}:*:launch-template/*",
             "Action": ["ec2:RunInstances", "ec2:CreateFleet"],
             "Condition": {
-                "StringEquals": owned,
+                "StringEquals": _owned(args.cluster_name),
                 "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
             },
         },
         {
             "Sid": "AllowScopedEC2InstanceActionsWithTags",
             "Effect": "Allow",
-            "Resource": launched,
+            "Resource": _launched(args),
             "Action": ["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"],
             "Condition": {
-                "StringEquals": requested,
+                "StringEquals": _requested(args.cluster_name),
                 "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"},
             },
         },
+    ]
+
+
+def _tag_and_delete_statements(args: ControllerPolicyArgs) -> list[dict[str, Any]]:
+    """Node lifecycle, tagging and deletion: only of what Karpenter launched for this
+    cluster."""
+    ec2 = _ec2(args)
+    owned = _owned(args.cluster_name)
+    return [
         {
             "Sid": "AllowScopedResourceCreationTagging",
             "Effect": "Allow",
-            "Resource": launched,
+            "Resource": _launched(args),
             "Action": "ec2:CreateTags",
             "Condition": {
                 "StringEquals": {
-                    **requested,
+                    **_requested(args.cluster_name),
                     "ec2:CreateAction": ["RunInstances", "CreateFleet", "CreateLaunchTemplate"],
                 },
                 "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"},
@@ -219,7 +280,7 @@ def controller_policy(
             "Condition": {
                 "StringEquals": owned,
                 "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
-                "StringEqualsIfExists": {"aws:RequestTag/eks:eks-cluster-name": cluster_name},
+                "StringEqualsIfExists": {"aws:RequestTag/eks:eks-cluster-name": args.cluster_name},
                 "ForAllValues:StringEquals": {
                     "aws:TagKeys": ["eks:eks-cluster-name", "karpenter.sh/nodeclaim", "Name"]
                 },
@@ -235,31 +296,31 @@ def controller_policy(
                 "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
             },
         },
+    ]
+
+
+def _node_role_statements(args: ControllerPolicyArgs) -> list[dict[str, Any]]:
+    """The node role passed to EC2 only, and a read of the instance profile made here."""
+    return [
         {
             "Sid": "AllowPassingInstanceRole",
             "Effect": "Allow",
-            "Resource": node_role_arn,
+            "Resource": args.node_role_arn,
             "Action": "iam:PassRole",
             "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
         },
         {
             "Sid": "AllowInstanceProfileReadActions",
             "Effect": "Allow",
-            "Resource": instance_profile_arn,
+            "Resource": args.instance_profile_arn,
             "Action": "iam:GetInstanceProfile",
         },
-        {
-            "Sid": "AllowAPIServerEndpointDiscovery",
-            "Effect": "Allow",
-            "Resource": f"arn:{partition}:eks:{region}:{account_id}:cluster/{cluster_name}",
-            "Action": "eks:DescribeCluster",
-        },
-        {
-            "Sid": "AllowInterruptionQueueActions",
-            "Effect": "Allow",
-            "Resource": queue_arn,
-            "Action": ["sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage"],
-        },
+    ]
+
+
+def _discovery_statements(args: ControllerPolicyArgs) -> list[dict[str, Any]]:
+    """Resource discovery: what exists in the region, the AMI parameters, prices."""
+    return [
         {
             # EC2 Describe* and pricing:GetProducts support no resource-level permissions:
             # IAM accepts only Resource "*" for them; the region condition narrows it.
@@ -279,12 +340,12 @@ def controller_policy(
                 "ec2:DescribeSpotPriceHistory",
                 "ec2:DescribeSubnets",
             ],
-            "Condition": {"StringEquals": {"aws:RequestedRegion": region}},
+            "Condition": {"StringEquals": {"aws:RequestedRegion": args.region}},
         },
         {
             "Sid": "AllowSSMReadActions",
             "Effect": "Allow",
-            "Resource": f"arn:{partition}:ssm:{region}::parameter/aws/service/*",
+            "Resource": f"arn:{args.partition}:ssm:{args.region}::parameter/aws/service/*",
             "Action": "ssm:GetParameter",
         },
         {
@@ -301,7 +362,6 @@ def controller_policy(
             "Action": "pricing:GetProducts",
         },
     ]
-    return iam.document(statements)
 
 
 def queue_policy(queue_arn: str) -> str:
@@ -327,30 +387,78 @@ def queue_policy(queue_arn: str) -> str:
     )
 
 
-def provision(
-    name: str,
-    parent: pulumi.Resource,
-    *,
-    cluster: aws.eks.Cluster,
-    cluster_name: str,
-    partition: str,
-    region: str,
-    account_id: str,
-    system: NodePoolArgs,
-    batch: NodePoolArgs,
-    depends_on: Sequence[pulumi.Resource],
-    tags: dict[str, str],
-) -> KarpenterSpec:
-    """Create Karpenter's AWS resources under `parent`; `depends_on` is what the Pod
-    Identity association needs first (the Pod Identity agent add-on)."""
-    child = pulumi.ResourceOptions(parent=parent)
-    managed = f"arn:{partition}:iam::aws:policy/{{}}"
+@dataclass(frozen=True, kw_only=True)
+class KarpenterArgs:
+    """What Karpenter's AWS side is made for."""
 
+    cluster: aws.eks.Cluster
+    cluster_name: str
+    partition: str
+    region: str
+    account_id: str
+    system: NodePoolArgs
+    batch: NodePoolArgs
+    depends_on: Sequence[pulumi.Resource]
+    """What the Pod Identity association needs first (the Pod Identity agent add-on)."""
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _NodeIdentity:
+    """The role Karpenter's nodes run as, its instance profile and its access entry."""
+
+    role: aws.iam.Role
+    profile: aws.iam.InstanceProfile
+    access: aws.eks.AccessEntry
+
+
+@dataclass(frozen=True)
+class _InterruptionQueue:
+    queue: aws.sqs.Queue
+    policy: aws.sqs.QueuePolicy
+
+
+def provision(name: str, args: KarpenterArgs, parent: pulumi.Resource) -> KarpenterSpec:
+    """Create Karpenter's AWS resources under `parent`: the node identity, the interruption
+    queue, the controller's role and Pod Identity association, the discovery tag."""
+    nodes = _node_identity(name, args, parent)
+    interruptions = _interruption_queue(name, args, parent)
+    controller_role, association = _controller(name, args, parent, nodes, interruptions.queue)
+    discovery = aws.ec2.Tag(
+        f"{name}-karpenter-discovery-sg",
+        resource_id=args.cluster.vpc_config.cluster_security_group_id,
+        key=DISCOVERY_TAG,
+        value=args.cluster_name,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return KarpenterSpec(
+        chart=CHART,
+        chart_version=CHART_VERSION,
+        namespace=NAMESPACE,
+        service_account=SERVICE_ACCOUNT,
+        region=args.region,
+        cluster_name=args.cluster.name,
+        cluster_endpoint=args.cluster.endpoint,
+        interruption_queue=interruptions.queue.name,
+        instance_profile=nodes.profile.name,
+        node_role_name=nodes.role.name,
+        discovery_tag=(DISCOVERY_TAG, args.cluster_name),
+        pools=pools(args.system, args.batch),
+        controller_role_arn=controller_role.arn,
+        ready=(association, nodes.access, interruptions.policy, discovery),
+    )
+
+
+def _node_identity(name: str, args: KarpenterArgs, parent: pulumi.Resource) -> _NodeIdentity:
+    """The node role with `NODE_POLICIES`, its instance profile, and an EC2_LINUX access
+    entry so its nodes may join the cluster."""
+    child = pulumi.ResourceOptions(parent=parent)
+    managed = f"arn:{args.partition}:iam::aws:policy/{{}}"
     node_role = aws.iam.Role(
         f"{name}-karpenter-node-role",
-        description=f"Nodes Karpenter launches for {cluster_name}",
+        description=f"Nodes Karpenter launches for {args.cluster_name}",
         assume_role_policy=iam.service_trust("ec2.amazonaws.com"),
-        tags=tags,
+        tags=args.tags,
         opts=child,
     )
     node_attachments = [
@@ -363,23 +471,31 @@ def provision(
         for policy in NODE_POLICIES
     ]
     profile = aws.iam.InstanceProfile(
-        f"{name}-karpenter-node-profile", role=node_role.name, tags=tags, opts=child
+        f"{name}-karpenter-node-profile", role=node_role.name, tags=args.tags, opts=child
     )
     node_access = aws.eks.AccessEntry(
         f"{name}-karpenter-node-access",
-        cluster_name=cluster.name,
+        cluster_name=args.cluster.name,
         principal_arn=node_role.arn,
         type="EC2_LINUX",
-        tags=tags,
+        tags=args.tags,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=node_attachments),
     )
+    return _NodeIdentity(role=node_role, profile=profile, access=node_access)
 
+
+def _interruption_queue(
+    name: str, args: KarpenterArgs, parent: pulumi.Resource
+) -> _InterruptionQueue:
+    """The SQS queue, its policy, and an EventBridge rule per `INTERRUPTION_EVENTS` entry
+    targeting it."""
+    child = pulumi.ResourceOptions(parent=parent)
     queue = aws.sqs.Queue(
         f"{name}-karpenter-interruptions",
-        name=f"{cluster_name}-karpenter",
+        name=f"{args.cluster_name}-karpenter",
         message_retention_seconds=300,
         sqs_managed_sse_enabled=True,
-        tags=tags,
+        tags=args.tags,
         opts=child,
     )
     queue_access = aws.sqs.QueuePolicy(
@@ -391,9 +507,9 @@ def provision(
     for rule_name, (source, detail_type) in INTERRUPTION_EVENTS.items():
         rule = aws.cloudwatch.EventRule(
             f"{name}-karpenter-{rule_name}",
-            description=f"Karpenter interruption handling for {cluster_name}: {detail_type}",
+            description=f"Karpenter interruption handling for {args.cluster_name}: {detail_type}",
             event_pattern=json.dumps({"source": [source], "detail-type": [detail_type]}),
-            tags=tags,
+            tags=args.tags,
             opts=child,
         )
         aws.cloudwatch.EventTarget(
@@ -403,54 +519,52 @@ def provision(
             arn=queue.arn,
             opts=pulumi.ResourceOptions(parent=parent, depends_on=[queue_access]),
         )
+    return _InterruptionQueue(queue=queue, policy=queue_access)
 
+
+def _controller(
+    name: str,
+    args: KarpenterArgs,
+    parent: pulumi.Resource,
+    nodes: _NodeIdentity,
+    queue: aws.sqs.Queue,
+) -> tuple[aws.iam.Role, aws.eks.PodIdentityAssociation]:
+    """The controller's role, its policy (`controller_policy`), and the Pod Identity
+    association that hands it to `kube-system/karpenter`."""
+    child = pulumi.ResourceOptions(parent=parent)
     controller_role = aws.iam.Role(
         f"{name}-karpenter-controller",
-        description=f"Karpenter controller of {cluster_name}: {NAMESPACE}/{SERVICE_ACCOUNT}",
+        description=f"Karpenter controller of {args.cluster_name}: {NAMESPACE}/{SERVICE_ACCOUNT}",
         assume_role_policy=iam.pod_identity_trust(),
         max_session_duration=3600,
-        tags=tags,
+        tags=args.tags,
         opts=child,
     )
     policy = aws.iam.RolePolicy(
         f"{name}-karpenter-controller-policy",
         role=controller_role.id,
-        policy=pulumi.Output.all(node_role.arn, queue.arn, profile.arn).apply(
+        policy=pulumi.Output.all(nodes.role.arn, queue.arn, nodes.profile.arn).apply(
             lambda a: controller_policy(
-                partition, region, account_id, cluster_name, a[0], a[1], a[2]
+                ControllerPolicyArgs(
+                    partition=args.partition,
+                    region=args.region,
+                    account_id=args.account_id,
+                    cluster_name=args.cluster_name,
+                    node_role_arn=a[0],
+                    queue_arn=a[1],
+                    instance_profile_arn=a[2],
+                )
             )
         ),
         opts=child,
     )
     association = aws.eks.PodIdentityAssociation(
         f"{name}-karpenter-controller-identity",
-        cluster_name=cluster.name,
+        cluster_name=args.cluster.name,
         namespace=NAMESPACE,
         service_account=SERVICE_ACCOUNT,
         role_arn=controller_role.arn,
-        tags=tags,
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[policy, *depends_on]),
+        tags=args.tags,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[policy, *args.depends_on]),
     )
-    discovery = aws.ec2.Tag(
-        f"{name}-karpenter-discovery-sg",
-        resource_id=cluster.vpc_config.cluster_security_group_id,
-        key=DISCOVERY_TAG,
-        value=cluster_name,
-        opts=child,
-    )
-    return KarpenterSpec(
-        chart=CHART,
-        chart_version=CHART_VERSION,
-        namespace=NAMESPACE,
-        service_account=SERVICE_ACCOUNT,
-        region=region,
-        cluster_name=cluster.name,
-        cluster_endpoint=cluster.endpoint,
-        interruption_queue=queue.name,
-        instance_profile=profile.name,
-        node_role_name=node_role.name,
-        discovery_tag=(DISCOVERY_TAG, cluster_name),
-        pools=pools(system, batch),
-        controller_role_arn=controller_role.arn,
-        ready=(association, node_access, queue_access, discovery),
-    )
+    return controller_role, association

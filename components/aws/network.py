@@ -76,21 +76,55 @@ class Network(pulumi.ComponentResource):
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dex:aws:Network", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         tags = {"component": "network"}
         zones = args.availability_zones
-        layout = plan_subnets(args.cidr, len(zones))
-        elb_tags = {f"kubernetes.io/cluster/{args.cluster_name}": "shared"}
 
+        vpc, igw = self._vpc(name, args.cidr, tags)
+        subnets = self._subnets(name, args, vpc, tags)
+        self._public_routes(name, vpc, igw, subnets["public"], tags)
+        nats = self._nat_gateways(name, args, igw, subnets["public"], tags)
+        private_rts = self._private_routes(name, zones, vpc, nats, subnets["private"], tags)
+        database_rt = self._database_routes(name, vpc, subnets["database"], tags)
+        self._flow_logs(name, vpc, args.flow_logs_retention_days, tags)
+        self._endpoints(
+            name,
+            args,
+            vpc,
+            route_tables=[*private_rts, database_rt],
+            subnets=subnets["private"],
+            tags=tags,
+        )
+
+        self.vpc_id = vpc.id
+        self.vpc_cidr = args.cidr
+        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in subnets["public"]])
+        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in subnets["private"]])
+        self.database_subnet_ids = pulumi.Output.all(*[s.id for s in subnets["database"]])
+        self.contract = NetworkOutputs(network_id=vpc.id, node_subnet_ids=self.private_subnet_ids)
+        self.register_outputs(
+            {
+                **contract_outputs(self.contract),
+                "vpc_id": self.vpc_id,
+                "vpc_cidr": self.vpc_cidr,
+                "public_subnet_ids": self.public_subnet_ids,
+                "private_subnet_ids": self.private_subnet_ids,
+                "database_subnet_ids": self.database_subnet_ids,
+            }
+        )
+
+    def _vpc(
+        self, name: str, cidr: str, tags: dict[str, str]
+    ) -> tuple[aws.ec2.Vpc, aws.ec2.InternetGateway]:
+        """The VPC, its default security group emptied, and its internet gateway."""
+        child = pulumi.ResourceOptions(parent=self)
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",
-            cidr_block=args.cidr,
+            cidr_block=cidr,
             enable_dns_hostnames=True,
             enable_dns_support=True,
             tags={**tags, "Name": f"{name}-vpc"},
             opts=child,
         )
-        vpc_child = pulumi.ResourceOptions(parent=self, depends_on=[vpc])
         # CIS AWS 5.4: the default security group allows nothing.
         aws.ec2.DefaultSecurityGroup(
             f"{name}-default-sg",
@@ -103,8 +137,15 @@ class Network(pulumi.ComponentResource):
         igw = aws.ec2.InternetGateway(
             f"{name}-igw", vpc_id=vpc.id, tags={**tags, "Name": f"{name}-igw"}, opts=child
         )
+        return vpc, igw
 
-        subnets: dict[str, list[aws.ec2.Subnet]] = {tier: [] for tier in TIERS}
+    def _subnets(
+        self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc, tags: dict[str, str]
+    ) -> dict[str, list[aws.ec2.Subnet]]:
+        """Per tier (`TIERS`), one subnet per zone as `plan_subnets` lays them out, tagged for
+        load balancers and Karpenter."""
+        layout = plan_subnets(args.cidr, len(args.availability_zones))
+        elb_tags = {f"kubernetes.io/cluster/{args.cluster_name}": "shared"}
         role_tags = {
             "public": {"kubernetes.io/role/elb": "1", **elb_tags},
             "private": {
@@ -115,8 +156,11 @@ class Network(pulumi.ComponentResource):
             },
             "database": {},
         }
+        subnets: dict[str, list[aws.ec2.Subnet]] = {tier: [] for tier in TIERS}
         for tier in TIERS:
-            for i, (zone, block) in enumerate(zip(zones, layout[tier], strict=True)):
+            for i, (zone, block) in enumerate(
+                zip(args.availability_zones, layout[tier], strict=True)
+            ):
                 subnets[tier].append(
                     aws.ec2.Subnet(
                         f"{name}-{tier}-{i}",
@@ -130,10 +174,21 @@ class Network(pulumi.ComponentResource):
                             "Name": f"{name}-{tier}-{zone}",
                             "tier": tier,
                         },
-                        opts=child,
+                        opts=pulumi.ResourceOptions(parent=self),
                     )
                 )
+        return subnets
 
+    def _public_routes(
+        self,
+        name: str,
+        vpc: aws.ec2.Vpc,
+        igw: aws.ec2.InternetGateway,
+        public: list[aws.ec2.Subnet],
+        tags: dict[str, str],
+    ) -> None:
+        """One route table for the public subnets: everything out through the gateway."""
+        child = pulumi.ResourceOptions(parent=self)
         public_rt = aws.ec2.RouteTable(
             f"{name}-public-rt",
             vpc_id=vpc.id,
@@ -141,7 +196,7 @@ class Network(pulumi.ComponentResource):
             tags={**tags, "Name": f"{name}-public"},
             opts=child,
         )
-        for i, subnet in enumerate(subnets["public"]):
+        for i, subnet in enumerate(public):
             aws.ec2.RouteTableAssociation(
                 f"{name}-public-rta-{i}",
                 subnet_id=subnet.id,
@@ -149,6 +204,16 @@ class Network(pulumi.ComponentResource):
                 opts=child,
             )
 
+    def _nat_gateways(
+        self,
+        name: str,
+        args: NetworkArgs,
+        igw: aws.ec2.InternetGateway,
+        public: list[aws.ec2.Subnet],
+        tags: dict[str, str],
+    ) -> list[aws.ec2.NatGateway]:
+        """One NAT gateway (with its address) in the first public subnet, or one per zone."""
+        zones = args.availability_zones
         nat_count = len(zones) if args.nat_gateways == "per_az" else 1
         nats = []
         for i in range(nat_count):
@@ -162,20 +227,32 @@ class Network(pulumi.ComponentResource):
                 aws.ec2.NatGateway(
                     f"{name}-nat-{i}",
                     allocation_id=eip.id,
-                    subnet_id=subnets["public"][i].id,
+                    subnet_id=public[i].id,
                     tags={**tags, "Name": f"{name}-nat-{zones[i]}"},
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
                 )
             )
+        return nats
 
+    def _private_routes(
+        self,
+        name: str,
+        zones: list[str],
+        vpc: aws.ec2.Vpc,
+        nats: list[aws.ec2.NatGateway],
+        private: list[aws.ec2.Subnet],
+        tags: dict[str, str],
+    ) -> list[aws.ec2.RouteTable]:
+        """A route table per private subnet, out through its zone's NAT (or the one NAT)."""
+        child = pulumi.ResourceOptions(parent=self)
         private_rts = []
-        for i, subnet in enumerate(subnets["private"]):
+        for i, subnet in enumerate(private):
             rt = aws.ec2.RouteTable(
                 f"{name}-private-rt-{i}",
                 vpc_id=vpc.id,
                 routes=[
                     aws.ec2.RouteTableRouteArgs(
-                        cidr_block="0.0.0.0/0", nat_gateway_id=nats[i % nat_count].id
+                        cidr_block="0.0.0.0/0", nat_gateway_id=nats[i % len(nats)].id
                     )
                 ],
                 tags={**tags, "Name": f"{name}-private-{zones[i]}"},
@@ -185,7 +262,17 @@ class Network(pulumi.ComponentResource):
             aws.ec2.RouteTableAssociation(
                 f"{name}-private-rta-{i}", subnet_id=subnet.id, route_table_id=rt.id, opts=child
             )
+        return private_rts
+
+    def _database_routes(
+        self,
+        name: str,
+        vpc: aws.ec2.Vpc,
+        database: list[aws.ec2.Subnet],
+        tags: dict[str, str],
+    ) -> aws.ec2.RouteTable:
         # Database subnets: local routes only, no path to or from the internet.
+        child = pulumi.ResourceOptions(parent=self)
         database_rt = aws.ec2.RouteTable(
             f"{name}-database-rt",
             vpc_id=vpc.id,
@@ -193,22 +280,34 @@ class Network(pulumi.ComponentResource):
             tags={**tags, "Name": f"{name}-database"},
             opts=child,
         )
-        for i, subnet in enumerate(subnets["database"]):
+        for i, subnet in enumerate(database):
             aws.ec2.RouteTableAssociation(
                 f"{name}-database-rta-{i}",
                 subnet_id=subnet.id,
                 route_table_id=database_rt.id,
                 opts=child,
             )
+        return database_rt
 
-        self._flow_logs(name, vpc, args.flow_logs_retention_days, tags)
-
+    def _endpoints(
+        self,
+        name: str,
+        args: NetworkArgs,
+        vpc: aws.ec2.Vpc,
+        *,
+        route_tables: list[aws.ec2.RouteTable],
+        subnets: list[aws.ec2.Subnet],
+        tags: dict[str, str],
+    ) -> None:
+        """The S3 gateway endpoint on `route_tables`, and the `INTERFACE_ENDPOINTS` in
+        `subnets` behind a security group admitting HTTPS from the VPC."""
+        child = pulumi.ResourceOptions(parent=self)
         aws.ec2.VpcEndpoint(
             f"{name}-s3-endpoint",
             vpc_id=vpc.id,
             service_name=f"com.amazonaws.{args.region}.s3",
             vpc_endpoint_type="Gateway",
-            route_table_ids=[rt.id for rt in [*private_rts, database_rt]],
+            route_table_ids=[rt.id for rt in route_tables],
             tags={**tags, "Name": f"{name}-s3"},
             opts=child,
         )
@@ -227,7 +326,7 @@ class Network(pulumi.ComponentResource):
             ],
             egress=[],
             tags={**tags, "Name": f"{name}-endpoints"},
-            opts=vpc_child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[vpc]),
         )
         for service in INTERFACE_ENDPOINTS:
             aws.ec2.VpcEndpoint(
@@ -236,28 +335,11 @@ class Network(pulumi.ComponentResource):
                 service_name=f"com.amazonaws.{args.region}.{service}",
                 vpc_endpoint_type="Interface",
                 private_dns_enabled=True,
-                subnet_ids=[s.id for s in subnets["private"]],
+                subnet_ids=[s.id for s in subnets],
                 security_group_ids=[endpoint_sg.id],
                 tags={**tags, "Name": f"{name}-{service}"},
                 opts=child,
             )
-
-        self.vpc_id = vpc.id
-        self.vpc_cidr = args.cidr
-        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in subnets["public"]])
-        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in subnets["private"]])
-        self.database_subnet_ids = pulumi.Output.all(*[s.id for s in subnets["database"]])
-        self.contract = NetworkOutputs(network_id=vpc.id, node_subnet_ids=self.private_subnet_ids)
-        self.register_outputs(
-            {
-                **contract_outputs(self.contract),
-                "vpc_id": self.vpc_id,
-                "vpc_cidr": self.vpc_cidr,
-                "public_subnet_ids": self.public_subnet_ids,
-                "private_subnet_ids": self.private_subnet_ids,
-                "database_subnet_ids": self.database_subnet_ids,
-            }
-        )
 
     def _flow_logs(
         self, name: str, vpc: aws.ec2.Vpc, retention_days: int, tags: dict[str, str]

@@ -16,7 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws import iam
-from components.aws.kms import customer_key
+from components.aws.kms import KeyArgs, customer_key
 from components.contracts import BUCKET_PURPOSES, LAKE_LAYERS, ObjectStoreOutputs, contract_outputs
 
 
@@ -129,6 +129,19 @@ def _rules_args(rules: list[dict[str, Any]]) -> list[aws.s3.BucketLifecycleConfi
     return out
 
 
+@dataclass(frozen=True, kw_only=True)
+class BucketArgs:
+    """One bucket of the store and what it is wired to."""
+
+    purpose: str
+    """A `BUCKET_PURPOSES` entry, or `access-logs` for the log bucket."""
+    key: aws.kms.Key | None
+    """The store's key (SSE-KMS); None for the log bucket (SSE-S3, what log delivery takes)."""
+    log_bucket: aws.s3.Bucket | None
+    """Where server access logs go; None with access logging off (and for the log bucket)."""
+    tags: dict[str, str]
+
+
 class ObjectStore(pulumi.ComponentResource):
     """S3 buckets per purpose and their KMS key. Type token `dex:aws:ObjectStore`."""
 
@@ -143,12 +156,20 @@ class ObjectStore(pulumi.ComponentResource):
         super().__init__("dex:aws:ObjectStore", name, None, opts)
         tags = {"component": "object-store"}
         self._args = args
-        key = customer_key(f"{name}-key", "DEX lake and platform buckets", self, args.protect, tags)
+        key = customer_key(
+            f"{name}-key",
+            KeyArgs(description="DEX lake and platform buckets", protect=args.protect, tags=tags),
+            self,
+        )
         log_bucket = None
         if args.access_logging:
-            log_bucket = self._bucket(name, "access-logs", None, None, tags)
+            log_bucket = self._bucket(
+                name, BucketArgs(purpose="access-logs", key=None, log_bucket=None, tags=tags)
+            )
         buckets = {
-            purpose: self._bucket(name, purpose, key, log_bucket, tags)
+            purpose: self._bucket(
+                name, BucketArgs(purpose=purpose, key=key, log_bucket=log_bucket, tags=tags)
+            )
             for purpose in BUCKET_PURPOSES
         }
         self.kms_key_arn = key.arn
@@ -166,36 +187,50 @@ class ObjectStore(pulumi.ComponentResource):
             }
         )
 
-    def _bucket(
-        self,
-        name: str,
-        purpose: str,
-        key: aws.kms.Key | None,
-        log_bucket: aws.s3.Bucket | None,
-        tags: dict[str, str],
-    ) -> aws.s3.Bucket:
+    def _bucket(self, name: str, spec: BucketArgs) -> aws.s3.Bucket:
+        """The bucket and its settings, in this order: ownership, public access blocks,
+        encryption, versioning, lifecycle, policy, access logging."""
         args = self._args
-        child = pulumi.ResourceOptions(parent=self)
+        purpose = spec.purpose
         holds_data = purpose in (*LAKE_LAYERS, "mlflow")
         bucket = aws.s3.Bucket(
             f"{name}-{purpose}",
             bucket_prefix=f"{args.name_prefix}-{purpose}-",
             force_destroy=args.force_destroy,
             tags={
-                **tags,
+                **spec.tags,
                 "purpose": purpose,
                 "data-layer": purpose if purpose in LAKE_LAYERS else "platform",
             },
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect and holds_data),
         )
+        block = self._closed_to_the_public(f"{name}-{purpose}", bucket)
+        self._encryption(f"{name}-{purpose}", bucket, spec.key)
+        self._versions_and_lifecycle(f"{name}-{purpose}", bucket, purpose)
+        self._policy(f"{name}-{purpose}", bucket, purpose, block)
+        if spec.log_bucket is not None:
+            aws.s3.BucketLogging(
+                f"{name}-{purpose}-logging",
+                bucket=bucket.id,
+                target_bucket=spec.log_bucket.id,
+                target_prefix=f"{purpose}/",
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        return bucket
+
+    def _closed_to_the_public(
+        self, prefix: str, bucket: aws.s3.Bucket
+    ) -> aws.s3.BucketPublicAccessBlock:
+        """ACLs off (the bucket owner owns every object) and all four public access blocks."""
+        child = pulumi.ResourceOptions(parent=self)
         aws.s3.BucketOwnershipControls(
-            f"{name}-{purpose}-ownership",
+            f"{prefix}-ownership",
             bucket=bucket.id,
             rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
             opts=child,
         )
-        block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-{purpose}-public-access",
+        return aws.s3.BucketPublicAccessBlock(
+            f"{prefix}-public-access",
             bucket=bucket.id,
             block_public_acls=True,
             block_public_policy=True,
@@ -203,6 +238,9 @@ class ObjectStore(pulumi.ComponentResource):
             restrict_public_buckets=True,
             opts=child,
         )
+
+    def _encryption(self, prefix: str, bucket: aws.s3.Bucket, key: aws.kms.Key | None) -> None:
+        """SSE-KMS with the store's key and bucket keys on, or SSE-S3 without a key."""
         if key is not None:
             sse = aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(  # noqa: E501
                 sse_algorithm="aws:kms", kms_master_key_id=key.arn
@@ -212,7 +250,7 @@ class ObjectStore(pulumi.ComponentResource):
                 sse_algorithm="AES256"
             )
         aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-{purpose}-encryption",
+            f"{prefix}-encryption",
             bucket=bucket.id,
             rules=[
                 aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
@@ -220,43 +258,46 @@ class ObjectStore(pulumi.ComponentResource):
                     bucket_key_enabled=key is not None,
                 )
             ],
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
+
+    def _versions_and_lifecycle(self, prefix: str, bucket: aws.s3.Bucket, purpose: str) -> None:
+        """Versioning on, then the purpose's lifecycle rules (which expire old versions)."""
         versioning = aws.s3.BucketVersioning(
-            f"{name}-{purpose}-versioning",
+            f"{prefix}-versioning",
             bucket=bucket.id,
             versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
                 status="Enabled"
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         aws.s3.BucketLifecycleConfiguration(
-            f"{name}-{purpose}-lifecycle",
+            f"{prefix}-lifecycle",
             bucket=bucket.id,
-            rules=_rules_args(lifecycle_rules(purpose, args)),
+            rules=_rules_args(lifecycle_rules(purpose, self._args)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
         )
+
+    def _policy(
+        self,
+        prefix: str,
+        bucket: aws.s3.Bucket,
+        purpose: str,
+        block: aws.s3.BucketPublicAccessBlock,
+    ) -> None:
+        """TLS (1.2+) only; the log bucket also admits S3's log delivery from this account."""
         policy = bucket.arn.apply(iam.deny_insecure_transport)
         if purpose == "access-logs":
-            policy = pulumi.Output.all(bucket.arn, args.account_id).apply(
+            policy = pulumi.Output.all(bucket.arn, self._args.account_id).apply(
                 lambda a: _log_bucket_policy(a[0], a[1])
             )
         aws.s3.BucketPolicy(
-            f"{name}-{purpose}-policy",
+            f"{prefix}-policy",
             bucket=bucket.id,
             policy=policy,
             # Public-access blocks first, so the policy never lands on an open bucket.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[block]),
         )
-        if log_bucket is not None:
-            aws.s3.BucketLogging(
-                f"{name}-{purpose}-logging",
-                bucket=bucket.id,
-                target_bucket=log_bucket.id,
-                target_prefix=f"{purpose}/",
-                opts=child,
-            )
-        return bucket
 
 
 def _log_bucket_policy(bucket_arn: str, account_id: str) -> str:

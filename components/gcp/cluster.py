@@ -50,6 +50,23 @@ class ClusterArgs:
     protect: bool
 
 
+@dataclass(frozen=True, kw_only=True)
+class GkeNodePoolArgs:
+    """One GKE node pool, autoscaled, on the nodes' own service account."""
+
+    pool: str
+    """`system` or `batch`: the pool's name and its `dex.io/pool` node label."""
+    spec: NodePoolArgs
+    project: str
+    cluster_name: pulumi.Input[str]
+    location: str
+    """The cluster's region (regional) or zone (zonal)."""
+    service_account: pulumi.Input[str]
+    """The nodes' service account email."""
+    labels: dict[str, str]
+    """Resource labels of the pool's VMs."""
+
+
 class Cluster(pulumi.ComponentResource):
     """GKE cluster and node pools. Type token `dex:gcp:Cluster`."""
 
@@ -66,11 +83,34 @@ class Cluster(pulumi.ComponentResource):
         self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dex:gcp:Cluster", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         labels = {"component": "cluster"}
         location = args.region if args.regional else args.zone
-        workload_pool = f"{args.project}.svc.id.goog"
 
+        nodes_sa, node_roles = self._node_identity(name, args)
+        encryption, depends = self._secrets_encryption(name, args, labels)
+        cluster = self._gke(name, args, location, encryption, depends, labels)
+        pools = [
+            self._node_pool(
+                name,
+                GkeNodePoolArgs(
+                    pool=pool,
+                    spec=spec,
+                    project=args.project,
+                    cluster_name=cluster.name,
+                    location=location,
+                    service_account=nodes_sa.email,
+                    labels=labels,
+                ),
+            )
+            for pool, spec in (("system", args.system_nodes), ("batch", args.batch_nodes))
+        ]
+        self._publish(args, cluster, nodes_sa, ready=(*pools, *node_roles))
+
+    def _node_identity(
+        self, name: str, args: ClusterArgs
+    ) -> tuple[gcp.serviceaccount.Account, list[pulumi.Resource]]:
+        """The nodes' own service account and its `NODE_ROLES`."""
+        child = pulumi.ResourceOptions(parent=self)
         nodes_sa = gcp.serviceaccount.Account(
             f"{name}-nodes-sa",
             # no silent truncation: the stack config checks the 6-30 character rule
@@ -89,56 +129,56 @@ class Cluster(pulumi.ComponentResource):
                 opts=child,
             )
             node_roles.append(member)
+        return nodes_sa, node_roles
 
-        encryption = None
-        depends: list[pulumi.Resource] = []
-        if args.encrypt_secrets:
-            ring = gcp.kms.KeyRing(
-                f"{name}-keyring",
-                name=f"{args.cluster_name}-keyring",
-                location=args.region,
-                project=args.project,
-                opts=pulumi.ResourceOptions(parent=self, protect=True),
-            )
-            key = gcp.kms.CryptoKey(
-                f"{name}-secrets-key",
-                name=f"{args.cluster_name}-secrets",
-                key_ring=ring.id,
-                rotation_period="7776000s",
-                purpose="ENCRYPT_DECRYPT",
-                labels=labels,
-                opts=pulumi.ResourceOptions(parent=self, protect=True),
-            )
-            agent = (
-                f"serviceAccount:service-{args.project_number}"
-                "@container-engine-robot.iam.gserviceaccount.com"
-            )
-            depends.append(
-                gcp.kms.CryptoKeyIAMMember(
-                    f"{name}-secrets-key-gke",
-                    crypto_key_id=key.id,
-                    role="roles/cloudkms.cryptoKeyEncrypterDecrypter",
-                    member=agent,
-                    opts=child,
-                )
-            )
-            encryption = gcp.container.ClusterDatabaseEncryptionArgs(
-                state="ENCRYPTED", key_name=key.id
-            )
+    def _secrets_encryption(
+        self, name: str, args: ClusterArgs, labels: dict[str, str]
+    ) -> tuple[gcp.container.ClusterDatabaseEncryptionArgs | None, list[pulumi.Resource]]:
+        """With `encrypt_secrets`: a key ring and key GKE's service agent may use, the
+        cluster's database encryption with it, and the grant the cluster must wait for."""
+        if not args.encrypt_secrets:
+            return None, []
+        ring = gcp.kms.KeyRing(
+            f"{name}-keyring",
+            name=f"{args.cluster_name}-keyring",
+            location=args.region,
+            project=args.project,
+            opts=pulumi.ResourceOptions(parent=self, protect=True),
+        )
+        key = gcp.kms.CryptoKey(
+            f"{name}-secrets-key",
+            name=f"{args.cluster_name}-secrets",
+            key_ring=ring.id,
+            rotation_period="7776000s",
+            purpose="ENCRYPT_DECRYPT",
+            labels=labels,
+            opts=pulumi.ResourceOptions(parent=self, protect=True),
+        )
+        agent = (
+            f"serviceAccount:service-{args.project_number}"
+            "@container-engine-robot.iam.gserviceaccount.com"
+        )
+        grant = gcp.kms.CryptoKeyIAMMember(
+            f"{name}-secrets-key-gke",
+            crypto_key_id=key.id,
+            role="roles/cloudkms.cryptoKeyEncrypterDecrypter",
+            member=agent,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        encryption = gcp.container.ClusterDatabaseEncryptionArgs(state="ENCRYPTED", key_name=key.id)
+        return encryption, [grant]
 
-        public = bool(args.public_access_cidrs)
-        authorized = [
-            gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
-                cidr_block=args.node_cidr, display_name="nodes"
-            ),
-            *[
-                gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
-                    cidr_block=cidr, display_name=f"allowed-{i}"
-                )
-                for i, cidr in enumerate(args.public_access_cidrs)
-            ],
-        ]
-        cluster = gcp.container.Cluster(
+    def _gke(
+        self,
+        name: str,
+        args: ClusterArgs,
+        location: str,
+        encryption: gcp.container.ClusterDatabaseEncryptionArgs | None,
+        depends: list[pulumi.Resource],
+        labels: dict[str, str],
+    ) -> gcp.container.Cluster:
+        """The cluster itself, without its default node pool."""
+        return gcp.container.Cluster(
             f"{name}-gke",
             name=args.cluster_name,
             project=args.project,
@@ -154,24 +194,15 @@ class Cluster(pulumi.ComponentResource):
             initial_node_count=1,
             min_master_version=args.kubernetes_version,
             release_channel=gcp.container.ClusterReleaseChannelArgs(channel=args.release_channel),
-            private_cluster_config=gcp.container.ClusterPrivateClusterConfigArgs(
-                enable_private_nodes=True,
-                enable_private_endpoint=not public,
-                master_ipv4_cidr_block=args.control_plane_cidr,
-                master_global_access_config=gcp.container.ClusterPrivateClusterConfigMasterGlobalAccessConfigArgs(
-                    enabled=False
-                ),
-            ),
-            master_authorized_networks_config=gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(
-                cidr_blocks=authorized,
-            ),
+            private_cluster_config=_private_cluster_config(args),
+            master_authorized_networks_config=_authorized_networks(args),
             master_auth=gcp.container.ClusterMasterAuthArgs(
                 client_certificate_config=gcp.container.ClusterMasterAuthClientCertificateConfigArgs(
                     issue_client_certificate=False
                 )
             ),
             workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
-                workload_pool=workload_pool
+                workload_pool=_workload_pool(args.project)
             ),
             datapath_provider="ADVANCED_DATAPATH",
             # Envoy Gateway installs the Gateway API CRDs (and owns them): GKE must not manage
@@ -207,57 +238,63 @@ class Cluster(pulumi.ComponentResource):
                 ignore_changes=["initialNodeCount"],
             ),
         )
-        pools = []
-        for pool, spec in (("system", args.system_nodes), ("batch", args.batch_nodes)):
-            taints = (
-                [
-                    gcp.container.NodePoolNodeConfigTaintArgs(
-                        key="dex.io/pool", value="batch", effect="NO_SCHEDULE"
-                    )
-                ]
-                if pool == "batch"
-                else []
-            )
-            pools.append(
-                gcp.container.NodePool(
-                    f"{name}-{pool}-pool",
-                    name=pool,
-                    project=args.project,
-                    cluster=cluster.name,
-                    location=location,
-                    autoscaling=gcp.container.NodePoolAutoscalingArgs(
-                        total_min_node_count=spec.min_size,
-                        total_max_node_count=spec.max_size,
-                        location_policy="BALANCED" if not spec.spot else "ANY",
-                    ),
-                    initial_node_count=max(spec.desired_size, spec.min_size, 1)
-                    if pool == "system"
-                    else spec.desired_size,
-                    management=gcp.container.NodePoolManagementArgs(
-                        auto_repair=True, auto_upgrade=True
-                    ),
-                    node_config=gcp.container.NodePoolNodeConfigArgs(
-                        machine_type=spec.instance_types[0],
-                        disk_size_gb=spec.disk_size_gib,
-                        disk_type="pd-balanced",
-                        spot=spec.spot,
-                        service_account=nodes_sa.email,
-                        oauth_scopes=["https://www.googleapis.com/auth/cloud-platform"],
-                        workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(
-                            mode="GKE_METADATA"
-                        ),
-                        shielded_instance_config=gcp.container.NodePoolNodeConfigShieldedInstanceConfigArgs(
-                            enable_secure_boot=True, enable_integrity_monitoring=True
-                        ),
-                        metadata={"disable-legacy-endpoints": "true"},
-                        labels={"dex.io/pool": pool},
-                        resource_labels=labels,
-                        taints=taints,
-                    ),
-                    opts=pulumi.ResourceOptions(parent=self, ignore_changes=["initialNodeCount"]),
-                )
-            )
 
+    def _node_pool(self, name: str, args: GkeNodePoolArgs) -> gcp.container.NodePool:
+        pool, spec = args.pool, args.spec
+        taints = (
+            [
+                gcp.container.NodePoolNodeConfigTaintArgs(
+                    key="dex.io/pool", value="batch", effect="NO_SCHEDULE"
+                )
+            ]
+            if pool == "batch"
+            else []
+        )
+        return gcp.container.NodePool(
+            f"{name}-{pool}-pool",
+            name=pool,
+            project=args.project,
+            cluster=args.cluster_name,
+            location=args.location,
+            autoscaling=gcp.container.NodePoolAutoscalingArgs(
+                total_min_node_count=spec.min_size,
+                total_max_node_count=spec.max_size,
+                location_policy="BALANCED" if not spec.spot else "ANY",
+            ),
+            initial_node_count=max(spec.desired_size, spec.min_size, 1)
+            if pool == "system"
+            else spec.desired_size,
+            management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
+            node_config=gcp.container.NodePoolNodeConfigArgs(
+                machine_type=spec.instance_types[0],
+                disk_size_gb=spec.disk_size_gib,
+                disk_type="pd-balanced",
+                spot=spec.spot,
+                service_account=args.service_account,
+                oauth_scopes=["https://www.googleapis.com/auth/cloud-platform"],
+                workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(
+                    mode="GKE_METADATA"
+                ),
+                shielded_instance_config=gcp.container.NodePoolNodeConfigShieldedInstanceConfigArgs(
+                    enable_secure_boot=True, enable_integrity_monitoring=True
+                ),
+                metadata={"disable-legacy-endpoints": "true"},
+                labels={"dex.io/pool": pool},
+                resource_labels=args.labels,
+                taints=taints,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["initialNodeCount"]),
+        )
+
+    def _publish(
+        self,
+        args: ClusterArgs,
+        cluster: gcp.container.Cluster,
+        nodes_sa: gcp.serviceaccount.Account,
+        ready: tuple[pulumi.Resource, ...],
+    ) -> None:
+        """Set the outputs and the contract; `ready` is what a workload waits for."""
+        workload_pool = _workload_pool(args.project)
         self.name = cluster.name
         self.workload_pool = cluster.workload_identity_config.apply(
             lambda c: (c.workload_pool if c else None) or workload_pool
@@ -278,7 +315,7 @@ class Cluster(pulumi.ComponentResource):
             # the control plane; pods still need nodes, and nodes need their roles (image
             # pulls from Artifact Registry, logging) before they can run anything.
             default_storage_class=None,
-            ready=(*pools, *node_roles),
+            ready=ready,
         )
         self.register_outputs(
             {
@@ -287,6 +324,42 @@ class Cluster(pulumi.ComponentResource):
                 "node_service_account": nodes_sa.email,
             }
         )
+
+
+def _workload_pool(project: str) -> str:
+    """The Workload Identity pool of a project's clusters."""
+    return f"{project}.svc.id.goog"
+
+
+def _private_cluster_config(args: ClusterArgs) -> gcp.container.ClusterPrivateClusterConfigArgs:
+    """Private nodes always; the endpoint is private unless `public_access_cidrs` is set."""
+    public = bool(args.public_access_cidrs)
+    return gcp.container.ClusterPrivateClusterConfigArgs(
+        enable_private_nodes=True,
+        enable_private_endpoint=not public,
+        master_ipv4_cidr_block=args.control_plane_cidr,
+        master_global_access_config=gcp.container.ClusterPrivateClusterConfigMasterGlobalAccessConfigArgs(
+            enabled=False
+        ),
+    )
+
+
+def _authorized_networks(
+    args: ClusterArgs,
+) -> gcp.container.ClusterMasterAuthorizedNetworksConfigArgs:
+    """Who may reach the control plane: the nodes, then each of `public_access_cidrs`."""
+    authorized = [
+        gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
+            cidr_block=args.node_cidr, display_name="nodes"
+        ),
+        *[
+            gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
+                cidr_block=cidr, display_name=f"allowed-{i}"
+            )
+            for i, cidr in enumerate(args.public_access_cidrs)
+        ],
+    ]
+    return gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(cidr_blocks=authorized)
 
 
 def kubeconfig(cluster_name: str, endpoint: str, ca_data: str) -> str:

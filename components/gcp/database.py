@@ -64,7 +64,6 @@ class Database(pulumi.ComponentResource):
         self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dex:gcp:Database", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         labels = {**args.labels, "component": "database"}
         instance = gcp.sql.DatabaseInstance(
             f"{name}-postgres",
@@ -73,58 +72,35 @@ class Database(pulumi.ComponentResource):
             region=args.region,
             database_version=f"POSTGRES_{args.engine_version}",
             deletion_protection=args.deletion_protection,
-            settings=gcp.sql.DatabaseInstanceSettingsArgs(
-                tier=args.tier,
-                edition=args.edition,
-                availability_type="REGIONAL" if args.regional else "ZONAL",
-                disk_type="PD_SSD",
-                disk_size=args.storage_gib,
-                disk_autoresize=True,
-                disk_autoresize_limit=args.max_storage_gib,
-                deletion_protection_enabled=args.deletion_protection,
-                ip_configuration=gcp.sql.DatabaseInstanceSettingsIpConfigurationArgs(
-                    ipv4_enabled=False,
-                    private_network=args.private_network,
-                    ssl_mode="ENCRYPTED_ONLY",
-                    enable_private_path_for_google_cloud_services=True,
-                ),
-                backup_configuration=gcp.sql.DatabaseInstanceSettingsBackupConfigurationArgs(
-                    enabled=True,
-                    start_time="02:00",
-                    point_in_time_recovery_enabled=args.point_in_time_recovery,
-                    transaction_log_retention_days=args.transaction_log_retention_days,
-                    backup_retention_settings=gcp.sql.DatabaseInstanceSettingsBackupConfigurationBackupRetentionSettingsArgs(
-                        retained_backups=args.backup_retention_days, retention_unit="COUNT"
-                    ),
-                ),
-                maintenance_window=gcp.sql.DatabaseInstanceSettingsMaintenanceWindowArgs(
-                    day=7, hour=3, update_track="stable"
-                ),
-                insights_config=gcp.sql.DatabaseInstanceSettingsInsightsConfigArgs(
-                    query_insights_enabled=args.query_insights,
-                    record_application_tags=args.query_insights,
-                    record_client_address=False,
-                ),
-                database_flags=[
-                    gcp.sql.DatabaseInstanceSettingsDatabaseFlagArgs(
-                        name="cloudsql.iam_authentication", value="on"
-                    ),
-                    gcp.sql.DatabaseInstanceSettingsDatabaseFlagArgs(
-                        name="log_min_duration_statement", value="1000"
-                    ),
-                    gcp.sql.DatabaseInstanceSettingsDatabaseFlagArgs(
-                        name="log_connections", value="on"
-                    ),
-                    gcp.sql.DatabaseInstanceSettingsDatabaseFlagArgs(
-                        name="log_disconnections", value="on"
-                    ),
-                ],
-                user_labels=labels,
-            ),
+            settings=_instance_settings(args, labels),
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=args.depends_on, protect=args.deletion_protection
             ),
         )
+        admin_password = self._admin(name, args, instance)
+        apps = self._app_databases(name)
+        self.contract = DatabaseOutputs(
+            host=instance.private_ip_address,
+            port=pulumi.Output.from_input(5432),
+            admin_user=ADMIN_USER,
+            admin_password=pulumi.Output.secret(admin_password),
+            app_databases=apps,
+            # Private IP: the per-instance CA's server certificate names the instance
+            # (`project:instance`), not the address clients dial, so libpq can verify the
+            # chain (verify-ca) but not the host name (verify-full).
+            sslmode="verify-ca",
+            ca_certificate=server_ca_pem(instance),
+        )
+        self.register_outputs(
+            {**contract_outputs(self.contract), "connection_name": instance.connection_name}
+        )
+
+    def _admin(
+        self, name: str, args: DatabaseArgs, instance: gcp.sql.DatabaseInstance
+    ) -> pulumi.Output[str]:
+        """The admin user with a generated password; the password it returns resolves only
+        once the user exists."""
+        child = pulumi.ResourceOptions(parent=self)
         admin_password = random.RandomPassword(
             f"{name}-admin-password", length=40, special=False, opts=child
         )
@@ -136,27 +112,70 @@ class Database(pulumi.ComponentResource):
             password=admin_password.result,
             opts=child,
         )
+        # the password reaches its users (the bootstrap Job's Secret) only once the admin
+        # user exists: a Job that starts earlier fails to log in
+        return pulumi.Output.all(admin.id, admin_password.result).apply(lambda a: a[1])
+
+    def _app_databases(self, name: str) -> dict[str, AppDatabase]:
+        """A generated password per application database (made by the bootstrap Job)."""
         apps = {}
         for app in APP_DATABASES:
             password = random.RandomPassword(
-                f"{name}-{app}-password", length=32, special=False, opts=child
+                f"{name}-{app}-password",
+                length=32,
+                special=False,
+                opts=pulumi.ResourceOptions(parent=self),
             )
             apps[app] = AppDatabase(name=app, user=app, password=password.result)
-        # the password reaches its users (the bootstrap Job's Secret) only once the admin
-        # user exists: a Job that starts earlier fails to log in
-        ready_password = pulumi.Output.all(admin.id, admin_password.result).apply(lambda a: a[1])
-        self.contract = DatabaseOutputs(
-            host=instance.private_ip_address,
-            port=pulumi.Output.from_input(5432),
-            admin_user=ADMIN_USER,
-            admin_password=pulumi.Output.secret(ready_password),
-            app_databases=apps,
-            # Private IP: the per-instance CA's server certificate names the instance
-            # (`project:instance`), not the address clients dial, so libpq can verify the
-            # chain (verify-ca) but not the host name (verify-full).
-            sslmode="verify-ca",
-            ca_certificate=server_ca_pem(instance),
-        )
-        self.register_outputs(
-            {**contract_outputs(self.contract), "connection_name": instance.connection_name}
-        )
+        return apps
+
+
+def _instance_settings(
+    args: DatabaseArgs, labels: dict[str, str]
+) -> gcp.sql.DatabaseInstanceSettingsArgs:
+    """The instance's settings: private IP and encrypted connections only, backups with
+    point-in-time recovery, the maintenance window, Query Insights, logging flags."""
+    return gcp.sql.DatabaseInstanceSettingsArgs(
+        tier=args.tier,
+        edition=args.edition,
+        availability_type="REGIONAL" if args.regional else "ZONAL",
+        disk_type="PD_SSD",
+        disk_size=args.storage_gib,
+        disk_autoresize=True,
+        disk_autoresize_limit=args.max_storage_gib,
+        deletion_protection_enabled=args.deletion_protection,
+        ip_configuration=gcp.sql.DatabaseInstanceSettingsIpConfigurationArgs(
+            ipv4_enabled=False,
+            private_network=args.private_network,
+            ssl_mode="ENCRYPTED_ONLY",
+            enable_private_path_for_google_cloud_services=True,
+        ),
+        backup_configuration=gcp.sql.DatabaseInstanceSettingsBackupConfigurationArgs(
+            enabled=True,
+            start_time="02:00",
+            point_in_time_recovery_enabled=args.point_in_time_recovery,
+            transaction_log_retention_days=args.transaction_log_retention_days,
+            backup_retention_settings=gcp.sql.DatabaseInstanceSettingsBackupConfigurationBackupRetentionSettingsArgs(
+                retained_backups=args.backup_retention_days, retention_unit="COUNT"
+            ),
+        ),
+        maintenance_window=gcp.sql.DatabaseInstanceSettingsMaintenanceWindowArgs(
+            day=7, hour=3, update_track="stable"
+        ),
+        insights_config=gcp.sql.DatabaseInstanceSettingsInsightsConfigArgs(
+            query_insights_enabled=args.query_insights,
+            record_application_tags=args.query_insights,
+            record_client_address=False,
+        ),
+        database_flags=[
+            gcp.sql.DatabaseInstanceSettingsDatabaseFlagArgs(
+                name="cloudsql.iam_authentication", value="on"
+            ),
+            gcp.sql.DatabaseInstanceSettingsDatabaseFlagArgs(
+                name="log_min_duration_statement", value="1000"
+            ),
+            gcp.sql.DatabaseInstanceSettingsDatabaseFlagArgs(name="log_connections", value="on"),
+            gcp.sql.DatabaseInstanceSettingsDatabaseFlagArgs(name="log_disconnections", value="on"),
+        ],
+        user_labels=labels,
+    )

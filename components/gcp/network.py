@@ -45,7 +45,6 @@ class Network(pulumi.ComponentResource):
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dex:gcp:Network", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         vpc = gcp.compute.Network(
             f"{name}-vpc",
             name=f"{name}-vpc",
@@ -53,9 +52,31 @@ class Network(pulumi.ComponentResource):
             auto_create_subnetworks=False,
             routing_mode="REGIONAL",
             description="DEX platform network (custom mode)",
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        subnet = gcp.compute.Subnetwork(
+        subnet = self._node_subnet(name, args, vpc)
+        self._nat(name, args, vpc, subnet)
+        connection = self._private_service_access(name, args, vpc)
+        self._firewall(name, args, vpc)
+
+        self.network_id = vpc.id
+        self.network_self_link = vpc.self_link
+        self.subnet_self_link = subnet.self_link
+        self.private_services_connection = connection
+        self.contract = NetworkOutputs(
+            network_id=vpc.self_link,
+            node_subnet_ids=pulumi.Output.all(subnet.self_link).apply(list),
+        )
+        self.register_outputs(
+            {**contract_outputs(self.contract), "subnet_self_link": subnet.self_link}
+        )
+
+    def _node_subnet(
+        self, name: str, args: NetworkArgs, vpc: gcp.compute.Network
+    ) -> gcp.compute.Subnetwork:
+        """The nodes' subnet, pods and services on secondary ranges, Private Google Access
+        and flow logs on."""
+        return gcp.compute.Subnetwork(
             f"{name}-nodes",
             name=f"{name}-nodes",
             project=args.project,
@@ -76,8 +97,18 @@ class Network(pulumi.ComponentResource):
                 flow_sampling=0.5,
                 metadata="INCLUDE_ALL_METADATA",
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
+
+    def _nat(
+        self,
+        name: str,
+        args: NetworkArgs,
+        vpc: gcp.compute.Network,
+        subnet: gcp.compute.Subnetwork,
+    ) -> None:
+        """Cloud NAT for the node subnet behind a Cloud Router, logging errors."""
+        child = pulumi.ResourceOptions(parent=self)
         router = gcp.compute.Router(
             f"{name}-router",
             name=f"{name}-router",
@@ -102,6 +133,13 @@ class Network(pulumi.ComponentResource):
             log_config=gcp.compute.RouterNatLogConfigArgs(enable=True, filter="ERRORS_ONLY"),
             opts=child,
         )
+
+    def _private_service_access(
+        self, name: str, args: NetworkArgs, vpc: gcp.compute.Network
+    ) -> gcp.servicenetworking.Connection:
+        """The reserved range and its peering with Google's services (Cloud SQL,
+        Memorystore)."""
+        child = pulumi.ResourceOptions(parent=self)
         psa = ipaddress.IPv4Network(args.private_services_cidr)
         psa_range = gcp.compute.GlobalAddress(
             f"{name}-private-services",
@@ -114,13 +152,17 @@ class Network(pulumi.ComponentResource):
             network=vpc.id,
             opts=child,
         )
-        connection = gcp.servicenetworking.Connection(
+        return gcp.servicenetworking.Connection(
             f"{name}-private-services-peering",
             network=vpc.id,
             service="servicenetworking.googleapis.com",
             reserved_peering_ranges=[psa_range.name],
             opts=child,
         )
+
+    def _firewall(self, name: str, args: NetworkArgs, vpc: gcp.compute.Network) -> None:
+        """Internal traffic and the control plane allowed; all other ingress denied, logged."""
+        child = pulumi.ResourceOptions(parent=self)
         internal = [args.nodes_cidr, args.pods_cidr, args.services_cidr]
         gcp.compute.Firewall(
             f"{name}-allow-internal",
@@ -168,15 +210,4 @@ class Network(pulumi.ComponentResource):
             description="Everything not allowed above is refused, and logged",
             log_config=gcp.compute.FirewallLogConfigArgs(metadata="INCLUDE_ALL_METADATA"),
             opts=child,
-        )
-        self.network_id = vpc.id
-        self.network_self_link = vpc.self_link
-        self.subnet_self_link = subnet.self_link
-        self.private_services_connection = connection
-        self.contract = NetworkOutputs(
-            network_id=vpc.self_link,
-            node_subnet_ids=pulumi.Output.all(subnet.self_link).apply(list),
-        )
-        self.register_outputs(
-            {**contract_outputs(self.contract), "subnet_self_link": subnet.self_link}
         )

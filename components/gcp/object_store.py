@@ -4,6 +4,7 @@ versioning, a lifecycle of its own, soft delete; CMEK and access logs in prod.""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +79,21 @@ def lifecycle_rules(purpose: str, args: ObjectStoreArgs) -> list[dict[str, Any]]
     return rules
 
 
+@dataclass(frozen=True, kw_only=True)
+class BucketArgs:
+    """One bucket of the store and what it is wired to."""
+
+    purpose: str
+    """A `BUCKET_PURPOSES` entry, or `access-logs` for the log bucket."""
+    key_name: pulumi.Output[str] | None
+    """The CMEK key; None keeps Google-managed encryption."""
+    log_bucket: gcp.storage.Bucket | None
+    """Where usage logs go; None with access logging off (and for the log bucket)."""
+    labels: dict[str, str]
+    depends_on: Sequence[pulumi.Resource]
+    """What must exist first: the key grant, and the log writer's grant on the log bucket."""
+
+
 class ObjectStore(pulumi.ComponentResource):
     """GCS buckets per purpose. Type token `dex:gcp:ObjectStore`."""
 
@@ -90,54 +106,24 @@ class ObjectStore(pulumi.ComponentResource):
         super().__init__("dex:gcp:ObjectStore", name, None, opts)
         self._args = args
         labels = {"component": "object-store"}
-        key_name: pulumi.Output[str] | None = None
-        depends: list[pulumi.Resource] = []
-        if args.cmek:
-            ring = gcp.kms.KeyRing(
-                f"{name}-keyring",
-                name=f"{args.name_prefix}-storage",
-                location=args.region,
-                project=args.project,
-                opts=pulumi.ResourceOptions(parent=self, protect=True),
-            )
-            key = gcp.kms.CryptoKey(
-                f"{name}-key",
-                name=f"{args.name_prefix}-buckets",
-                key_ring=ring.id,
-                rotation_period="7776000s",
-                labels=labels,
-                opts=pulumi.ResourceOptions(parent=self, protect=True),
-            )
-            depends.append(
-                gcp.kms.CryptoKeyIAMMember(
-                    f"{name}-key-gcs",
-                    crypto_key_id=key.id,
-                    role="roles/cloudkms.cryptoKeyEncrypterDecrypter",
-                    member=f"serviceAccount:{args.storage_service_account}",
-                    opts=pulumi.ResourceOptions(parent=self),
-                )
-            )
-            key_name = key.id
-        log_bucket = (
-            self._bucket(name, "access-logs", None, None, labels, depends)
-            if args.access_logging
-            else None
-        )
+        key_name, depends = self._cmek(name, args, labels) if args.cmek else (None, [])
+        log_bucket = None
         logged = depends
-        if log_bucket is not None:
-            # Usage logs are written by Google's analytics group, which needs to create
-            # objects in the log bucket (Cloud Storage "Usage logs & storage logs",
-            # delivery; the client libraries' enableLogging grants exactly this).
-            writer = gcp.storage.BucketIAMMember(
-                f"{name}-access-logs-writer",
-                bucket=log_bucket.name,
-                role="roles/storage.objectCreator",
-                member=ACCESS_LOG_WRITER,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
+        if args.access_logging:
+            log_bucket, writer = self._log_bucket(name, labels, depends)
             logged = [*depends, writer]
         buckets = {
-            p: self._bucket(name, p, key_name, log_bucket, labels, logged) for p in BUCKET_PURPOSES
+            p: self._bucket(
+                name,
+                BucketArgs(
+                    purpose=p,
+                    key_name=key_name,
+                    log_bucket=log_bucket,
+                    labels=labels,
+                    depends_on=logged,
+                ),
+            )
+            for p in BUCKET_PURPOSES
         }
         self.bucket_names = {p: b.name for p, b in buckets.items()}
         self.contract = ObjectStoreOutputs(
@@ -146,16 +132,64 @@ class ObjectStore(pulumi.ComponentResource):
         )
         self.register_outputs(contract_outputs(self.contract))
 
-    def _bucket(
-        self,
-        name: str,
-        purpose: str,
-        key_name: pulumi.Output[str] | None,
-        log_bucket: gcp.storage.Bucket | None,
-        labels: dict[str, str],
-        depends: list[pulumi.Resource],
-    ) -> gcp.storage.Bucket:
+    def _cmek(
+        self, name: str, args: ObjectStoreArgs, labels: dict[str, str]
+    ) -> tuple[pulumi.Output[str], list[pulumi.Resource]]:
+        """A key ring and key for the buckets, usable by the GCS service agent; the key's
+        name and the grant buckets must wait for."""
+        ring = gcp.kms.KeyRing(
+            f"{name}-keyring",
+            name=f"{args.name_prefix}-storage",
+            location=args.region,
+            project=args.project,
+            opts=pulumi.ResourceOptions(parent=self, protect=True),
+        )
+        key = gcp.kms.CryptoKey(
+            f"{name}-key",
+            name=f"{args.name_prefix}-buckets",
+            key_ring=ring.id,
+            rotation_period="7776000s",
+            labels=labels,
+            opts=pulumi.ResourceOptions(parent=self, protect=True),
+        )
+        grant = gcp.kms.CryptoKeyIAMMember(
+            f"{name}-key-gcs",
+            crypto_key_id=key.id,
+            role="roles/cloudkms.cryptoKeyEncrypterDecrypter",
+            member=f"serviceAccount:{args.storage_service_account}",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return key.id, [grant]
+
+    def _log_bucket(
+        self, name: str, labels: dict[str, str], depends: list[pulumi.Resource]
+    ) -> tuple[gcp.storage.Bucket, gcp.storage.BucketIAMMember]:
+        """The access-log bucket (Google-managed encryption) and its writer's grant."""
+        log_bucket = self._bucket(
+            name,
+            BucketArgs(
+                purpose="access-logs",
+                key_name=None,
+                log_bucket=None,
+                labels=labels,
+                depends_on=depends,
+            ),
+        )
+        # Usage logs are written by Google's analytics group, which needs to create
+        # objects in the log bucket (Cloud Storage "Usage logs & storage logs",
+        # delivery; the client libraries' enableLogging grants exactly this).
+        writer = gcp.storage.BucketIAMMember(
+            f"{name}-access-logs-writer",
+            bucket=log_bucket.name,
+            role="roles/storage.objectCreator",
+            member=ACCESS_LOG_WRITER,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return log_bucket, writer
+
+    def _bucket(self, name: str, spec: BucketArgs) -> gcp.storage.Bucket:
         args = self._args
+        purpose, key_name, log_bucket = spec.purpose, spec.key_name, spec.log_bucket
         holds_data = purpose in (*LAKE_LAYERS, "mlflow")
         return gcp.storage.Bucket(
             f"{name}-{purpose}",
@@ -192,11 +226,11 @@ class ObjectStore(pulumi.ComponentResource):
             ),
             force_destroy=args.force_destroy,
             labels={
-                **labels,
+                **spec.labels,
                 "purpose": purpose,
                 "data-layer": purpose if purpose in LAKE_LAYERS else "platform",
             },
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=depends, protect=args.protect and holds_data
+                parent=self, depends_on=list(spec.depends_on), protect=args.protect and holds_data
             ),
         )

@@ -4,21 +4,25 @@ into the pipelines image, and every key from sealed secrets."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from components.k8s.base import (
     AIRFLOW_NS,
     POSTGRES_CA_CONFIGMAP,
     POSTGRES_CA_DIR,
     RUNTIME_DEFAULT,
-    ChartComponent,
+    Chart,
     batch_scheduling,
     ca_volume,
     env_list,
+    helm_release,
     resources,
     secret_ref,
+    take_depends_on,
 )
 from components.k8s.gateway import BACKENDS, https_route
 
@@ -52,6 +56,71 @@ def remote_log_conn_id(logs_url: str) -> str:
     return "aws_default" if logs_url.startswith("s3://") else "google_cloud_default"
 
 
+def _images(repository: pulumi.Input[str], tag: str, digest: pulumi.Input[str]) -> dict[str, Any]:
+    return {
+        "airflow": {
+            "repository": repository,
+            # the digest wins where the chart supports one; the KubernetesExecutor's
+            # `repository:tag` then also resolves to it (`tag@digest` pins by digest)
+            "tag": pulumi.Output.concat(tag, "@", digest),
+            "digest": digest,
+            "pullPolicy": "IfNotPresent",
+        },
+        "useDefaultImageForMigration": False,
+    }
+
+
+def _security_contexts() -> dict[str, Any]:
+    return {
+        "pod": {
+            "runAsNonRoot": True,
+            "runAsUser": 50000,
+            "fsGroup": 0,
+            "seccompProfile": RUNTIME_DEFAULT,
+        },
+        "containers": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": True,
+        },
+    }
+
+
+def _config(host: str, logs_url: pulumi.Input[str]) -> dict[str, Any]:
+    """airflow.cfg: no examples, task logs in the logs bucket, the API's public URL."""
+    return {
+        "core": {"load_examples": "False"},
+        "logging": {
+            "remote_logging": "True",
+            "remote_base_log_folder": pulumi.Output.concat(logs_url, "/tasks"),
+            "remote_log_conn_id": pulumi.Output.from_input(logs_url).apply(remote_log_conn_id),
+            "delete_local_logs": "True",
+        },
+        "api": {"base_url": f"https://{host}"},
+    }
+
+
+def _create_user_job() -> dict[str, Any]:
+    """The admin user, its password from the `ADMIN_SECRET` Secret."""
+    return {
+        "defaultUser": {
+            "role": "Admin",
+            "username": "admin",
+            "email": "admin@dex.local",
+            "firstName": "DEX",
+            "lastName": "Admin",
+            # expanded by Kubernetes from the container's env: never in the values
+            "password": "$(DEX_AIRFLOW_ADMIN_PASSWORD)",
+        },
+        "env": [
+            {
+                "name": "DEX_AIRFLOW_ADMIN_PASSWORD",
+                "valueFrom": secret_ref(ADMIN_SECRET, "password"),
+            }
+        ],
+    }
+
+
 def airflow_values(
     *,
     host: str,
@@ -71,17 +140,7 @@ def airflow_values(
     values: dict[str, Any] = {
         "executor": "KubernetesExecutor",
         "airflowVersion": AIRFLOW_VERSION,
-        "images": {
-            "airflow": {
-                "repository": image_repository,
-                # the digest wins where the chart supports one; the KubernetesExecutor's
-                # `repository:tag` then also resolves to it (`tag@digest` pins by digest)
-                "tag": pulumi.Output.concat(image_tag, "@", image_digest),
-                "digest": image_digest,
-                "pullPolicy": "IfNotPresent",
-            },
-            "useDefaultImageForMigration": False,
-        },
+        "images": _images(image_repository, image_tag, image_digest),
         "postgresql": {"enabled": False},
         "redis": {"enabled": False},
         "pgbouncer": {"enabled": False},
@@ -91,49 +150,12 @@ def airflow_values(
         "jwtSecretName": JWT_SECRET,
         "uid": 50000,
         "gid": 0,
-        "securityContexts": {
-            "pod": {
-                "runAsNonRoot": True,
-                "runAsUser": 50000,
-                "fsGroup": 0,
-                "seccompProfile": RUNTIME_DEFAULT,
-            },
-            "containers": {
-                "allowPrivilegeEscalation": False,
-                "capabilities": {"drop": ["ALL"]},
-                "runAsNonRoot": True,
-            },
-        },
+        "securityContexts": _security_contexts(),
         "env": env_list(task_env),
         "volumes": [ca],
         "volumeMounts": [ca_mount],
-        "config": {
-            "core": {"load_examples": "False"},
-            "logging": {
-                "remote_logging": "True",
-                "remote_base_log_folder": pulumi.Output.concat(logs_url, "/tasks"),
-                "remote_log_conn_id": pulumi.Output.from_input(logs_url).apply(remote_log_conn_id),
-                "delete_local_logs": "True",
-            },
-            "api": {"base_url": f"https://{host}"},
-        },
-        "createUserJob": {
-            "defaultUser": {
-                "role": "Admin",
-                "username": "admin",
-                "email": "admin@dex.local",
-                "firstName": "DEX",
-                "lastName": "Admin",
-                # expanded by Kubernetes from the container's env: never in the values
-                "password": "$(DEX_AIRFLOW_ADMIN_PASSWORD)",
-            },
-            "env": [
-                {
-                    "name": "DEX_AIRFLOW_ADMIN_PASSWORD",
-                    "valueFrom": secret_ref(ADMIN_SECRET, "password"),
-                }
-            ],
-        },
+        "config": _config(host, logs_url),
+        "createUserJob": _create_user_job(),
         "apiServer": {"replicas": replicas, "resources": resources("250m", "1Gi", "2")},
         "scheduler": {"replicas": replicas, "resources": resources("250m", "1Gi", "2")},
         # task pods (the KubernetesExecutor's pod template) run on the batch pool if it has room
@@ -156,33 +178,46 @@ def airflow_values(
     return values
 
 
-def airflow(
-    name: str,
-    values: dict[str, Any],
-    domain: str,
-    depends_on: list[pulumi.Resource],
-    opts: pulumi.ResourceOptions | None = None,
-) -> ChartComponent:
+AIRFLOW = Chart(
+    release="airflow",
+    chart="airflow",
+    version=AIRFLOW_CHART_VERSION,
+    repo="https://airflow.apache.org",
+    namespace=AIRFLOW_NS,
+    timeout=1200,
+)
+
+
+@dataclass(frozen=True)
+class AirflowArgs:
+    values: dict[str, Any]
+    """The chart's values (`airflow_values`)."""
+    domain: str
+    """Airflow's API server serves `airflow.<domain>`."""
+
+
+class Airflow(pulumi.ComponentResource):
     """The Airflow Helm release and the route to its API server (`airflow.<domain>`). Type
-    token `dex:k8s:Airflow`. `depends_on` must hold the Envoy Gateway release (the CRDs)."""
-    component = ChartComponent(
-        "dex:k8s:Airflow",
-        name,
-        release="airflow",
-        chart="airflow",
-        version=AIRFLOW_CHART_VERSION,
-        repo="https://airflow.apache.org",
-        namespace=AIRFLOW_NS,
-        values=values,
-        timeout=1200,
-        depends_on=depends_on,
-        outputs={"namespace": AIRFLOW_NS},
-        opts=opts,
-    )
-    https_route(
-        f"{name}-route",
-        BACKENDS["airflow"],
-        domain,
-        pulumi.ResourceOptions(parent=component, depends_on=depends_on),
-    )
-    return component
+    token `dex:k8s:Airflow`. `opts.depends_on` must hold the Envoy Gateway release (the CRDs);
+    the release and the route wait for it."""
+
+    release: k8s.helm.v3.Release
+
+    def __init__(
+        self, name: str, args: AirflowArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        own, depends_on = take_depends_on(opts)
+        super().__init__("dex:k8s:Airflow", name, None, own)
+        self.release = helm_release(
+            f"{name}-release",
+            AIRFLOW,
+            args.values,
+            pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+        )
+        https_route(
+            f"{name}-route",
+            BACKENDS["airflow"],
+            args.domain,
+            pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+        )
+        self.register_outputs({"release": self.release.name, "namespace": AIRFLOW_NS})

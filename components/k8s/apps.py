@@ -5,6 +5,7 @@ variables built from the contract outputs."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -23,6 +24,7 @@ from components.k8s.base import (
     pod_security,
     resources,
     selector,
+    take_depends_on,
     untyped,
 )
 from components.k8s.gateway import (
@@ -42,12 +44,46 @@ there is none yet (day 0: predictions answer 503 until the first training). A Re
 MLflow outage degrades a pod that holds a model but never unroutes it."""
 
 
-def api_deployment_spec(
-    image: pulumi.Input[str], env: dict[str, Any], replicas: int, cache_ca: bool = False
+def api_container(
+    image: pulumi.Input[str], env: dict[str, Any], mounts: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """`cache_ca`: mount the cache's CA bundle (the ConfigMap `cache-ca`)."""
-    app = "api"
-    pod_labels = labels(app, "serving")
+    """The API's container: uvicorn on API_PORT, probed on /healthz (started, alive) and
+    READINESS_PATH (ready), draining after a short pause on stop."""
+    return {
+        "name": "api",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": ["--host", "0.0.0.0", "--port", str(API_PORT)],  # noqa: S104
+        "ports": [{"name": "http", "containerPort": API_PORT}],
+        "env": env_list(env),
+        "startupProbe": {
+            "httpGet": {"path": "/healthz", "port": "http"},
+            "periodSeconds": 2,
+            "failureThreshold": 60,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": "http"},
+            "periodSeconds": 10,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+        },
+        "readinessProbe": {
+            "httpGet": {"path": READINESS_PATH, "port": "http"},
+            "periodSeconds": 5,
+            "timeoutSeconds": 2,
+            "failureThreshold": 2,
+        },
+        # let the load balancer stop sending before uvicorn starts draining
+        "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
+        "resources": resources("250m", "512Mi", "1"),
+        "securityContext": container_security(),
+        "volumeMounts": mounts,
+    }
+
+
+def api_volumes(cache_ca: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, volumeMounts) of the API pod: scratch space, the model cache and, with
+    `cache_ca`, the cache's CA bundle."""
     volumes: list[dict[str, Any]] = [
         {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
         {"name": "model-cache", "emptyDir": {"sizeLimit": "1Gi"}},
@@ -60,6 +96,15 @@ def api_deployment_spec(
         volume, mount = ca_volume(CACHE_CA_CONFIGMAP, CACHE_CA_DIR)
         volumes.append(volume)
         mounts.append(mount)
+    return volumes, mounts
+
+
+def api_deployment_spec(
+    image: pulumi.Input[str], env: dict[str, Any], replicas: int, cache_ca: bool = False
+) -> dict[str, Any]:
+    """`cache_ca`: mount the cache's CA bundle (the ConfigMap `cache-ca`)."""
+    app = "api"
+    volumes, mounts = api_volumes(cache_ca)
     return {
         "replicas": replicas,
         "revisionHistoryLimit": 5,
@@ -70,7 +115,7 @@ def api_deployment_spec(
         },
         "template": {
             "metadata": {
-                "labels": pod_labels,
+                "labels": labels(app, "serving"),
                 "annotations": {"kubectl.kubernetes.io/default-container": app},
             },
             "spec": {
@@ -88,42 +133,38 @@ def api_deployment_spec(
                     }
                     for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
                 ],
-                "containers": [
-                    {
-                        "name": app,
-                        "image": image,
-                        "imagePullPolicy": "IfNotPresent",
-                        "args": ["--host", "0.0.0.0", "--port", str(API_PORT)],  # noqa: S104
-                        "ports": [{"name": "http", "containerPort": API_PORT}],
-                        "env": env_list(env),
-                        "startupProbe": {
-                            "httpGet": {"path": "/healthz", "port": "http"},
-                            "periodSeconds": 2,
-                            "failureThreshold": 60,
-                        },
-                        "livenessProbe": {
-                            "httpGet": {"path": "/healthz", "port": "http"},
-                            "periodSeconds": 10,
-                            "timeoutSeconds": 2,
-                            "failureThreshold": 3,
-                        },
-                        "readinessProbe": {
-                            "httpGet": {"path": READINESS_PATH, "port": "http"},
-                            "periodSeconds": 5,
-                            "timeoutSeconds": 2,
-                            "failureThreshold": 2,
-                        },
-                        # let the load balancer stop sending before uvicorn starts draining
-                        "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
-                        "resources": resources("250m", "512Mi", "1"),
-                        "securityContext": container_security(),
-                        "volumeMounts": mounts,
-                    }
-                ],
+                "containers": [api_container(image, env, mounts)],
                 "volumes": volumes,
             },
         },
     }
+
+
+def api_hpa_spec(min_replicas: int, max_replicas: int) -> dict[str, Any]:
+    """The API's autoscaler: `min_replicas` to `max_replicas` at 60% CPU, scaling down after
+    five quiet minutes."""
+    return {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"},
+        "minReplicas": min_replicas,
+        "maxReplicas": max_replicas,
+        "metrics": [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 60},
+                },
+            }
+        ],
+        "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
+    }
+
+
+def api_pdb_spec(min_replicas: int) -> dict[str, Any]:
+    """One pod always up when there are two or more; else at most one down (drains proceed)."""
+    if min_replicas > 1:
+        return {"minAvailable": 1, "selector": {"matchLabels": selector("api")}}
+    return {"maxUnavailable": 1, "selector": {"matchLabels": selector("api")}}
 
 
 MODEL_OPS_COMMAND = ["python", "-m", "apps.training.ops", "daily"]
@@ -198,32 +239,37 @@ def model_ops_cronjob_spec(
     return batch_cronjob_spec(MODEL_OPS_APP, image, env, schedule, MODEL_OPS_COMMAND)
 
 
+@dataclass(frozen=True)
+class ServingApiArgs:
+    image: pulumi.Input[str]
+    env: dict[str, Any]
+    """The container's environment (`components.k8s.platform.api_env`)."""
+    domain: str
+    """The API serves `api.<domain>`."""
+    min_replicas: int
+    max_replicas: int
+    cache_ca: bool = False
+    """Mount the cache's CA bundle (the ConfigMap `cache-ca`)."""
+
+
 class ServingApi(pulumi.ComponentResource):
     """The serving API. Type token `dex:k8s:ServingApi`."""
 
     def __init__(
-        self,
-        name: str,
-        image: pulumi.Input[str],
-        env: dict[str, Any],
-        domain: str,
-        min_replicas: int,
-        max_replicas: int,
-        depends_on: list[pulumi.Resource],
-        opts: pulumi.ResourceOptions | None = None,
-        cache_ca: bool = False,
+        self, name: str, args: ServingApiArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        """`domain`: the API serves `api.<domain>`; `depends_on` must hold the Envoy Gateway
-        release (the HTTPRoute's CRD)."""
-        super().__init__("dex:k8s:ServingApi", name, None, opts)
+        """`opts.depends_on` must hold the Envoy Gateway release (the HTTPRoute's CRD); every
+        object but the autoscaler (which waits for the Deployment) waits for it."""
+        own, depends_on = take_depends_on(opts)
+        super().__init__("dex:k8s:ServingApi", name, None, own)
         app = "api"
-        host = f"{app}.{domain}"
         child = pulumi.ResourceOptions(parent=self, depends_on=depends_on)
         meta = {"name": app, "namespace": APPS_NS, "labels": labels(app, "serving")}
+        spec = api_deployment_spec(args.image, args.env, args.min_replicas, args.cache_ca)
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=untyped(meta),
-            spec=untyped(api_deployment_spec(image, env, min_replicas, cache_ca)),
+            spec=untyped(spec),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=depends_on,
@@ -243,48 +289,17 @@ class ServingApi(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        # through the `dex` Gateway (its HTTPS listener for this host), with HSTS; bodies over
-        # 1 MiB are refused with 413 before they reach the pods
-        app_labels = labels(app, "serving")
-        route = https_route(f"{name}-route", BACKENDS[app], domain, child, labels=app_labels)
-        custom_resource(
-            f"{name}-body-limit",
-            ENVOY_GATEWAY_API,
-            "BackendTrafficPolicy",
-            {"name": f"{app}-body-limit", "namespace": APPS_NS, "labels": app_labels},
-            body_limit_spec(app, API_BODY_LIMIT),
-            pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, route]),
-        )
+        self._route(name, args.domain, depends_on)
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{name}-hpa",
             metadata=untyped(meta),
-            spec=untyped(
-                {
-                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": app},
-                    "minReplicas": min_replicas,
-                    "maxReplicas": max_replicas,
-                    "metrics": [
-                        {
-                            "type": "Resource",
-                            "resource": {
-                                "name": "cpu",
-                                "target": {"type": "Utilization", "averageUtilization": 60},
-                            },
-                        }
-                    ],
-                    "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
-                }
-            ),
+            spec=untyped(api_hpa_spec(args.min_replicas, args.max_replicas)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment]),
         )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
             metadata=untyped(meta),
-            spec=untyped(
-                {"minAvailable": 1, "selector": {"matchLabels": selector(app)}}
-                if min_replicas > 1
-                else {"maxUnavailable": 1, "selector": {"matchLabels": selector(app)}}
-            ),
+            spec=untyped(api_pdb_spec(args.min_replicas)),
             opts=child,
         )
         k8s.apiextensions.CustomResource(
@@ -299,55 +314,77 @@ class ServingApi(pulumi.ComponentResource):
             },
             opts=child,
         )
-        self.register_outputs({"url": f"https://{host}", "replicas": [min_replicas, max_replicas]})
+        self.register_outputs(
+            {
+                "url": f"https://{app}.{args.domain}",
+                "replicas": [args.min_replicas, args.max_replicas],
+            }
+        )
+
+    def _route(self, name: str, domain: str, depends_on: list[pulumi.Resource]) -> None:
+        """Through the `dex` Gateway (its HTTPS listener for this host), with HSTS; bodies
+        over 1 MiB are refused with 413 before they reach the pods."""
+        app = "api"
+        app_labels = labels(app, "serving")
+        child = pulumi.ResourceOptions(parent=self, depends_on=depends_on)
+        route = https_route(f"{name}-route", BACKENDS[app], domain, child, labels=app_labels)
+        custom_resource(
+            f"{name}-body-limit",
+            ENVOY_GATEWAY_API,
+            "BackendTrafficPolicy",
+            {"name": f"{app}-body-limit", "namespace": APPS_NS, "labels": app_labels},
+            body_limit_spec(app, API_BODY_LIMIT),
+            pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, route]),
+        )
+
+
+@dataclass(frozen=True)
+class BatchJobArgs:
+    """A scheduled job of the training image (Training, ModelOps)."""
+
+    image: pulumi.Input[str]
+    """The training image (it holds apps/api too, for the shared model code)."""
+    env: dict[str, Any]
+    schedule: str
+    """Cron schedule, UTC."""
 
 
 class Training(pulumi.ComponentResource):
-    """Model training on a schedule. Type token `dex:k8s:Training`."""
+    """Model training on a schedule. Type token `dex:k8s:Training`. The CronJob waits for
+    `opts.depends_on` (the namespace's policies, the service account)."""
 
     def __init__(
-        self,
-        name: str,
-        image: pulumi.Input[str],
-        env: dict[str, Any],
-        schedule: str,
-        depends_on: list[pulumi.Resource],
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, args: BatchJobArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("dex:k8s:Training", name, None, opts)
+        own, depends_on = take_depends_on(opts)
+        super().__init__("dex:k8s:Training", name, None, own)
         k8s.batch.v1.CronJob(
             f"{name}-cronjob",
             metadata=untyped(
                 {"name": "training", "namespace": APPS_NS, "labels": labels("training")}
             ),
-            spec=untyped(training_cronjob_spec(image, env, schedule)),
+            spec=untyped(training_cronjob_spec(args.image, args.env, args.schedule)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )
-        self.register_outputs({"schedule": schedule})
+        self.register_outputs({"schedule": args.schedule})
 
 
 class ModelOps(pulumi.ComponentResource):
     """The daily feedback loop (`python -m apps.training.ops daily`) on a schedule. Type token
-    `dex:k8s:ModelOps`."""
+    `dex:k8s:ModelOps`. The CronJob waits for `opts.depends_on`."""
 
     def __init__(
-        self,
-        name: str,
-        image: pulumi.Input[str],
-        env: dict[str, Any],
-        schedule: str,
-        depends_on: list[pulumi.Resource],
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, args: BatchJobArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        """`image`: the training image (it holds apps/api too, for the shared model code);
-        `env`: the training job's, with the raw layer (the prediction log)."""
-        super().__init__("dex:k8s:ModelOps", name, None, opts)
+        """`args.env`: the training job's, with the raw layer (the prediction log)."""
+        own, depends_on = take_depends_on(opts)
+        super().__init__("dex:k8s:ModelOps", name, None, own)
         k8s.batch.v1.CronJob(
             f"{name}-cronjob",
             metadata=untyped(
                 {"name": MODEL_OPS_APP, "namespace": APPS_NS, "labels": labels(MODEL_OPS_APP)}
             ),
-            spec=untyped(model_ops_cronjob_spec(image, env, schedule)),
+            spec=untyped(model_ops_cronjob_spec(args.image, args.env, args.schedule)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )
-        self.register_outputs({"schedule": schedule, "command": MODEL_OPS_COMMAND})
+        self.register_outputs({"schedule": args.schedule, "command": MODEL_OPS_COMMAND})

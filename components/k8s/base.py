@@ -4,6 +4,9 @@ security contexts and resource sizes, written once so every workload gets the sa
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -164,34 +167,45 @@ def untyped(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class Chart:
+    """A pinned chart and where its release goes: everything `helm_release` installs except
+    the values."""
+
+    release: str
+    """The Helm release's name."""
+    chart: str
+    """The chart's name in `repo`, or its whole `oci://` reference (then `repo` is empty)."""
+    version: str
+    repo: str
+    """The chart repository's URL; empty for an OCI chart."""
+    namespace: str
+    timeout: int | None = None
+    """Seconds Helm waits for the release to become ready; None: left unset (the provider's
+    default)."""
+    skip_crds: bool | None = None
+    """Whether Helm skips the chart's `crds/` folder; None: left unset (Helm installs them)."""
+
+
 def helm_release(
-    name: str,
-    *,
-    release: str,
-    chart: str,
-    version: str,
-    repo: str,
-    namespace: str,
-    values: dict[str, Any],
-    opts: pulumi.ResourceOptions,
-    timeout: int | None = None,
-    skip_crds: bool | None = None,
+    name: str, chart: Chart, values: dict[str, Any], opts: pulumi.ResourceOptions
 ) -> k8s.helm.v3.Release:
     """A pinned chart from its repository, installed atomically (a failed install or upgrade
-    rolls back and cleans up). helm.v3.Release keeps `values` as inputs: the plan shows them
-    and the tests check them against the chart."""
+    rolls back and cleans up): the one way components/k8s installs a chart. helm.v3.Release
+    keeps `values` as inputs: the plan shows them and the tests check them against the chart.
+    `timeout` and `skip_crds` reach the release only when the chart sets them."""
     extra: dict[str, Any] = {}
-    if timeout is not None:
-        extra["timeout"] = timeout
-    if skip_crds is not None:
-        extra["skip_crds"] = skip_crds
+    if chart.timeout is not None:
+        extra["timeout"] = chart.timeout
+    if chart.skip_crds is not None:
+        extra["skip_crds"] = chart.skip_crds
     return k8s.helm.v3.Release(
         name,
-        name=release,
-        chart=chart,
-        version=version,
-        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo),
-        namespace=namespace,
+        name=chart.release,
+        chart=chart.chart,
+        version=chart.version,
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo),
+        namespace=chart.namespace,
         values=values,
         atomic=True,
         cleanup_on_fail=True,
@@ -200,36 +214,24 @@ def helm_release(
     )
 
 
-class ChartComponent(pulumi.ComponentResource):
-    """One chart as one component of the plan: a platform service (MLflow, Airflow) whose
-    whole deployment is its Helm release. `outputs` add to the release name it registers."""
+def take_depends_on(
+    opts: pulumi.ResourceOptions | None,
+) -> tuple[pulumi.ResourceOptions, list[pulumi.Resource]]:
+    """A component's own options without `depends_on`, and that `depends_on`.
 
-    def __init__(
-        self,
-        type_token: str,
-        name: str,
-        *,
-        release: str,
-        chart: str,
-        version: str,
-        repo: str,
-        namespace: str,
-        values: dict[str, Any],
-        timeout: int,
-        depends_on: list[pulumi.Resource],
-        outputs: dict[str, Any],
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__(type_token, name, None, opts)
-        self.release = helm_release(
-            f"{name}-release",
-            release=release,
-            chart=chart,
-            version=version,
-            repo=repo,
-            namespace=namespace,
-            values=values,
-            timeout=timeout,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
-        )
-        self.register_outputs({"release": self.release.name, **outputs})
+    Every component here takes what it waits for through `opts.depends_on`, and hands it on
+    to the children that need it. Pulumi does not pass a component's `depends_on` to its
+    children; registering the component itself with it would hold back every child (each
+    child's registration needs its parent's URN), also those that wait for less (the
+    Observability rules wait for the CRDs only). So the component registers without it, and
+    its children wait for exactly what they did before."""
+    own = copy.copy(opts) if opts is not None else pulumi.ResourceOptions()
+    wanted = own.depends_on
+    own.depends_on = None
+    if wanted is None:
+        return own, []
+    if isinstance(wanted, pulumi.Resource):
+        return own, [wanted]
+    if isinstance(wanted, Sequence) and all(isinstance(r, pulumi.Resource) for r in wanted):
+        return own, [r for r in wanted if isinstance(r, pulumi.Resource)]
+    raise TypeError("a component's `depends_on` must be resources, not outputs")

@@ -11,6 +11,9 @@ that may `SET ROLE` to them (needed to hand a database to its owner).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -27,6 +30,7 @@ from components.k8s.base import (
     pod_security,
     resources,
     secret_ref,
+    take_depends_on,
     untyped,
 )
 
@@ -72,17 +76,82 @@ def secret_data(db: DatabaseOutputs) -> dict[str, pulumi.Input[str]]:
     return data
 
 
+def bootstrap_env(db: DatabaseOutputs) -> dict[str, object]:
+    """The Job's environment: libpq's connection as the admin (verifying the server with the
+    mounted CA), and each application's role, database and password."""
+    env: dict[str, object] = {
+        "PGHOST": db.host,
+        "PGPORT": db.port.apply(str),
+        "PGUSER": db.admin_user,
+        "PGDATABASE": "postgres",
+        "PGSSLMODE": db.sslmode,
+        "PGSSLROOTCERT": POSTGRES_CA_FILE,
+        "PGCONNECT_TIMEOUT": "10",
+        "PGPASSWORD": secret_ref(BOOTSTRAP_SECRET, "admin-password"),
+    }
+    for app in sorted(db.app_databases):
+        spec = db.app_databases[app]
+        env[f"{app.upper()}_USER"] = spec.user
+        env[f"{app.upper()}_DB"] = spec.name
+        env[f"{app.upper()}_PASSWORD"] = secret_ref(BOOTSTRAP_SECRET, f"{app}-password")
+    return env
+
+
+def bootstrap_job_spec(env: dict[str, object], job_labels: dict[str, str]) -> dict[str, Any]:
+    """The Job `spec`: psql from the pinned client image runs the script (ConfigMap
+    `database-bootstrap`), retried on failure, for at most 15 minutes."""
+    ca, ca_mount = ca_volume(POSTGRES_CA_CONFIGMAP, POSTGRES_CA_DIR)
+    return {
+        "backoffLimit": 6,
+        "activeDeadlineSeconds": 900,
+        # no ttlSecondsAfterFinished: a Job the cluster deletes by itself is one
+        # every `pulumi refresh` finds gone and every `up` creates again
+        "template": {
+            "metadata": {"labels": job_labels},
+            "spec": {
+                "restartPolicy": "OnFailure",
+                "automountServiceAccountToken": False,
+                "securityContext": pod_security(70),
+                "containers": [
+                    {
+                        "name": "bootstrap",
+                        "image": POSTGRES_CLIENT_IMAGE,
+                        "command": ["sh", "/sql/bootstrap.sh"],
+                        "env": env_list(env),
+                        "resources": resources("50m", "64Mi"),
+                        "securityContext": container_security(),
+                        "volumeMounts": [
+                            {"name": "sql", "mountPath": "/sql", "readOnly": True},
+                            ca_mount,
+                        ],
+                    }
+                ],
+                "volumes": [
+                    {"name": "sql", "configMap": {"name": "database-bootstrap"}},
+                    ca,
+                ],
+            },
+        },
+    }
+
+
+@dataclass(frozen=True)
+class DatabaseBootstrapArgs:
+    database: DatabaseOutputs
+    """The managed Postgres (the database contract): where to connect, as whom, and the
+    applications' databases to make."""
+
+
 class DatabaseBootstrap(pulumi.ComponentResource):
-    """The bootstrap Job and its script. Type token `dex:k8s:DatabaseBootstrap`."""
+    """The bootstrap Job and its script. Type token `dex:k8s:DatabaseBootstrap`. The Job waits
+    for `opts.depends_on` (its Secret, the CA bundle, the namespace's policies)."""
 
     def __init__(
-        self,
-        name: str,
-        db: DatabaseOutputs,
-        depends_on: list[pulumi.Resource],
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, args: DatabaseBootstrapArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("dex:k8s:DatabaseBootstrap", name, None, opts)
+        own, depends_on = take_depends_on(opts)
+        super().__init__("dex:k8s:DatabaseBootstrap", name, None, own)
+        db = args.database
         apps = sorted(db.app_databases)
         script = k8s.core.v1.ConfigMap(
             f"{name}-sql",
@@ -92,62 +161,13 @@ class DatabaseBootstrap(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )
-        env: dict[str, object] = {
-            "PGHOST": db.host,
-            "PGPORT": db.port.apply(str),
-            "PGUSER": db.admin_user,
-            "PGDATABASE": "postgres",
-            "PGSSLMODE": db.sslmode,
-            "PGSSLROOTCERT": POSTGRES_CA_FILE,
-            "PGCONNECT_TIMEOUT": "10",
-            "PGPASSWORD": secret_ref(BOOTSTRAP_SECRET, "admin-password"),
-        }
-        for app in apps:
-            spec = db.app_databases[app]
-            env[f"{app.upper()}_USER"] = spec.user
-            env[f"{app.upper()}_DB"] = spec.name
-            env[f"{app.upper()}_PASSWORD"] = secret_ref(BOOTSTRAP_SECRET, f"{app}-password")
         job_labels = labels("database-bootstrap", "bootstrap")
-        ca, ca_mount = ca_volume(POSTGRES_CA_CONFIGMAP, POSTGRES_CA_DIR)
         self.job = k8s.batch.v1.Job(
             f"{name}-job",
             metadata=untyped(
                 {"name": "database-bootstrap", "namespace": PLATFORM_NS, "labels": job_labels}
             ),
-            spec=untyped(
-                {
-                    "backoffLimit": 6,
-                    "activeDeadlineSeconds": 900,
-                    # no ttlSecondsAfterFinished: a Job the cluster deletes by itself is one
-                    # every `pulumi refresh` finds gone and every `up` creates again
-                    "template": {
-                        "metadata": {"labels": job_labels},
-                        "spec": {
-                            "restartPolicy": "OnFailure",
-                            "automountServiceAccountToken": False,
-                            "securityContext": pod_security(70),
-                            "containers": [
-                                {
-                                    "name": "bootstrap",
-                                    "image": POSTGRES_CLIENT_IMAGE,
-                                    "command": ["sh", "/sql/bootstrap.sh"],
-                                    "env": env_list(env),
-                                    "resources": resources("50m", "64Mi"),
-                                    "securityContext": container_security(),
-                                    "volumeMounts": [
-                                        {"name": "sql", "mountPath": "/sql", "readOnly": True},
-                                        ca_mount,
-                                    ],
-                                }
-                            ],
-                            "volumes": [
-                                {"name": "sql", "configMap": {"name": "database-bootstrap"}},
-                                ca,
-                            ],
-                        },
-                    },
-                }
-            ),
+            spec=untyped(bootstrap_job_spec(bootstrap_env(db), job_labels)),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[script, *depends_on],

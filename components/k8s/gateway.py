@@ -40,8 +40,10 @@ from components.k8s.base import (
     MLFLOW_NS,
     OBSERVABILITY_NS,
     PLATFORM_NS,
+    Chart,
     helm_release,
     resources,
+    take_depends_on,
 )
 
 ENVOY_GATEWAY_CHART = "oci://docker.io/envoyproxy/gateway-helm"
@@ -436,90 +438,138 @@ def https_route(
     )
 
 
+@dataclass(frozen=True)
+class EdgeGatewayArgs:
+    domain: str
+    """Every host is `<backend>.<domain>`."""
+    tls_issuer: str
+    """`acme` or `self-signed`: what the `dex` ClusterIssuer is (`issuer_specs`)."""
+    acme_email: str | None
+    acme_server: str
+    replicas: int
+    """Replicas of the controller and of the proxies."""
+
+
+ENVOY_GATEWAY = Chart(
+    release="envoy-gateway",
+    chart=ENVOY_GATEWAY_CHART,
+    version=ENVOY_GATEWAY_VERSION,
+    repo="",  # an OCI chart: the reference is the whole oci:// URL
+    namespace=PLATFORM_NS,
+)
+CERT_MANAGER = Chart(
+    release="cert-manager",
+    chart="cert-manager",
+    version=CERT_MANAGER_VERSION,
+    repo="https://charts.jetstack.io",
+    namespace=PLATFORM_NS,
+)
+
+
 class EdgeGateway(pulumi.ComponentResource):
     """Envoy Gateway, cert-manager, the `dex` ClusterIssuer, the `dex` Gateway with its
     certificates, the HTTP -> HTTPS redirect and the TLS policy. Type token
     `dex:k8s:EdgeGateway` (it replaces `dex:k8s:IngressTls`: cert-manager and the issuers keep
     their state through the alias the platform gives it)."""
 
+    controller: k8s.helm.v3.Release
+    cert_manager: k8s.helm.v3.Release
+    issuer: pulumi.Resource
+    certificates: list[k8s.apiextensions.CustomResource]
+    gateway: k8s.apiextensions.CustomResource
+    ready: list[pulumi.Resource]
+    """What workloads and their routes wait for: the Gateway API and Envoy Gateway CRDs
+    (the release) and the issuer."""
+
     def __init__(
-        self,
-        name: str,
-        domain: str,
-        tls_issuer: str,
-        acme_email: str | None,
-        acme_server: str,
-        replicas: int,
-        depends_on: list[pulumi.Resource],
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, args: EdgeGatewayArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        """`depends_on`: what both charts need first (their namespace and policies, the
+        """`opts.depends_on`: what both charts need first (their namespace and policies, the
         ServiceMonitor CRD). Children do not inherit a component's `depends_on`."""
-        super().__init__("dex:k8s:EdgeGateway", name, None, opts)
-        after = pulumi.ResourceOptions(parent=self, depends_on=depends_on)
+        own, depends_on = take_depends_on(opts)
+        super().__init__("dex:k8s:EdgeGateway", name, None, own)
         self.controller = helm_release(
             f"{name}-envoy-gateway",
-            release="envoy-gateway",
-            chart=ENVOY_GATEWAY_CHART,
-            version=ENVOY_GATEWAY_VERSION,
-            repo="",  # an OCI chart: the reference is the whole oci:// URL
-            namespace=PLATFORM_NS,
-            values=envoy_gateway_values(replicas),
-            opts=after,
+            ENVOY_GATEWAY,
+            envoy_gateway_values(args.replicas),
+            pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )
         # cert-manager watches Gateway API kinds: their CRDs first
         self.cert_manager = helm_release(
             f"{name}-cert-manager",
-            release="cert-manager",
-            chart="cert-manager",
-            version=CERT_MANAGER_VERSION,
-            repo="https://charts.jetstack.io",
-            namespace=PLATFORM_NS,
-            values=cert_manager_values(),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, self.controller]),
+            CERT_MANAGER,
+            cert_manager_values(),
+            pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, self.controller]),
         )
-        previous: list[pulumi.Resource] = [self.cert_manager]
-        for spec in issuer_specs(tls_issuer, acme_email, acme_server):
+        self.issuer = self._issuer(name, args)
+        self._gateway(name, args)
+        self.ready = [self.controller, self.issuer]
+        self.register_outputs(
+            {
+                "gateway": f"{GATEWAY_NS}/{GATEWAY}",
+                "gateway_class": GATEWAY_CLASS,
+                "cluster_issuer": CLUSTER_ISSUER,
+                "tls": args.tls_issuer,
+                "hosts": [f"{b.host}.{args.domain}" for b in BACKENDS.values()],
+            }
+        )
+
+    def _issuer(self, name: str, args: EdgeGatewayArgs) -> pulumi.Resource:
+        """The cert-manager objects behind the `dex` ClusterIssuer, each after the one before
+        (the first after cert-manager); returns the ClusterIssuer."""
+        previous: pulumi.Resource = self.cert_manager
+        for spec in issuer_specs(args.tls_issuer, args.acme_email, args.acme_server):
             meta = spec["metadata"]
-            obj = custom_resource(
+            previous = custom_resource(
                 f"{name}-{spec['kind'].lower()}-{meta['name']}",
                 spec["apiVersion"],
                 spec["kind"],
                 meta,
                 spec["spec"],
-                pulumi.ResourceOptions(parent=self, depends_on=previous),
+                pulumi.ResourceOptions(parent=self, depends_on=[previous]),
             )
-            previous = [obj]
-        self.issuer = previous[0]
+        return previous
 
-        def edge(
-            suffix: str, kind: str, obj_name: str, spec: dict[str, Any], wait: list[pulumi.Resource]
-        ) -> k8s.apiextensions.CustomResource:
-            """One object of the edge; all wait for the release (its CRDs) and for `wait`."""
-            api_version = {
-                "EnvoyProxy": ENVOY_GATEWAY_API,
-                "ClientTrafficPolicy": ENVOY_GATEWAY_API,
-                "Certificate": "cert-manager.io/v1",
-            }.get(kind, GATEWAY_API)
-            meta: dict[str, Any] = {"name": obj_name, "labels": MANAGED_BY}
-            if kind != "GatewayClass":
-                meta["namespace"] = GATEWAY_NS
-            return custom_resource(
-                f"{name}-{suffix}",
-                api_version,
-                kind,
-                meta,
-                spec,
-                pulumi.ResourceOptions(parent=self, depends_on=[self.controller, *wait]),
-            )
+    def _edge(
+        self,
+        name: str,
+        kind: str,
+        obj_name: str,
+        spec: dict[str, Any],
+        wait: list[pulumi.Resource],
+    ) -> k8s.apiextensions.CustomResource:
+        """One object of the edge (`name`: its resource name); all wait for the release (its
+        CRDs) and for `wait`."""
+        api_version = {
+            "EnvoyProxy": ENVOY_GATEWAY_API,
+            "ClientTrafficPolicy": ENVOY_GATEWAY_API,
+            "Certificate": "cert-manager.io/v1",
+        }.get(kind, GATEWAY_API)
+        meta: dict[str, Any] = {"name": obj_name, "labels": MANAGED_BY}
+        if kind != "GatewayClass":
+            meta["namespace"] = GATEWAY_NS
+        return custom_resource(
+            name,
+            api_version,
+            kind,
+            meta,
+            spec,
+            pulumi.ResourceOptions(parent=self, depends_on=[self.controller, *wait]),
+        )
 
-        proxy = edge("envoy-proxy", "EnvoyProxy", PROXY_CONFIG, envoy_proxy_spec(replicas), [])
-        gateway_class = edge(
-            "gateway-class", "GatewayClass", GATEWAY_CLASS, gateway_class_spec(), [proxy]
+    def _gateway(self, name: str, args: EdgeGatewayArgs) -> None:
+        """The proxies' EnvoyProxy and GatewayClass, a certificate per host, the `dex`
+        Gateway, the HTTP -> HTTPS redirect and the TLS policy."""
+        domain = args.domain
+        proxy = self._edge(
+            f"{name}-envoy-proxy", "EnvoyProxy", PROXY_CONFIG, envoy_proxy_spec(args.replicas), []
+        )
+        gateway_class = self._edge(
+            f"{name}-gateway-class", "GatewayClass", GATEWAY_CLASS, gateway_class_spec(), [proxy]
         )
         self.certificates = [
-            edge(
-                f"certificate-{b.host}",
+            self._edge(
+                f"{name}-certificate-{b.host}",
                 "Certificate",
                 tls_secret(b.host),
                 certificate_spec(b.host, domain),
@@ -527,19 +577,15 @@ class EdgeGateway(pulumi.ComponentResource):
             )
             for b in BACKENDS.values()
         ]
-        self.gateway = edge("gateway", "Gateway", GATEWAY, gateway_spec(domain), [gateway_class])
+        self.gateway = self._edge(
+            f"{name}-gateway", "Gateway", GATEWAY, gateway_spec(domain), [gateway_class]
+        )
         redirect = redirect_route_spec(domain)
-        edge("http-redirect", "HTTPRoute", "http-to-https", redirect, [self.gateway])
-        edge("client-tls", "ClientTrafficPolicy", "dex-tls", client_traffic_spec(), [self.gateway])
-        self.ready: list[pulumi.Resource] = [self.controller, self.issuer]
-        """What workloads and their routes wait for: the Gateway API and Envoy Gateway CRDs
-        (the release) and the issuer."""
-        self.register_outputs(
-            {
-                "gateway": f"{GATEWAY_NS}/{GATEWAY}",
-                "gateway_class": GATEWAY_CLASS,
-                "cluster_issuer": CLUSTER_ISSUER,
-                "tls": tls_issuer,
-                "hosts": [f"{b.host}.{domain}" for b in BACKENDS.values()],
-            }
+        self._edge(f"{name}-http-redirect", "HTTPRoute", "http-to-https", redirect, [self.gateway])
+        self._edge(
+            f"{name}-client-tls",
+            "ClientTrafficPolicy",
+            "dex-tls",
+            client_traffic_spec(),
+            [self.gateway],
         )

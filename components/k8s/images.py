@@ -96,49 +96,43 @@ def _pushed_ref_of(app: str, tag: str, repo_and_digest: list[str]) -> str:
     return pushed_ref(app, repo_and_digest[0], tag, repo_and_digest[1])
 
 
+@dataclass(frozen=True)
+class AppImagesArgs:
+    registry: RegistryOutputs
+    context: str
+    """The repository root as the plugin's working directory sees it
+    (`stacks.stackfiles.build_context()`: `..` with `main: stacks/`)."""
+    source: str = "build"
+    """`build` (pulumi-docker-build builds and pushes) or `registry` (pushed before by `dex
+    images push`; the registry contract carries the digests)."""
+    root: Path = REPO_ROOT
+    """The repository root on this machine, whose sources give the tags."""
+
+
 class AppImages(pulumi.ComponentResource):
     """One image per app. Type token `dex:k8s:AppImages`."""
 
+    images: dict[str, AppImage]
+
     def __init__(
-        self,
-        name: str,
-        registry: RegistryOutputs,
-        context: str,
-        opts: pulumi.ResourceOptions | None = None,
-        root: Path = REPO_ROOT,
-        source: str = "build",
+        self, name: str, args: AppImagesArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        """`context`: the repository root as the plugin's working directory sees it
-        (`stacks.stackfiles.build_context()`: `..` with `main: stacks/`). `source`: `build`
-        (pulumi-docker-build builds and pushes) or `registry` (pushed before by `dex images
-        push`; the registry contract carries the digests)."""
         super().__init__("dex:k8s:AppImages", name, None, opts)
-        self.images: dict[str, AppImage] = {}
-        if source == "registry":
-            for app in APP_IMAGES:
-                if app not in registry.image_digests:
-                    raise ValueError(
-                        f"image source `registry` needs the digest of {app}'s pushed image; "
-                        "the registry contract has none"
-                    )
-                repo = registry.repository_urls[app]
-                tag = source_tag(app, root)
-                digest = registry.image_digests[app]
-                self.images[app] = AppImage(
-                    repository=repo,
-                    tag=tag,
-                    digest=digest,
-                    ref=pulumi.Output.all(repo, digest).apply(
-                        functools.partial(_pushed_ref_of, app, tag)
-                    ),
-                )
-            self.register_outputs({app: img.ref for app, img in self.images.items()})
-            return
+        if args.source == "registry":
+            self.images = pushed_images(args.registry, args.root)
+        else:
+            self.images = self._build(name, args)
+        self.register_outputs({app: img.ref for app, img in self.images.items()})
+
+    def _build(self, name: str, args: AppImagesArgs) -> dict[str, AppImage]:
+        """Build and push each image, tagged with its sources' digest."""
+        registry, context = args.registry, args.context
         provider = docker_build.Provider(
             f"{name}-docker-build", opts=pulumi.ResourceOptions(parent=self)
         )
+        images: dict[str, AppImage] = {}
         for app in APP_IMAGES:
-            tag = source_tag(app, root)
+            tag = source_tag(app, args.root)
             repo = registry.repository_urls[app]
             image = docker_build.Image(
                 f"{name}-{app}",
@@ -160,10 +154,32 @@ class AppImages(pulumi.ComponentResource):
                 labels={"org.opencontainers.image.revision": tag},
                 opts=pulumi.ResourceOptions(parent=self, provider=provider),
             )
-            self.images[app] = AppImage(
+            images[app] = AppImage(
                 repository=repo,
                 tag=tag,
                 digest=image.digest,
                 ref=pulumi.Output.concat(repo, "@", image.digest),
             )
-        self.register_outputs({app: img.ref for app, img in self.images.items()})
+        return images
+
+
+def pushed_images(registry: RegistryOutputs, root: Path = REPO_ROOT) -> dict[str, AppImage]:
+    """The images pushed before under their source tags, by the digests the registry
+    contract looked up."""
+    images: dict[str, AppImage] = {}
+    for app in APP_IMAGES:
+        if app not in registry.image_digests:
+            raise ValueError(
+                f"image source `registry` needs the digest of {app}'s pushed image; "
+                "the registry contract has none"
+            )
+        repo = registry.repository_urls[app]
+        tag = source_tag(app, root)
+        digest = registry.image_digests[app]
+        images[app] = AppImage(
+            repository=repo,
+            tag=tag,
+            digest=digest,
+            ref=pulumi.Output.all(repo, digest).apply(functools.partial(_pushed_ref_of, app, tag)),
+        )
+    return images

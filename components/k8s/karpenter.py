@@ -44,7 +44,13 @@ from typing import Any, Protocol
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s.base import BATCH_POOL_LABEL, MANAGED_BY, RUNTIME_DEFAULT, helm_release
+from components.k8s.base import (
+    BATCH_POOL_LABEL,
+    MANAGED_BY,
+    RUNTIME_DEFAULT,
+    Chart,
+    helm_release,
+)
 
 RELEASE = "karpenter"
 """The Helm release name; the chart's fullname (Deployment, Service, PDB) is the same."""
@@ -156,6 +162,19 @@ class KarpenterArgs:
     ami_alias: str = AMI_ALIAS
     timeout: int = 600
     """Seconds Helm waits for the controller to become ready."""
+
+
+def release_chart(args: KarpenterArgs) -> Chart:
+    """The controller's release, from the chart the AWS side names (an OCI chart: the
+    reference is the whole oci:// URL)."""
+    return Chart(
+        release=RELEASE,
+        chart=args.spec.chart,
+        version=args.spec.chart_version,
+        repo="",
+        namespace=args.spec.namespace,
+        timeout=args.timeout,
+    )
 
 
 def release_values(args: KarpenterArgs) -> dict[str, Any]:
@@ -278,14 +297,9 @@ class Karpenter(pulumi.ComponentResource):
         spec = args.spec
         self.release = helm_release(
             f"{name}-release",
-            release=RELEASE,
-            chart=spec.chart,
-            version=spec.chart_version,
-            repo="",  # an OCI chart: the reference is the whole oci:// URL
-            namespace=spec.namespace,
-            values=release_values(args),
-            timeout=args.timeout,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(spec.ready)),
+            release_chart(args),
+            release_values(args),
+            pulumi.ResourceOptions(parent=self, depends_on=list(spec.ready)),
         )
         self.node_classes = {}
         self.node_pools = {}

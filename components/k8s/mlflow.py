@@ -9,9 +9,11 @@ uploads pass unbuffered and unlimited at the edge, as large as the server accept
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from components.k8s.base import (
     MANAGED_BY,
@@ -20,9 +22,11 @@ from components.k8s.base import (
     POSTGRES_CA_DIR,
     POSTGRES_CA_FILE,
     RUNTIME_DEFAULT,
-    ChartComponent,
+    Chart,
     ca_volume,
+    helm_release,
     resources,
+    take_depends_on,
 )
 from components.k8s.gateway import (
     BACKENDS,
@@ -111,38 +115,50 @@ def mlflow_values(
     }
 
 
-def mlflow(
-    name: str,
-    values: dict[str, Any],
-    domain: str,
-    depends_on: list[pulumi.Resource],
-    opts: pulumi.ResourceOptions | None = None,
-) -> ChartComponent:
+MLFLOW = Chart(
+    release="mlflow",
+    chart="mlflow",
+    version=MLFLOW_CHART_VERSION,
+    repo="https://community-charts.github.io/helm-charts",
+    namespace=MLFLOW_NS,
+    timeout=900,
+)
+
+
+@dataclass(frozen=True)
+class MlflowArgs:
+    values: dict[str, Any]
+    """The chart's values (`mlflow_values`)."""
+    domain: str
+    """MLflow serves `mlflow.<domain>`."""
+
+
+class Mlflow(pulumi.ComponentResource):
     """The MLflow Helm release and its route (`mlflow.<domain>`, basic auth). Type token
-    `dex:k8s:Mlflow`. `depends_on` must hold the Envoy Gateway release (the CRDs) and the
-    `AUTH_SECRET` Secret."""
-    component = ChartComponent(
-        "dex:k8s:Mlflow",
-        name,
-        release="mlflow",
-        chart="mlflow",
-        version=MLFLOW_CHART_VERSION,
-        repo="https://community-charts.github.io/helm-charts",
-        namespace=MLFLOW_NS,
-        values=values,
-        timeout=900,
-        depends_on=depends_on,
-        outputs={"service_url": SERVICE_URL},
-        opts=opts,
-    )
-    route_opts = pulumi.ResourceOptions(parent=component, depends_on=depends_on)
-    route = https_route(f"{name}-route", BACKENDS["mlflow"], domain, route_opts)
-    custom_resource(
-        f"{name}-basic-auth",
-        ENVOY_GATEWAY_API,
-        "SecurityPolicy",
-        {"name": "mlflow-basic-auth", "namespace": MLFLOW_NS, "labels": MANAGED_BY},
-        basic_auth_spec(BACKENDS["mlflow"].host, AUTH_SECRET),
-        pulumi.ResourceOptions(parent=component, depends_on=[*depends_on, route]),
-    )
-    return component
+    `dex:k8s:Mlflow`. `opts.depends_on` must hold the Envoy Gateway release (the CRDs) and the
+    `AUTH_SECRET` Secret; the release and both routing objects wait for it."""
+
+    release: k8s.helm.v3.Release
+
+    def __init__(
+        self, name: str, args: MlflowArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        own, depends_on = take_depends_on(opts)
+        super().__init__("dex:k8s:Mlflow", name, None, own)
+        self.release = helm_release(
+            f"{name}-release",
+            MLFLOW,
+            args.values,
+            pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+        )
+        route_opts = pulumi.ResourceOptions(parent=self, depends_on=depends_on)
+        route = https_route(f"{name}-route", BACKENDS["mlflow"], args.domain, route_opts)
+        custom_resource(
+            f"{name}-basic-auth",
+            ENVOY_GATEWAY_API,
+            "SecurityPolicy",
+            {"name": "mlflow-basic-auth", "namespace": MLFLOW_NS, "labels": MANAGED_BY},
+            basic_auth_spec(BACKENDS["mlflow"].host, AUTH_SECRET),
+            pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, route]),
+        )
+        self.register_outputs({"release": self.release.name, "service_url": SERVICE_URL})

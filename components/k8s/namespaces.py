@@ -131,41 +131,65 @@ PROXY_TO_CONTROLLER = Allow(
 the namespace's own allow-same-namespace rules: explicit, so tightening those keeps it)."""
 
 
+def _platform_allows(ports: ServicePorts) -> list[Allow]:
+    """`platform`: the Gateway's proxies and controller, cert-manager, sealed-secrets and the
+    database bootstrap Job."""
+    return [
+        *SAME_NAMESPACE,
+        SCRAPE,
+        # the load balancer reaches the proxies on the ports the Gateway's 80/443 listen
+        # on in the pod (10080/10443), from any client address (externalTrafficPolicy Local)
+        Allow(
+            "allow-gateway-public",
+            "Ingress",
+            ANYWHERE,
+            _ports(*PROXY_PORTS.values()),
+            PROXY_LABELS,
+        ),
+        # admission webhooks the API server calls: cert-manager 10250, sealed-secrets 8080,
+        # Envoy Gateway's topology injector 9443
+        Allow("allow-webhooks", "Ingress", ANYWHERE, _ports(10250, 8080, WEBHOOK_PORT)),
+        *(gateway_to(backend) for backend in BACKENDS.values()),
+        PROXY_TO_CONTROLLER,
+        HTTPS_OUT,
+        # cert-manager's HTTP-01 self-check fetches the challenge through the public endpoint
+        Allow("allow-http-out", "Egress", ANYWHERE, _ports(80)),
+        KUBE_API_OUT,
+        METADATA_OUT,
+        TELEMETRY_OUT,
+        Allow(
+            "allow-bootstrap-database-out",
+            "Egress",
+            ANYWHERE,
+            _ports(ports.database),
+            BOOTSTRAP_PODS,
+        ),
+    ]
+
+
+def _observability_allows() -> list[Allow]:
+    return [
+        *SAME_NAMESPACE,
+        from_gateway(BACKENDS["grafana"]),
+        Allow(
+            "allow-telemetry-in",
+            "Ingress",
+            [{"namespaceSelector": {}}],
+            _ports(4317, 4318, 9091),
+        ),
+        # Prometheus scrapes every namespace and the nodes (kubelet, node exporter)
+        Allow("allow-scrape-out", "Egress", [{"namespaceSelector": {}}, *ANYWHERE], []),
+        HTTPS_OUT,
+        KUBE_API_OUT,
+        METADATA_OUT,
+    ]
+
+
 def policies(ports: ServicePorts) -> dict[str, list[Allow]]:
     """What each namespace allows on top of its default deny. Every namespace also gets DNS."""
     database_out = Allow("allow-database-out", "Egress", ANYWHERE, _ports(ports.database))
     return {
-        PLATFORM_NS: [
-            *SAME_NAMESPACE,
-            SCRAPE,
-            # the load balancer reaches the proxies on the ports the Gateway's 80/443 listen
-            # on in the pod (10080/10443), from any client address (externalTrafficPolicy Local)
-            Allow(
-                "allow-gateway-public",
-                "Ingress",
-                ANYWHERE,
-                _ports(*PROXY_PORTS.values()),
-                PROXY_LABELS,
-            ),
-            # admission webhooks the API server calls: cert-manager 10250, sealed-secrets 8080,
-            # Envoy Gateway's topology injector 9443
-            Allow("allow-webhooks", "Ingress", ANYWHERE, _ports(10250, 8080, WEBHOOK_PORT)),
-            *(gateway_to(backend) for backend in BACKENDS.values()),
-            PROXY_TO_CONTROLLER,
-            HTTPS_OUT,
-            # cert-manager's HTTP-01 self-check fetches the challenge through the public endpoint
-            Allow("allow-http-out", "Egress", ANYWHERE, _ports(80)),
-            KUBE_API_OUT,
-            METADATA_OUT,
-            TELEMETRY_OUT,
-            Allow(
-                "allow-bootstrap-database-out",
-                "Egress",
-                ANYWHERE,
-                _ports(ports.database),
-                BOOTSTRAP_PODS,
-            ),
-        ],
+        PLATFORM_NS: _platform_allows(ports),
         MLFLOW_NS: [
             *SAME_NAMESPACE,
             SCRAPE,
@@ -199,21 +223,7 @@ def policies(ports: ServicePorts) -> dict[str, list[Allow]]:
             TO_MLFLOW,
             TELEMETRY_OUT,
         ],
-        OBSERVABILITY_NS: [
-            *SAME_NAMESPACE,
-            from_gateway(BACKENDS["grafana"]),
-            Allow(
-                "allow-telemetry-in",
-                "Ingress",
-                [{"namespaceSelector": {}}],
-                _ports(4317, 4318, 9091),
-            ),
-            # Prometheus scrapes every namespace and the nodes (kubelet, node exporter)
-            Allow("allow-scrape-out", "Egress", [{"namespaceSelector": {}}, *ANYWHERE], []),
-            HTTPS_OUT,
-            KUBE_API_OUT,
-            METADATA_OUT,
-        ],
+        OBSERVABILITY_NS: _observability_allows(),
     }
 
 
@@ -243,17 +253,21 @@ def network_policy_specs(
     return specs
 
 
+@dataclass(frozen=True)
+class NamespacesArgs:
+    ports: ServicePorts = ServicePorts()
+    """The managed services' ports the network policies open."""
+
+
 class Namespaces(pulumi.ComponentResource):
     """Every namespace of the platform with its Pod Security labels and network policies.
     Type token `dex:k8s:Namespaces`."""
 
     def __init__(
-        self,
-        name: str,
-        ports: ServicePorts | None = None,
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, args: NamespacesArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dex:k8s:Namespaces", name, None, opts)
+        ports = args.ports
         self.namespaces: dict[str, k8s.core.v1.Namespace] = {}
         for ns, level in NAMESPACES.items():
             psa = {

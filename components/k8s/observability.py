@@ -11,6 +11,7 @@ its CRDs skipped and depends on them.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,14 @@ from components.k8s import slo
 from components.k8s.base import (
     MANAGED_BY,
     OBSERVABILITY_NS,
+    Chart,
     container_security,
     helm_release,
     labels,
     pod_security,
     resources,
     selector,
+    take_depends_on,
     untyped,
 )
 from components.k8s.gateway import BACKENDS, https_route
@@ -257,191 +260,207 @@ def alloy_values() -> dict[str, Any]:
     }
 
 
-def _release(
-    name: str,
-    release: str,
-    chart: str,
-    version: str,
-    repo: str,
-    values: dict[str, Any],
-    opts: pulumi.ResourceOptions,
-    skip_crds: bool = False,
-) -> k8s.helm.v3.Release:
-    return helm_release(
-        name,
-        release=release,
-        chart=chart,
-        version=version,
-        repo=repo,
-        namespace=OBSERVABILITY_NS,
-        values=values,
-        timeout=900,
-        skip_crds=skip_crds,
-        opts=opts,
-    )
+KUBE_PROMETHEUS_STACK = Chart(
+    release="kps",
+    chart="kube-prometheus-stack",
+    version=KUBE_PROMETHEUS_STACK_VERSION,
+    repo="https://prometheus-community.github.io/helm-charts",
+    namespace=OBSERVABILITY_NS,
+    timeout=900,
+    # the operator CRDs are applied by `operator_crds`, server-side
+    skip_crds=True,
+)
+LOKI = Chart(
+    release="loki",
+    chart="loki",
+    version=LOKI_VERSION,
+    repo=GRAFANA_COMMUNITY_REPO,
+    namespace=OBSERVABILITY_NS,
+    timeout=900,
+    skip_crds=False,
+)
+TEMPO = Chart(
+    release="tempo",
+    chart="tempo",
+    version=TEMPO_VERSION,
+    repo=GRAFANA_COMMUNITY_REPO,
+    namespace=OBSERVABILITY_NS,
+    timeout=900,
+    skip_crds=False,
+)
+ALLOY = Chart(
+    release="alloy",
+    chart="alloy",
+    version=ALLOY_VERSION,
+    repo="https://grafana.github.io/helm-charts",
+    namespace=OBSERVABILITY_NS,
+    timeout=900,
+    skip_crds=False,
+)
+
+
+@dataclass(frozen=True)
+class ObservabilityArgs:
+    domain: str
+    """Grafana serves `grafana.<domain>`."""
+    admin_secret: str
+    """The Secret with Grafana's `admin-user` and `admin-password`."""
+    is_prod: bool
+    """Prod keeps 30 days of metrics on two replicas; dev 7 days on one."""
+    crds: pulumi.Resource
+    """The operator CRDs (`operator_crds`): every release and object here waits for them, the
+    rules for nothing else."""
+    model_mae_alert_celsius: float = slo.MODEL_MAE_ALERT_CELSIUS
+    """The champion's online MAE its alert fires above."""
 
 
 class Observability(pulumi.ComponentResource):
     """Metrics, logs, traces, alerts and dashboards. Type token `dex:k8s:Observability`."""
 
     def __init__(
-        self,
-        name: str,
-        domain: str,
-        admin_secret: str,
-        is_prod: bool,
-        crds: pulumi.Resource,
-        depends_on: list[pulumi.Resource],
-        opts: pulumi.ResourceOptions | None = None,
-        model_mae_alert_celsius: float = slo.MODEL_MAE_ALERT_CELSIUS,
+        self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        """`crds`: the operator CRDs (`operator_crds`); every release and object here waits
-        for them, and for `depends_on` (namespaces, storage, the Grafana secret, the Envoy
-        Gateway release whose CRDs Grafana's HTTPRoute needs). Grafana serves
-        `grafana.<domain>`. `model_mae_alert_celsius`: the champion's online MAE its alert
-        fires above."""
-        super().__init__("dex:k8s:Observability", name, None, opts)
-        self.crds = crds
-        after = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, crds])
-        self.stack = _release(
-            f"{name}-kube-prometheus-stack",
-            "kps",
-            "kube-prometheus-stack",
-            KUBE_PROMETHEUS_STACK_VERSION,
-            "https://prometheus-community.github.io/helm-charts",
-            kube_prometheus_values(admin_secret, 30 if is_prod else 7, 2 if is_prod else 1),
-            pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, self.crds]),
-            skip_crds=True,
+        """Everything but the rules also waits for `opts.depends_on` (namespaces, storage,
+        the Grafana secret, the Envoy Gateway release whose CRDs Grafana's HTTPRoute
+        needs)."""
+        own, depends_on = take_depends_on(opts)
+        super().__init__("dex:k8s:Observability", name, None, own)
+        self.crds = args.crds
+        after = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, self.crds])
+        replicas = 2 if args.is_prod else 1
+        stack_values = kube_prometheus_values(
+            args.admin_secret, 30 if args.is_prod else 7, replicas
         )
-        after_crds = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, self.crds])
-        grafana_repo = "https://grafana.github.io/helm-charts"
-        _release(
-            f"{name}-loki",
-            "loki",
-            "loki",
-            LOKI_VERSION,
-            GRAFANA_COMMUNITY_REPO,
-            loki_values(),
-            after,
+        self.stack = helm_release(
+            f"{name}-kube-prometheus-stack", KUBE_PROMETHEUS_STACK, stack_values, after
         )
-        _release(
-            f"{name}-tempo",
-            "tempo",
-            "tempo",
-            TEMPO_VERSION,
-            GRAFANA_COMMUNITY_REPO,
-            tempo_values(),
-            after_crds,
+        helm_release(f"{name}-loki", LOKI, loki_values(), after)
+        helm_release(f"{name}-tempo", TEMPO, tempo_values(), after)
+        helm_release(f"{name}-alloy", ALLOY, alloy_values(), after)
+        pushgateway(name, self.crds, after)
+        https_route(f"{name}-grafana-route", BACKENDS["grafana"], args.domain, after)
+        boards = dashboard_config_maps(name, after)
+        groups = prometheus_rules(
+            name,
+            args.model_mae_alert_celsius,
+            pulumi.ResourceOptions(parent=self, depends_on=[self.crds]),
         )
-        _release(
-            f"{name}-alloy", "alloy", "alloy", ALLOY_VERSION, grafana_repo, alloy_values(), after
-        )
-        self._pushgateway(name, after)
-        https_route(f"{name}-grafana-route", BACKENDS["grafana"], domain, after)
-        grafana_host = f"{BACKENDS['grafana'].host}.{domain}"
-        for stem, board in dashboards().items():
-            k8s.core.v1.ConfigMap(
-                f"{name}-dashboard-{stem}",
-                metadata=untyped(
-                    {
-                        "name": f"dex-dashboard-{stem}",
-                        "namespace": OBSERVABILITY_NS,
-                        "labels": {**MANAGED_BY, "grafana_dashboard": "1"},
-                    }
-                ),
-                data=untyped({f"dex-{stem}.json": json.dumps(board, indent=2, sort_keys=True)}),
-                opts=after,
-            )
-        rules_opts = pulumi.ResourceOptions(parent=self, depends_on=[self.crds])
-        groups = slo.rule_groups(model_mae_alert_celsius)
-        for group in groups:
-            k8s.apiextensions.CustomResource(
-                f"{name}-rules-{group['name']}",
-                api_version="monitoring.coreos.com/v1",
-                kind="PrometheusRule",
-                metadata={
-                    "name": group["name"],
-                    "namespace": OBSERVABILITY_NS,
-                    "labels": MANAGED_BY,
-                },
-                spec={"groups": [group]},
-                opts=rules_opts,
-            )
         self.register_outputs(
             {
-                "grafana_host": grafana_host,
-                "dashboards": sorted(dashboards()),
-                "rule_groups": [g["name"] for g in groups],
+                "grafana_host": f"{BACKENDS['grafana'].host}.{args.domain}",
+                "dashboards": boards,
+                "rule_groups": groups,
             }
         )
 
-    def _pushgateway(self, name: str, opts: pulumi.ResourceOptions) -> None:
-        """A Pushgateway: batch jobs (pipeline runs, training, drift) push their metrics."""
-        app = "pushgateway"
-        pod_labels = labels(app, "metrics")
-        k8s.apps.v1.Deployment(
-            f"{name}-pushgateway",
-            metadata=untyped({"name": app, "namespace": OBSERVABILITY_NS, "labels": pod_labels}),
-            spec=untyped(
+
+def dashboard_config_maps(name: str, opts: pulumi.ResourceOptions) -> list[str]:
+    """A ConfigMap per dashboard JSON, labelled for Grafana's sidecar; returns their stems."""
+    boards = dashboards()
+    for stem, board in boards.items():
+        k8s.core.v1.ConfigMap(
+            f"{name}-dashboard-{stem}",
+            metadata=untyped(
                 {
-                    "replicas": 1,
-                    "selector": {"matchLabels": selector(app)},
-                    "template": {
-                        "metadata": {"labels": pod_labels},
-                        "spec": {
-                            "automountServiceAccountToken": False,
-                            "securityContext": pod_security(65534),
-                            "containers": [
-                                {
-                                    "name": app,
-                                    "image": PUSHGATEWAY_IMAGE,
-                                    "args": ["--persistence.file=/data/metrics"],
-                                    "ports": [{"name": "http", "containerPort": 9091}],
-                                    "readinessProbe": {
-                                        "httpGet": {"path": "/-/ready", "port": "http"},
-                                        "periodSeconds": 10,
-                                    },
-                                    "livenessProbe": {
-                                        "httpGet": {"path": "/-/healthy", "port": "http"},
-                                        "periodSeconds": 20,
-                                    },
-                                    "resources": resources("20m", "64Mi"),
-                                    "securityContext": container_security(),
-                                    "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-                                }
-                            ],
-                            "volumes": [{"name": "data", "emptyDir": {"sizeLimit": "256Mi"}}],
-                        },
-                    },
+                    "name": f"dex-dashboard-{stem}",
+                    "namespace": OBSERVABILITY_NS,
+                    "labels": {**MANAGED_BY, "grafana_dashboard": "1"},
                 }
             ),
+            data=untyped({f"dex-{stem}.json": json.dumps(board, indent=2, sort_keys=True)}),
             opts=opts,
         )
-        k8s.core.v1.Service(
-            f"{name}-pushgateway",
-            metadata=untyped({"name": app, "namespace": OBSERVABILITY_NS, "labels": pod_labels}),
-            spec=untyped(
-                {
-                    "selector": selector(app),
-                    "ports": [{"name": "http", "port": 9091, "targetPort": "http"}],
-                }
-            ),
-            opts=opts,
-        )
-        k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-pushgateway",
-            metadata=untyped({"name": app, "namespace": OBSERVABILITY_NS, "labels": pod_labels}),
-            spec=untyped({"maxUnavailable": 1, "selector": {"matchLabels": selector(app)}}),
-            opts=opts,
-        )
+    return sorted(boards)
+
+
+def prometheus_rules(
+    name: str, model_mae_alert_celsius: float, opts: pulumi.ResourceOptions
+) -> list[str]:
+    """A PrometheusRule per rule group (`slo.rule_groups`); returns the groups' names."""
+    groups = slo.rule_groups(model_mae_alert_celsius)
+    for group in groups:
         k8s.apiextensions.CustomResource(
-            f"{name}-pushgateway-monitor",
+            f"{name}-rules-{group['name']}",
             api_version="monitoring.coreos.com/v1",
-            kind="ServiceMonitor",
-            metadata={"name": app, "namespace": OBSERVABILITY_NS, "labels": pod_labels},
-            spec={
-                "selector": {"matchLabels": selector(app)},
-                "endpoints": [{"port": "http", "interval": "30s", "honorLabels": True}],
+            kind="PrometheusRule",
+            metadata={
+                "name": group["name"],
+                "namespace": OBSERVABILITY_NS,
+                "labels": MANAGED_BY,
             },
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[self.crds])),
+            spec={"groups": [group]},
+            opts=opts,
         )
+    return [g["name"] for g in groups]
+
+
+def pushgateway(name: str, crds: pulumi.Resource, opts: pulumi.ResourceOptions) -> None:
+    """A Pushgateway: batch jobs (pipeline runs, training, drift) push their metrics."""
+    app = "pushgateway"
+    pod_labels = labels(app, "metrics")
+    k8s.apps.v1.Deployment(
+        f"{name}-pushgateway",
+        metadata=untyped({"name": app, "namespace": OBSERVABILITY_NS, "labels": pod_labels}),
+        spec=untyped(
+            {
+                "replicas": 1,
+                "selector": {"matchLabels": selector(app)},
+                "template": {
+                    "metadata": {"labels": pod_labels},
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        "securityContext": pod_security(65534),
+                        "containers": [
+                            {
+                                "name": app,
+                                "image": PUSHGATEWAY_IMAGE,
+                                "args": ["--persistence.file=/data/metrics"],
+                                "ports": [{"name": "http", "containerPort": 9091}],
+                                "readinessProbe": {
+                                    "httpGet": {"path": "/-/ready", "port": "http"},
+                                    "periodSeconds": 10,
+                                },
+                                "livenessProbe": {
+                                    "httpGet": {"path": "/-/healthy", "port": "http"},
+                                    "periodSeconds": 20,
+                                },
+                                "resources": resources("20m", "64Mi"),
+                                "securityContext": container_security(),
+                                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                            }
+                        ],
+                        "volumes": [{"name": "data", "emptyDir": {"sizeLimit": "256Mi"}}],
+                    },
+                },
+            }
+        ),
+        opts=opts,
+    )
+    k8s.core.v1.Service(
+        f"{name}-pushgateway",
+        metadata=untyped({"name": app, "namespace": OBSERVABILITY_NS, "labels": pod_labels}),
+        spec=untyped(
+            {
+                "selector": selector(app),
+                "ports": [{"name": "http", "port": 9091, "targetPort": "http"}],
+            }
+        ),
+        opts=opts,
+    )
+    k8s.policy.v1.PodDisruptionBudget(
+        f"{name}-pushgateway",
+        metadata=untyped({"name": app, "namespace": OBSERVABILITY_NS, "labels": pod_labels}),
+        spec=untyped({"maxUnavailable": 1, "selector": {"matchLabels": selector(app)}}),
+        opts=opts,
+    )
+    k8s.apiextensions.CustomResource(
+        f"{name}-pushgateway-monitor",
+        api_version="monitoring.coreos.com/v1",
+        kind="ServiceMonitor",
+        metadata={"name": app, "namespace": OBSERVABILITY_NS, "labels": pod_labels},
+        spec={
+            "selector": {"matchLabels": selector(app)},
+            "endpoints": [{"port": "http", "interval": "30s", "honorLabels": True}],
+        },
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[crds])),
+    )

@@ -20,7 +20,6 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumi_random as random
 
 from components.contracts import (
     WORKLOAD_SPECS,
@@ -31,55 +30,39 @@ from components.contracts import (
     StorageClassSpec,
     WorkloadIdentityOutputs,
 )
-from components.k8s.airflow import (
-    ADMIN_SECRET,
-    API_SECRET,
-    FERNET_SECRET,
-    JWT_SECRET,
-    METADATA_SECRET,
-    airflow,
-    airflow_values,
-)
+from components.k8s.airflow import Airflow, AirflowArgs, airflow_values
 from components.k8s.apps import API_SECRET as API_APP_SECRET
-from components.k8s.apps import ModelOps, ServingApi, Training
+from components.k8s.apps import (
+    BatchJobArgs,
+    ModelOps,
+    ServingApi,
+    ServingApiArgs,
+    Training,
+)
 from components.k8s.base import (
-    AIRFLOW_NS,
-    APPS_NS,
-    CACHE_CA_CONFIGMAP,
     CACHE_CA_FILE,
     MANAGED_BY,
-    MLFLOW_NS,
-    OBSERVABILITY_NS,
-    PLATFORM_NS,
-    POSTGRES_CA_CONFIGMAP,
-    POSTGRES_CA_FILE,
     labels,
     secret_ref,
     untyped,
 )
-from components.k8s.database import BOOTSTRAP_SECRET, DatabaseBootstrap, secret_data
-from components.k8s.gateway import EdgeGateway, htpasswd_line
-from components.k8s.images import AppImages
-from components.k8s.mlflow import (
-    AUTH_SECRET,
-    AUTH_USER,
-    DB_SECRET,
-    SERVICE_URL,
-    mlflow,
-    mlflow_values,
-)
-from components.k8s.namespaces import Namespaces, ServicePorts
+from components.k8s.database import DatabaseBootstrap, DatabaseBootstrapArgs
+from components.k8s.gateway import EdgeGateway, EdgeGatewayArgs
+from components.k8s.images import AppImage, AppImages, AppImagesArgs
+from components.k8s.mlflow import SERVICE_URL, Mlflow, MlflowArgs, mlflow_values
+from components.k8s.namespaces import Namespaces, NamespacesArgs, ServicePorts
 from components.k8s.observability import (
     OTLP_HTTP_URL,
     PUSHGATEWAY_URL,
     Observability,
+    ObservabilityArgs,
     operator_crds,
 )
-from components.k8s.secrets import SealedSecrets, platform_secret
+from components.k8s.platform_secrets import GRAFANA_ADMIN_SECRET, platform_secrets
+from components.k8s.secrets import SealedSecrets, SealedSecretsArgs
 from contracts.lake import LAKE_URL_ENV, LAYERS, layer_url_env
 
 OPEN_METEO_ARCHIVE = "https://archive-api.open-meteo.com/v1/archive"
-GRAFANA_ADMIN_SECRET = "grafana-admin"
 KUBE_API_CLIENTS = frozenset({"airflow"})
 """Workloads whose pods get a Kubernetes API token."""
 
@@ -137,32 +120,6 @@ class PlatformArgs:
     their source tag (CI's in-network runners have no Docker daemon)."""
     storage_class: StorageClassSpec | None = None
     """The default StorageClass to create (the cluster contract's); None: the cloud ships one."""
-
-
-def _password(name: str, parent: pulumi.Resource, length: int = 32) -> random.RandomPassword:
-    return random.RandomPassword(
-        name, length=length, special=False, opts=pulumi.ResourceOptions(parent=parent)
-    )
-
-
-def postgres_url(
-    user: str, password: pulumi.Input[str], host: pulumi.Input[str], port: pulumi.Input[int],
-    db: str, sslmode: str,
-) -> pulumi.Output[str]:  # fmt: skip
-    """A SQLAlchemy URL (psycopg2) for one application's database, verifying the server
-    with the CA mounted at POSTGRES_CA_FILE; a secret."""
-    return pulumi.Output.secret(
-        pulumi.Output.format(
-            "postgresql+psycopg2://{0}:{1}@{2}:{3}/{4}?sslmode={5}&sslrootcert={6}",
-            user,
-            password,
-            host,
-            port,
-            db,
-            sslmode,
-            POSTGRES_CA_FILE,
-        )
-    )
 
 
 def api_env(
@@ -228,273 +185,290 @@ def pipeline_env(store: ObjectStoreOutputs) -> dict[str, Any]:
     return env
 
 
+@dataclass(frozen=True)
+class Foundations:
+    """Day 0, what the later steps wait for."""
+
+    crds: pulumi.Resource
+    """The prometheus-operator CRDs: the sealed-secrets and cert-manager charts render
+    ServiceMonitors, which Helm cannot create before the CRD exists."""
+    namespaces: Mapping[str, k8s.core.v1.Namespace]
+    ready: list[pulumi.Resource]
+    """What workloads wait for: the whole Namespaces component (default deny and every allow
+    rule)."""
+    storage: list[pulumi.Resource]
+    """The default StorageClass, where the platform makes it."""
+
+
 class KubernetesPlatform(pulumi.ComponentResource):
-    """Platform services and the bundled apps. Type token `dex:k8s:Platform`."""
+    """Platform services and the bundled apps. Type token `dex:k8s:Platform`. Each step below
+    takes what it needs and returns what later steps wait for (the module's docstring gives
+    the order)."""
 
     def __init__(
         self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dex:k8s:Platform", name, None, opts)
         s = args.settings
-        child = pulumi.ResourceOptions(parent=self)
-        db = args.database
-
-        # -- day-0 foundations: CRDs, namespaces and their policies, storage ------------------
-        # The operator's CRDs come first: the sealed-secrets and cert-manager charts render
-        # ServiceMonitors, which Helm cannot create before the CRD exists.
-        crds = operator_crds(f"{name}-operator-crds", child)
-        namespaces = Namespaces(
-            f"{name}-namespaces",
-            ServicePorts(database=db.port, cache=args.cache.port),
-            opts=child,
-        )
-        ns = namespaces.namespaces
-        # workloads wait for the whole component: default deny and every allow rule
-        ns_ready: list[pulumi.Resource] = [namespaces]
-        storage: list[pulumi.Resource] = []
-        if args.storage_class is not None:
-            storage.append(
-                _default_storage_class(f"{name}-storage-class", args.storage_class, self)
-            )
-
-        accounts = []
-        for spec in WORKLOAD_SPECS:
-            accounts.append(
-                k8s.core.v1.ServiceAccount(
-                    f"{name}-sa-{spec.name}",
-                    metadata=untyped(
-                        {
-                            "name": spec.service_account,
-                            "namespace": spec.namespace,
-                            "labels": labels(spec.name, "identity"),
-                            "annotations": args.identity.service_account_annotations[spec.name],
-                        }
-                    ),
-                    # only Airflow calls the Kubernetes API (the KubernetesExecutor launches
-                    # task pods, the API server reads their logs); cloud identity needs no
-                    # API token (Pod Identity and GKE ask a node-local agent)
-                    automount_service_account_token=spec.name in KUBE_API_CLIENTS,
-                    # a pod that starts before its identity binding exists fails its first
-                    # cloud call: the accounts (and so every workload) wait for the bindings
-                    opts=pulumi.ResourceOptions(
-                        parent=self,
-                        depends_on=[ns[spec.namespace], *args.identity.bindings],
-                    ),
-                )
-            )
-
+        # -- day-0 foundations: CRDs, namespaces and their policies, storage, identities -----
+        base = _foundations(name, self, args)
+        accounts = _service_accounts(name, self, args.identity, base.namespaces)
         # -- secrets and CA bundles ------------------------------------------------------------
-        def secret(
-            namespace: str, secret_name: str, data: Mapping[str, pulumi.Input[str]]
-        ) -> k8s.core.v1.Secret:
-            return platform_secret(
-                f"{name}-secret-{namespace}-{secret_name}",
-                namespace,
-                secret_name,
-                data,
-                pulumi.ResourceOptions(parent=self, depends_on=[ns[namespace]]),
-            )
-
-        def ca_bundle(
-            namespace: str, config_map: str, pem: pulumi.Input[str]
-        ) -> k8s.core.v1.ConfigMap:
-            return k8s.core.v1.ConfigMap(
-                f"{name}-{config_map}-{namespace}",
-                metadata=untyped(
-                    {"name": config_map, "namespace": namespace, "labels": MANAGED_BY}
-                ),
-                data=untyped({"ca.crt": pem}),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[ns[namespace]]),
-            )
-
-        postgres_ca = {
-            namespace: ca_bundle(namespace, POSTGRES_CA_CONFIGMAP, db.ca_certificate)
-            for namespace in (PLATFORM_NS, MLFLOW_NS, AIRFLOW_NS)
-        }
-        cache_ca = args.cache.ca_certificate
-        api_ca = [ca_bundle(APPS_NS, CACHE_CA_CONFIGMAP, cache_ca)] if cache_ca is not None else []
-
-        bootstrap_secret = secret(PLATFORM_NS, BOOTSTRAP_SECRET, secret_data(db))
-        mlflow_db = db.app_databases["mlflow"]
-        airflow_db = db.app_databases["airflow"]
-        mlflow_auth = _password(f"{name}-mlflow-basic-auth", self)
-        self.mlflow_password = mlflow_auth.result
-        mlflow_secrets = [
-            secret(
-                MLFLOW_NS, DB_SECRET, {"username": mlflow_db.user, "password": mlflow_db.password}
-            ),
-            secret(
-                MLFLOW_NS,
-                AUTH_SECRET,
-                # the htpasswd Envoy Gateway's basic auth reads (key `.htpasswd`, `{SHA}` lines)
-                {".htpasswd": mlflow_auth.result.apply(lambda p: htpasswd_line(AUTH_USER, p))},
-            ),
-        ]
-        fernet = random.RandomId(
-            f"{name}-airflow-fernet", byte_length=32, opts=pulumi.ResourceOptions(parent=self)
+        secrets = platform_secrets(
+            name,
+            self,
+            base.namespaces,
+            args.database,
+            args.cache,
+            api_auth=s.api_auth,
+            grafana_admin_user=s.grafana_admin_user,
         )
-        airflow_admin = _password(f"{name}-airflow-admin", self)
-        self.airflow_password = airflow_admin.result
-        airflow_data: dict[str, Mapping[str, pulumi.Input[str]]] = {
-            METADATA_SECRET: {
-                "connection": postgres_url(
-                    airflow_db.user,
-                    airflow_db.password,
-                    db.host,
-                    db.port,
-                    airflow_db.name,
-                    db.sslmode,
-                )
-            },
-            # a Fernet key is 32 random bytes, URL-safe base64
-            FERNET_SECRET: {
-                "fernet-key": fernet.b64_std.apply(lambda b: b.replace("+", "-").replace("/", "_"))
-            },
-            API_SECRET: {"api-secret-key": _password(f"{name}-airflow-api-key", self, 48).result},
-            JWT_SECRET: {"jwt-secret": _password(f"{name}-airflow-jwt", self, 48).result},
-            ADMIN_SECRET: {"password": airflow_admin.result},
-        }
-        airflow_secrets = [secret(AIRFLOW_NS, n, data) for n, data in airflow_data.items()]
-        api_data: dict[str, pulumi.Input[str]] = {"redis-url": args.cache.url}
-        if s.api_auth == "hs256":
-            api_data["jwt-secret"] = _password(f"{name}-api-jwt", self, 48).result
-        api_secret = secret(APPS_NS, API_APP_SECRET, api_data)
-        grafana_admin = _password(f"{name}-grafana-admin", self)
-        self.grafana_password = grafana_admin.result
-        grafana_secret = secret(
-            OBSERVABILITY_NS,
-            GRAFANA_ADMIN_SECRET,
-            {"admin-user": s.grafana_admin_user, "admin-password": grafana_admin.result},
+        # -- controllers whose charts render ServiceMonitors: after the CRDs; observability ---
+        sealed = _sealed_secrets(name, self, s, base)
+        edge = _edge_gateway(name, self, s, base)
+        _observability(
+            name, self, s, base.crds, [*base.ready, *base.storage, *edge.ready, *secrets.grafana]
         )
-
-        # -- controllers whose charts render ServiceMonitors: after the CRDs -----------------
-        sealed = SealedSecrets(
-            f"{name}-sealed-secrets",
-            protect_key=s.protect,
-            depends_on=[*ns_ready, crds],
-            opts=child,
-        )
-        self.sealing_certificate = sealed.certificate
-        edge = EdgeGateway(
-            f"{name}-gateway",
-            domain=s.domain,
-            tls_issuer=s.tls_issuer,
-            acme_email=s.acme_email,
-            acme_server=s.acme_server,
-            replicas=2 if s.is_prod else 1,
-            depends_on=[*ns_ready, crds],
-            # it was `dex:k8s:IngressTls` `{name}-ingress`: cert-manager and the issuers keep
-            # their state (children follow their parent's alias)
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                aliases=[pulumi.Alias(name=f"{name}-ingress", type_="dex:k8s:IngressTls")],
-            ),
-        )
-        Observability(
-            f"{name}-observability",
-            domain=s.domain,
-            admin_secret=GRAFANA_ADMIN_SECRET,
-            is_prod=s.is_prod,
-            crds=crds,
-            depends_on=[*ns_ready, *storage, *edge.ready, grafana_secret],
-            opts=child,
-            model_mae_alert_celsius=s.model_mae_alert_celsius,
-        )
-
         # -- MLflow and Airflow on the managed Postgres -------------------------------------
         bootstrap = DatabaseBootstrap(
             f"{name}-database",
-            db,
-            depends_on=[*ns_ready, bootstrap_secret, postgres_ca[PLATFORM_NS]],
-            opts=child,
+            DatabaseBootstrapArgs(args.database),
+            pulumi.ResourceOptions(parent=self, depends_on=[*base.ready, *secrets.bootstrap]),
         )
-        base_deps = [bootstrap.job, *accounts, *edge.ready, crds]
-        mlflow_release = mlflow(
-            f"{name}-mlflow",
-            mlflow_values(
-                host=s.host("mlflow"),
-                db_host=db.host,
-                db_port=db.port,
-                db_name=mlflow_db.name,
-                db_user=mlflow_db.user,
-                artifacts_url=args.store.bucket_urls["mlflow"],
-                replicas=2 if s.is_prod else 1,
-                sslmode=db.sslmode,
-            ),
-            domain=s.domain,
-            depends_on=[*base_deps, *mlflow_secrets, postgres_ca[MLFLOW_NS]],
-            opts=child,
-        )
+        # what the platform services wait for: the databases, their identities, the edge
+        services_ready = [bootstrap.job, *accounts, *edge.ready, base.crds]
+        mlflow = _mlflow(name, self, args, [*services_ready, *secrets.mlflow])
         images = AppImages(
             f"{name}-images",
-            args.registry,
-            args.build_context,
-            source=args.image_source,
-            opts=child,
+            AppImagesArgs(args.registry, args.build_context, source=args.image_source),
+            pulumi.ResourceOptions(parent=self),
         )
-        pipelines = images.images["pipelines"]
-        airflow(
-            f"{name}-airflow",
-            airflow_values(
-                host=s.host("airflow"),
-                image_repository=pipelines.repository,
-                image_tag=pipelines.tag,
-                image_digest=pipelines.digest,
-                logs_url=args.store.bucket_urls["airflow-logs"],
-                task_env=pipeline_env(args.store),
-                replicas=2 if s.is_prod else 1,
-            ),
-            domain=s.domain,
-            depends_on=[*base_deps, *storage, *airflow_secrets, postgres_ca[AIRFLOW_NS]],
-            opts=child,
-        )
-
+        airflow_waits = [*services_ready, *base.storage, *secrets.airflow]
+        _airflow(name, self, args, images.images["pipelines"], airflow_waits)
         # -- the apps --------------------------------------------------------------------
-        ServingApi(
-            f"{name}-api",
-            image=images.images["api"].ref,
-            env=api_env(s, args.store, cache_ca=cache_ca is not None),
-            domain=s.domain,
-            min_replicas=s.api_min_replicas,
-            max_replicas=s.api_max_replicas,
-            # readiness asks the registry: MLflow first (day 0 it answers "no model yet")
-            depends_on=[
-                *ns_ready,
-                *accounts,
-                api_secret,
-                *api_ca,
-                *edge.ready,
-                crds,
-                mlflow_release,
-            ],
-            opts=child,
-            cache_ca=cache_ca is not None,
-        )
-        training_image = images.images["training"]
-        Training(
-            f"{name}-training",
-            image=training_image.ref,
-            env=training_env(args.store, training_image.tag),
-            schedule=s.training_schedule,
-            depends_on=[*ns_ready, *accounts],
-            opts=child,
-        )
-        # the feedback loop: promote/retire the challenger, score the next day, retrain on
-        # drift; in the training image, as the training identity
-        ModelOps(
-            f"{name}-model-ops",
-            image=training_image.ref,
-            env=model_ops_env(args.store, training_image.tag),
-            schedule=s.model_ops_schedule,
-            depends_on=[*ns_ready, *accounts],
-            opts=child,
-        )
+        # readiness asks the registry: MLflow first (day 0 it answers "no model yet")
+        api_waits = [*base.ready, *accounts, *secrets.api, *edge.ready, base.crds, mlflow]
+        _serving_api(name, self, args, images.images["api"], api_waits)
+        _batch_jobs(name, self, args, images.images["training"], [*base.ready, *accounts])
+        self.sealing_certificate = sealed.certificate
+        self.mlflow_password = secrets.mlflow_password
+        self.airflow_password = secrets.airflow_password
+        self.grafana_password = secrets.grafana_password
         self.urls = {
             service: f"https://{s.host(service)}"
             for service in ("api", "mlflow", "airflow", "grafana")
         }
         self.image_refs = {app: img.ref for app, img in images.images.items()}
         self.register_outputs({"urls": self.urls, "images": self.image_refs})
+
+
+def _foundations(name: str, parent: pulumi.Resource, args: PlatformArgs) -> Foundations:
+    """The operator's CRDs first, then the namespaces with their policies, and the default
+    StorageClass where the cloud ships none."""
+    child = pulumi.ResourceOptions(parent=parent)
+    crds = operator_crds(f"{name}-operator-crds", child)
+    namespaces = Namespaces(
+        f"{name}-namespaces",
+        NamespacesArgs(ServicePorts(database=args.database.port, cache=args.cache.port)),
+        child,
+    )
+    storage: list[pulumi.Resource] = []
+    if args.storage_class is not None:
+        storage.append(_default_storage_class(f"{name}-storage-class", args.storage_class, parent))
+    return Foundations(crds, namespaces.namespaces, [namespaces], storage)
+
+
+def _service_accounts(
+    name: str,
+    parent: pulumi.Resource,
+    identity: WorkloadIdentityOutputs,
+    namespaces: Mapping[str, k8s.core.v1.Namespace],
+) -> list[pulumi.Resource]:
+    """A ServiceAccount per workload, annotated with its cloud identity."""
+    accounts: list[pulumi.Resource] = []
+    for spec in WORKLOAD_SPECS:
+        accounts.append(
+            k8s.core.v1.ServiceAccount(
+                f"{name}-sa-{spec.name}",
+                metadata=untyped(
+                    {
+                        "name": spec.service_account,
+                        "namespace": spec.namespace,
+                        "labels": labels(spec.name, "identity"),
+                        "annotations": identity.service_account_annotations[spec.name],
+                    }
+                ),
+                # only Airflow calls the Kubernetes API (the KubernetesExecutor launches
+                # task pods, the API server reads their logs); cloud identity needs no
+                # API token (Pod Identity and GKE ask a node-local agent)
+                automount_service_account_token=spec.name in KUBE_API_CLIENTS,
+                # a pod that starts before its identity binding exists fails its first
+                # cloud call: the accounts (and so every workload) wait for the bindings
+                opts=pulumi.ResourceOptions(
+                    parent=parent,
+                    depends_on=[namespaces[spec.namespace], *identity.bindings],
+                ),
+            )
+        )
+    return accounts
+
+
+def _sealed_secrets(
+    name: str, parent: pulumi.Resource, s: PlatformSettings, base: Foundations
+) -> SealedSecrets:
+    """Its chart renders ServiceMonitors: after the CRDs."""
+    return SealedSecrets(
+        f"{name}-sealed-secrets",
+        SealedSecretsArgs(protect_key=s.protect),
+        pulumi.ResourceOptions(parent=parent, depends_on=[*base.ready, base.crds]),
+    )
+
+
+def _edge_gateway(
+    name: str, parent: pulumi.Resource, s: PlatformSettings, base: Foundations
+) -> EdgeGateway:
+    """Envoy Gateway and cert-manager (whose chart renders ServiceMonitors: after the CRDs),
+    the issuer, the Gateway and its certificates."""
+    return EdgeGateway(
+        f"{name}-gateway",
+        EdgeGatewayArgs(
+            domain=s.domain,
+            tls_issuer=s.tls_issuer,
+            acme_email=s.acme_email,
+            acme_server=s.acme_server,
+            replicas=2 if s.is_prod else 1,
+        ),
+        pulumi.ResourceOptions(
+            parent=parent,
+            depends_on=[*base.ready, base.crds],
+            # it was `dex:k8s:IngressTls` `{name}-ingress`: cert-manager and the issuers keep
+            # their state (children follow their parent's alias)
+            aliases=[pulumi.Alias(name=f"{name}-ingress", type_="dex:k8s:IngressTls")],
+        ),
+    )
+
+
+def _observability(
+    name: str,
+    parent: pulumi.Resource,
+    s: PlatformSettings,
+    crds: pulumi.Resource,
+    waits: list[pulumi.Resource],
+) -> Observability:
+    return Observability(
+        f"{name}-observability",
+        ObservabilityArgs(
+            domain=s.domain,
+            admin_secret=GRAFANA_ADMIN_SECRET,
+            is_prod=s.is_prod,
+            crds=crds,
+            model_mae_alert_celsius=s.model_mae_alert_celsius,
+        ),
+        pulumi.ResourceOptions(parent=parent, depends_on=waits),
+    )
+
+
+def _mlflow(
+    name: str, parent: pulumi.Resource, args: PlatformArgs, waits: list[pulumi.Resource]
+) -> Mlflow:
+    """MLflow on the managed Postgres, its artifacts in the `mlflow` bucket."""
+    s, db = args.settings, args.database
+    mlflow_db = db.app_databases["mlflow"]
+    values = mlflow_values(
+        host=s.host("mlflow"),
+        db_host=db.host,
+        db_port=db.port,
+        db_name=mlflow_db.name,
+        db_user=mlflow_db.user,
+        artifacts_url=args.store.bucket_urls["mlflow"],
+        replicas=2 if s.is_prod else 1,
+        sslmode=db.sslmode,
+    )
+    return Mlflow(
+        f"{name}-mlflow",
+        MlflowArgs(values=values, domain=s.domain),
+        pulumi.ResourceOptions(parent=parent, depends_on=waits),
+    )
+
+
+def _airflow(
+    name: str,
+    parent: pulumi.Resource,
+    args: PlatformArgs,
+    pipelines: AppImage,
+    waits: list[pulumi.Resource],
+) -> Airflow:
+    """Airflow on the managed Postgres, running the pipelines image, its logs in the
+    `airflow-logs` bucket."""
+    s = args.settings
+    values = airflow_values(
+        host=s.host("airflow"),
+        image_repository=pipelines.repository,
+        image_tag=pipelines.tag,
+        image_digest=pipelines.digest,
+        logs_url=args.store.bucket_urls["airflow-logs"],
+        task_env=pipeline_env(args.store),
+        replicas=2 if s.is_prod else 1,
+    )
+    return Airflow(
+        f"{name}-airflow",
+        AirflowArgs(values=values, domain=s.domain),
+        pulumi.ResourceOptions(parent=parent, depends_on=waits),
+    )
+
+
+def _serving_api(
+    name: str,
+    parent: pulumi.Resource,
+    args: PlatformArgs,
+    image: AppImage,
+    waits: list[pulumi.Resource],
+) -> ServingApi:
+    s = args.settings
+    cache_ca = args.cache.ca_certificate is not None
+    return ServingApi(
+        f"{name}-api",
+        ServingApiArgs(
+            image=image.ref,
+            env=api_env(s, args.store, cache_ca=cache_ca),
+            domain=s.domain,
+            min_replicas=s.api_min_replicas,
+            max_replicas=s.api_max_replicas,
+            cache_ca=cache_ca,
+        ),
+        pulumi.ResourceOptions(parent=parent, depends_on=waits),
+    )
+
+
+def _batch_jobs(
+    name: str,
+    parent: pulumi.Resource,
+    args: PlatformArgs,
+    training_image: AppImage,
+    waits: list[pulumi.Resource],
+) -> None:
+    """Training on its schedule, and the feedback loop: promote/retire the challenger, score
+    the next day, retrain on drift; both in the training image, as the training identity."""
+    s = args.settings
+    opts = pulumi.ResourceOptions(parent=parent, depends_on=waits)
+    Training(
+        f"{name}-training",
+        BatchJobArgs(
+            image=training_image.ref,
+            env=training_env(args.store, training_image.tag),
+            schedule=s.training_schedule,
+        ),
+        opts,
+    )
+    ModelOps(
+        f"{name}-model-ops",
+        BatchJobArgs(
+            image=training_image.ref,
+            env=model_ops_env(args.store, training_image.tag),
+            schedule=s.model_ops_schedule,
+        ),
+        opts,
+    )
 
 
 def _default_storage_class(

@@ -32,6 +32,7 @@ import pulumi_kubernetes as k8s
 
 from components.k8s.base import (
     MANAGED_BY,
+    Chart,
     container_security,
     helm_release,
     pod_security,
@@ -301,6 +302,31 @@ def network_policy_specs(namespace: str) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+def controller_chart() -> Chart:
+    """The controller's release (an OCI chart: the reference is the whole oci:// URL, with
+    no repository)."""
+    return Chart(
+        release=CONTROLLER_RELEASE,
+        chart=CONTROLLER_CHART,
+        version=ARC_VERSION,
+        repo="",
+        namespace=CONTROLLER_NS,
+        timeout=600,
+    )
+
+
+def scale_set_chart(runner_label: str) -> Chart:
+    """The scale set's release, named after its runners' label (an OCI chart)."""
+    return Chart(
+        release=runner_label,
+        chart=SCALE_SET_CHART,
+        version=ARC_VERSION,
+        repo="",
+        namespace=RUNNERS_NS,
+        timeout=600,
+    )
+
+
 POD_SECURITY = {CONTROLLER_NS: "baseline", RUNNERS_NS: "restricted"}
 """`arc-runners` holds only the runner pods this file specifies: `restricted`. `arc-systems`
 runs the chart's controller and the listener the controller builds (both hardened through
@@ -325,94 +351,25 @@ class CiRunners(pulumi.ComponentResource):
         validate_args(args)
         super().__init__("dex:k8s:CiRunners", name, None, opts)
         self.runner_label = scale_set_name(args.stack)
-        created: dict[str, list[pulumi.Resource]] = {}
-        namespaces: dict[str, k8s.core.v1.Namespace] = {}
-        for key, ns in (("controller", CONTROLLER_NS), ("runners", RUNNERS_NS)):
-            level = POD_SECURITY[ns]
-            namespace = k8s.core.v1.Namespace(
-                f"{name}-{key}-namespace",
-                metadata=untyped(
-                    {
-                        "name": ns,
-                        "labels": {
-                            **MANAGED_BY,
-                            "pod-security.kubernetes.io/enforce": level,
-                            "pod-security.kubernetes.io/enforce-version": "latest",
-                            "pod-security.kubernetes.io/warn": "restricted",
-                            "pod-security.kubernetes.io/audit": "restricted",
-                        },
-                    }
-                ),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            namespaces[key] = namespace
-            created[key] = [namespace]
-            for policy, spec in network_policy_specs(ns):
-                created[key].append(
-                    k8s.networking.v1.NetworkPolicy(
-                        f"{name}-{key}-{policy}",
-                        metadata=untyped({"name": policy, "namespace": ns, "labels": MANAGED_BY}),
-                        spec=untyped(spec),
-                        opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
-                    )
-                )
+        controller_ns = self._namespace(name, "controller", CONTROLLER_NS)
+        runners_ns = self._namespace(name, "runners", RUNNERS_NS)
         self.namespace = RUNNERS_NS
-        # OCI charts: the chart reference is the whole oci:// URL, with no repository
         self.controller = helm_release(
             f"{name}-controller",
-            release=CONTROLLER_RELEASE,
-            chart=CONTROLLER_CHART,
-            version=ARC_VERSION,
-            repo="",
-            namespace=CONTROLLER_NS,
-            values=controller_values(args),
-            timeout=600,
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[*created["controller"], namespaces["runners"]]
-            ),
+            controller_chart(),
+            controller_values(args),
+            pulumi.ResourceOptions(parent=self, depends_on=[*controller_ns, runners_ns[0]]),
         )
         # after the controller: its CRDs define AutoscalingRunnerSet, and on delete it must
         # still run to remove the runners' finalizers
         self.scale_set = helm_release(
             f"{name}-scale-set",
-            release=self.runner_label,
-            chart=SCALE_SET_CHART,
-            version=ARC_VERSION,
-            repo="",
-            namespace=RUNNERS_NS,
-            values=scale_set_values(args),
-            timeout=600,
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[self.controller, *created["runners"]]
-            ),
+            scale_set_chart(self.runner_label),
+            scale_set_values(args),
+            pulumi.ResourceOptions(parent=self, depends_on=[self.controller, *runners_ns]),
         )
         if args.cluster_readers:
-            role = k8s.rbac.v1.ClusterRole(
-                f"{name}-read",
-                metadata=untyped({"name": READ_ROLE, "labels": MANAGED_BY}),
-                rules=untyped(
-                    [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch"]}]
-                ),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            k8s.rbac.v1.ClusterRoleBinding(
-                f"{name}-read-binding",
-                metadata=untyped({"name": READ_ROLE, "labels": MANAGED_BY}),
-                role_ref=untyped(
-                    {
-                        "apiGroup": "rbac.authorization.k8s.io",
-                        "kind": "ClusterRole",
-                        "name": READ_ROLE,
-                    }
-                ),
-                subjects=untyped(
-                    [
-                        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": reader}
-                        for reader in sorted(args.cluster_readers)
-                    ]
-                ),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[role]),
-            )
+            self._cluster_readers(name, args.cluster_readers)
         self.register_outputs(
             {
                 "runner_label": self.runner_label,
@@ -420,4 +377,65 @@ class CiRunners(pulumi.ComponentResource):
                 "controller": self.controller.name,
                 "scale_set": self.scale_set.name,
             }
+        )
+
+    def _namespace(self, name: str, key: str, ns: str) -> list[pulumi.Resource]:
+        """The namespace `ns` with its Pod Security labels, then its NetworkPolicies; returns
+        them all, the namespace first."""
+        level = POD_SECURITY[ns]
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-{key}-namespace",
+            metadata=untyped(
+                {
+                    "name": ns,
+                    "labels": {
+                        **MANAGED_BY,
+                        "pod-security.kubernetes.io/enforce": level,
+                        "pod-security.kubernetes.io/enforce-version": "latest",
+                        "pod-security.kubernetes.io/warn": "restricted",
+                        "pod-security.kubernetes.io/audit": "restricted",
+                    },
+                }
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        created: list[pulumi.Resource] = [namespace]
+        for policy, spec in network_policy_specs(ns):
+            created.append(
+                k8s.networking.v1.NetworkPolicy(
+                    f"{name}-{key}-{policy}",
+                    metadata=untyped({"name": policy, "namespace": ns, "labels": MANAGED_BY}),
+                    spec=untyped(spec),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
+                )
+            )
+        return created
+
+    def _cluster_readers(self, name: str, readers: tuple[str, ...]) -> None:
+        """The ClusterRole `dex-ci-read` and its binding to `readers`."""
+        role = k8s.rbac.v1.ClusterRole(
+            f"{name}-read",
+            metadata=untyped({"name": READ_ROLE, "labels": MANAGED_BY}),
+            rules=untyped(
+                [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch"]}]
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        k8s.rbac.v1.ClusterRoleBinding(
+            f"{name}-read-binding",
+            metadata=untyped({"name": READ_ROLE, "labels": MANAGED_BY}),
+            role_ref=untyped(
+                {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": READ_ROLE,
+                }
+            ),
+            subjects=untyped(
+                [
+                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": reader}
+                    for reader in sorted(readers)
+                ]
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role]),
         )

@@ -26,12 +26,21 @@ state and is backed up with it:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
-from components.k8s.base import MANAGED_BY, PLATFORM_NS, helm_release, untyped
+from components.k8s.base import (
+    MANAGED_BY,
+    PLATFORM_NS,
+    Chart,
+    helm_release,
+    take_depends_on,
+    untyped,
+)
 
 SEALED_SECRETS_CHART = "sealed-secrets"
 SEALED_SECRETS_VERSION = "2.18.5"
@@ -41,24 +50,64 @@ KEY_SECRET_NAME = "sealed-secrets-key"
 KEY_LABEL = "sealedsecrets.bitnami.com/sealed-secrets-key"
 
 
+def controller_values() -> dict[str, Any]:
+    """The controller chart: the program's key only (no renewal), hardened, monitored."""
+    return {
+        "fullnameOverride": CONTROLLER_NAME,
+        "secretName": KEY_SECRET_NAME,
+        # no renewal: the only keys are the ones in the stack's state
+        "keyrenewperiod": "0",
+        "podSecurityContext": {
+            "enabled": True,
+            "fsGroup": 65534,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containerSecurityContext": {
+            "enabled": True,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": 1001,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "resources": {
+            "requests": {"cpu": "50m", "memory": "64Mi"},
+            "limits": {"cpu": "200m", "memory": "128Mi"},
+        },
+        "metrics": {"serviceMonitor": {"enabled": True, "namespace": PLATFORM_NS}},
+    }
+
+
+@dataclass(frozen=True)
+class SealedSecretsArgs:
+    protect_key: bool
+    """Protect the sealing key (prod): deleting it then needs an explicit unprotect."""
+
+
+SEALED_SECRETS = Chart(
+    release="sealed-secrets",
+    chart=SEALED_SECRETS_CHART,
+    version=SEALED_SECRETS_VERSION,
+    repo=SEALED_SECRETS_REPO,
+    namespace=PLATFORM_NS,
+)
+
+
 class SealedSecrets(pulumi.ComponentResource):
-    """The controller with a program-managed key. `depends_on` holds what its chart needs
+    """The controller with a program-managed key. `opts.depends_on` holds what its chart needs
     first (the ServiceMonitor CRD). Type token `dex:k8s:SealedSecrets`."""
 
     def __init__(
-        self,
-        name: str,
-        protect_key: bool,
-        depends_on: list[pulumi.Resource],
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, args: SealedSecretsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("dex:k8s:SealedSecrets", name, None, opts)
+        own, depends_on = take_depends_on(opts)
+        super().__init__("dex:k8s:SealedSecrets", name, None, own)
         child = pulumi.ResourceOptions(parent=self)
         key = tls.PrivateKey(
             f"{name}-key",
             algorithm="RSA",
             rsa_bits=4096,
-            opts=pulumi.ResourceOptions(parent=self, protect=protect_key),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect_key),
         )
         cert = tls.SelfSignedCert(
             f"{name}-cert",
@@ -84,36 +133,9 @@ class SealedSecrets(pulumi.ComponentResource):
         )
         self.controller = helm_release(
             f"{name}-controller",
-            release="sealed-secrets",
-            chart=SEALED_SECRETS_CHART,
-            version=SEALED_SECRETS_VERSION,
-            repo=SEALED_SECRETS_REPO,
-            namespace=PLATFORM_NS,
-            values={
-                "fullnameOverride": CONTROLLER_NAME,
-                "secretName": KEY_SECRET_NAME,
-                # no renewal: the only keys are the ones in the stack's state
-                "keyrenewperiod": "0",
-                "podSecurityContext": {
-                    "enabled": True,
-                    "fsGroup": 65534,
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
-                "containerSecurityContext": {
-                    "enabled": True,
-                    "readOnlyRootFilesystem": True,
-                    "runAsNonRoot": True,
-                    "runAsUser": 1001,
-                    "allowPrivilegeEscalation": False,
-                    "capabilities": {"drop": ["ALL"]},
-                },
-                "resources": {
-                    "requests": {"cpu": "50m", "memory": "64Mi"},
-                    "limits": {"cpu": "200m", "memory": "128Mi"},
-                },
-                "metrics": {"serviceMonitor": {"enabled": True, "namespace": PLATFORM_NS}},
-            },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[key_secret, *depends_on]),
+            SEALED_SECRETS,
+            controller_values(),
+            pulumi.ResourceOptions(parent=self, depends_on=[key_secret, *depends_on]),
         )
         self.register_outputs({"certificate": self.certificate})
 
