@@ -3,7 +3,8 @@ to the object store in batches, one JSON-lines object per flush, under
 `raw/predictions/date=YYYY-MM-DD/`. A background thread flushes, so requests never wait on
 storage; what is still buffered at shutdown is flushed by `close()`.
 
-A line is one model call, built only by `entry()`: `ts`, `request_id`, `client`, `route`
+A line is one model call, built only by `entry()` (the API calls it in one place,
+`Rollout.log` in apps/api/rollout.py): `ts`, `request_id`, `client`, `route`
 (predict, forecast, batch), `model_name`, `model_version`, `role` (champion or challenger),
 `served` (false for a shadow score nobody received), the rows (`inputs`, a list of objects; or
 `columns`, field -> values, for a validated batch) and `outputs` (one value per row).

@@ -132,6 +132,47 @@ class Rollout:
         observe_many(self.metrics.prediction_value.labels(model.version, role), values)
         return values
 
+    # -- after the answer ------------------------------------------------------------------------
+    def answered(
+        self,
+        choice: Choice,
+        rows: Sequence[dict[str, Any]],
+        values: Sequence[float],
+        **caller: str,
+    ) -> None:
+        """The bookkeeping of a request `choice.model` answered: its predictions counted, the
+        call logged, and the same rows queued for the shadow, if one was chosen. `caller`: the
+        log fields `request_id`, `client` and `route`."""
+        self.metrics.predictions.labels(choice.model.version).inc(len(values))
+        self.log(choice.model, choice.role, rows, values, served=True, **caller)
+        if choice.shadow is not None:
+            self.shadow(choice.shadow, rows, **caller)
+
+    def log(
+        self,
+        model: LoadedModel,
+        role: str,
+        rows: Sequence[dict[str, Any]],
+        values: Sequence[float],
+        *,
+        served: bool,
+        **caller: Any,
+    ) -> None:
+        """The prediction log's line of one model call, answered or shadow: the one place a
+        line is made (no lake: none is, not even built)."""
+        if self.predlog.enabled:
+            self.predlog.add(
+                entry(
+                    **caller,
+                    model_name=model.name,
+                    model_version=model.version,
+                    role=role,
+                    served=served,
+                    inputs=rows,
+                    outputs=values,
+                )
+            )
+
     def shadow(self, model: LoadedModel, rows: Sequence[dict[str, Any]], **log_fields: Any) -> None:
         """Queue the challenger's scoring of rows already answered; never blocks."""
         try:
@@ -150,17 +191,7 @@ class Rollout:
             except Exception:
                 log.exception("the challenger %s failed to score a shadow batch", model.version)
                 continue
-            self.predlog.add(
-                entry(
-                    **fields,
-                    model_name=model.name,
-                    model_version=model.version,
-                    role="challenger",
-                    served=False,
-                    inputs=rows,
-                    outputs=values,
-                )
-            )
+            self.log(model, "challenger", rows, values, served=False, **fields)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:

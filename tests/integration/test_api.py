@@ -94,7 +94,7 @@ class Server:
 
     @property
     def store(self) -> Any:
-        return self.app.app.state.store  # type: ignore[attr-defined]
+        return self.app.app.state.services.store  # type: ignore[attr-defined]
 
 
 def api_settings(registry: dict[str, str], tmp_path: Path, **kw: Any) -> ApiSettings:
@@ -464,7 +464,7 @@ def test_day_zero_an_empty_registry_is_ready_and_answers_503(
     from urllib.parse import parse_qs, urlsplit
 
     from components.k8s.apps import READINESS_PATH
-    from stacks.first_deploy import DAY0_READY_CHECKS
+    from toolchain.first_deploy import DAY0_READY_CHECKS
 
     assert set(parse_qs(urlsplit(READINESS_PATH).query)["only"][0].split(",")) <= DAY0_READY_CHECKS
     empty = f"sqlite:///{tmp_path}/empty.db"  # a real registry that holds no model

@@ -180,7 +180,7 @@ def test_a_deleted_challenger_stops_answering(registry: dict[str, str], tmp_path
             before = _answers(srv.url, callers)
             client.delete_registered_model_alias(MODEL, "challenger")
             deadline = time.monotonic() + 20
-            while srv.app.app.state.rollout.challenger.current is not None:  # type: ignore[attr-defined]
+            while srv.app.app.state.services.rollout.challenger.current is not None:  # type: ignore[attr-defined]
                 assert time.monotonic() < deadline, "the challenger kept answering"
                 time.sleep(0.1)
             after = _answers(srv.url, callers)

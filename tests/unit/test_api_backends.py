@@ -38,19 +38,19 @@ def test_the_setting_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatc
 
 
 def test_readiness_errors_name_no_internal_address() -> None:
-    from apps.api.app import _without_urls
+    from apps.api.routes.operations import without_urls
 
     text = (
         "ConnectionError: HTTPConnectionPool(host='mlflow.mlflow.svc.cluster.local', port=80): "
         "Max retries exceeded with url: http://mlflow.mlflow.svc.cluster.local:80/api/2.0/x "
         "(10.0.3.7:5000 refused)"
     )
-    cleaned = _without_urls(text)
+    cleaned = without_urls(text)
     assert cleaned is not None
     assert "cluster.local:80/api" not in cleaned
     assert "10.0.3.7:5000" not in cleaned
     assert "<url>" in cleaned
-    assert _without_urls(None) is None
+    assert without_urls(None) is None
 
 
 def test_a_cached_model_the_registry_confirms_is_no_longer_cached(tmp_path: Any) -> None:
