@@ -18,7 +18,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from apps.pipelines.parse import FIELDS, UTC_NAMES, Expect, _coordinates_off
+from apps.pipelines.judge import UTC_NAMES, coordinates_off
+from apps.pipelines.responses import FIELDS, Expect
 from apps.pipelines.sources import HOURLY
 
 Key = tuple[Any, tuple[Any, ...]]
@@ -92,7 +93,7 @@ def audit(body: bytes, landed: pa.Table, expect: Expect) -> tuple[list[str], str
         problems.append(f"an hour before the window ({expect.start}) landed")
     if expect.end is not None and pc.max(days).as_py() > expect.end:
         problems.append(f"an hour after the window ({expect.end}) landed")
-    off = _coordinates_off(doc.get("latitude"), doc.get("longitude"), expect)
+    off = coordinates_off(doc.get("latitude"), doc.get("longitude"), expect)
     if off is not None:
         problems.append(f"rows landed under a location the file is not for: {off}")
     try:

@@ -14,6 +14,7 @@ distribution the API's drift job compares against) is logged to MLflow.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -34,7 +35,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from apps.shared.schema import FEATURE_COLUMNS
-from apps.training.data import load_features, time_split, xy
+from apps.training.data import Dataset, load_features, time_split, xy
 from apps.training.settings import TrainingSettings
 
 PARAMS = {"max_iter": 300, "learning_rate": 0.05, "max_leaf_nodes": 31, "l2_regularization": 0.1}
@@ -140,30 +141,90 @@ location is encoded as none of them. Watch the API's drift metrics (PSI per feat
 """
 
 
+@dataclass(frozen=True)
+class Fitted:
+    """A model fitted on the training rows and judged on the holdout."""
+
+    model: Pipeline
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    """Holdout MAE and RMSE, the persistence baseline's and the ratio of the two MAEs."""
+    train_df: pd.DataFrame
+    holdout_df: pd.DataFrame
+    x_hold: pd.DataFrame
+    y_hold: pd.Series
+    cutoff: dt.date
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """Which alias the new version takes, and why."""
+
+    alias: str
+    required: float | None
+    """The MAE the new version had to reach to become champion (None: no champion to beat)."""
+    champion_version: str | None
+    champion_mae: float | None
+
+
 def train(settings: TrainingSettings, skip_if_unchanged: bool = False) -> TrainResult:
     dataset = load_features(settings.lake_url)
     train_df, holdout_df, cutoff = time_split(dataset.frame, settings.holdout_days)
     mlflow.set_tracking_uri(settings.tracking_uri)
     client = MlflowClient()
     if skip_if_unchanged:
-        latest = _latest_version(client, settings.model_name)
-        if latest is not None and latest.tags.get("data_version") == dataset.digest:
-            full = client.get_model_version(settings.model_name, str(latest.version))
-            alias = next(iter(full.aliases), "")
-            run = client.get_run(latest.run_id)
-            return TrainResult(
-                latest.run_id,
-                settings.model_name,
-                str(latest.version),
-                alias,
-                dict(run.data.metrics),
-                None,
-                dataset.digest,
-                skipped=True,
-            )
+        unchanged = _unchanged(client, settings.model_name, dataset.digest)
+        if unchanged is not None:
+            return unchanged
     if settings.register_as == "challenger":
         _require_champion(client, settings.model_name)
     _ensure_experiment(client, settings)
+    fitted = _fit(settings, train_df, holdout_df, cutoff)
+    champion_version, champion_mae = _champion(
+        client, settings.model_name, fitted.x_hold, fitted.y_hold
+    )
+    with mlflow.start_run(run_name=f"train-{dataset.digest}") as run:
+        _log_training(settings, dataset, fitted)
+        version = _log_model(settings, fitted)
+        promotion = _promotion(settings, fitted.metrics, champion_version, champion_mae)
+        _log_promotion(settings, dataset, fitted, version, promotion)
+        _register(client, settings, dataset, fitted.metrics, version, promotion)
+        run_id = run.info.run_id
+    return TrainResult(
+        run_id,
+        settings.model_name,
+        version,
+        promotion.alias,
+        fitted.metrics,
+        champion_mae,
+        dataset.digest,
+    )
+
+
+def _unchanged(client: MlflowClient, name: str, digest: str) -> TrainResult | None:
+    """The latest version, as a skipped result, when it was trained on this data version."""
+    latest = _latest_version(client, name)
+    if latest is None or latest.tags.get("data_version") != digest:
+        return None
+    full = client.get_model_version(name, str(latest.version))
+    alias = next(iter(full.aliases), "")
+    run = client.get_run(latest.run_id)
+    return TrainResult(
+        latest.run_id,
+        name,
+        str(latest.version),
+        alias,
+        dict(run.data.metrics),
+        None,
+        digest,
+        skipped=True,
+    )
+
+
+def _fit(
+    settings: TrainingSettings, train_df: pd.DataFrame, holdout_df: pd.DataFrame, cutoff: dt.date
+) -> Fitted:
+    """Fit on the training rows; score on the holdout, against the persistence baseline."""
     x_train, y_train = xy(train_df)
     x_hold, y_hold = xy(holdout_df)
     params = hyper_parameters(settings)
@@ -175,109 +236,147 @@ def train(settings: TrainingSettings, skip_if_unchanged: bool = False) -> TrainR
         "baseline_rmse": baseline["rmse"],
         "mae_vs_baseline": metrics["mae"] / baseline["mae"],
     }
+    return Fitted(model, params, metrics, train_df, holdout_df, x_hold, y_hold, cutoff)
 
-    champion_version, champion_mae = _champion(client, settings.model_name, x_hold, y_hold)
-    with mlflow.start_run(run_name=f"train-{dataset.digest}") as run:
-        mlflow.log_params(
-            {
-                **params,
-                "holdout_days": settings.holdout_days,
-                "cutoff": cutoff.isoformat(),
-                "train_rows": len(train_df),
-                "holdout_rows": len(holdout_df),
-                "seed": settings.random_seed,
-                "promotion_margin": settings.promotion_margin,
-                "register_as": settings.register_as,
-            }
-        )
-        mlflow.log_metrics(metrics)
-        mlflow.set_tags(
-            {
-                "data_version": dataset.digest,
-                "mlflow.source.git.commit": git_commit(),
-                "git_commit": git_commit(),
-                "features_source": dataset.source,
-            }
-        )
-        mlflow.log_input(
-            mlflow.data.from_pandas(  # type: ignore[attr-defined]
-                dataset.frame,
-                source=dataset.source,
-                name="weather-gold-features",
-                digest=dataset.digest,
-            ),
-            context="training",
-        )
-        signature = infer_signature(x_hold.head(50), model.predict(x_hold.head(50)))
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=signature,
-            input_example=x_hold.head(3),
-            pip_requirements=_requirements(),
-            registered_model_name=settings.model_name,
-            # we built this model ourselves: its tree nodes are trusted by construction
-            skops_trusted_types=TRUSTED_TYPES,
-        )
-        version = str(info.registered_model_version)
-        required = None if champion_mae is None else champion_mae * (1 - settings.promotion_margin)
-        wins = required is None or metrics["mae"] <= required
-        alias = "champion" if wins and settings.register_as == "auto" else "challenger"
-        comparison = {
-            "decision": alias,
+
+def _log_training(settings: TrainingSettings, dataset: Dataset, fitted: Fitted) -> None:
+    """The run's params, metrics, tags and input dataset."""
+    mlflow.log_params(
+        {
+            **fitted.params,
+            "holdout_days": settings.holdout_days,
+            "cutoff": fitted.cutoff.isoformat(),
+            "train_rows": len(fitted.train_df),
+            "holdout_rows": len(fitted.holdout_df),
+            "seed": settings.random_seed,
+            "promotion_margin": settings.promotion_margin,
             "register_as": settings.register_as,
-            "new_version": version,
-            "new_mae": metrics["mae"],
-            "champion_version": champion_version,
-            "champion_mae": champion_mae,
-            "margin": settings.promotion_margin,
-            "required_mae": required,
         }
-        if champion_mae is not None:
-            mlflow.log_metric("champion_holdout_mae", champion_mae)
-        mlflow.set_tag("promotion_decision", alias)
-        mlflow.log_dict(comparison, "promotion.json")
-        mlflow.log_dict(reference_distribution(train_df), "reference.json")
-        card = {
-            "model_name": settings.model_name,
-            "version": version,
-            "metrics": metrics,
-            "data_version": dataset.digest,
-            "source": dataset.source,
-            "cutoff": cutoff,
-            "holdout_rows": len(holdout_df),
-            "train_rows": len(train_df),
-            "decision": alias,
-            "champion_mae": champion_mae,
-            "margin": settings.promotion_margin,
-            "locations": sorted(train_df["location"].unique()),
-            "git_commit": git_commit(),
-        }
-        mlflow.log_text(model_card(card), "model_card.md")
-        client.set_registered_model_alias(settings.model_name, alias, version)
-        if alias == "champion":
-            from apps.training.ops import record_champion_change
-
-            record_champion_change(
-                client,
-                settings.model_name,
-                version=version,
-                previous=champion_version,
-                kind="training",
-                by="training",
-                reason=f"holdout MAE {metrics['mae']:.3f}"
-                + ("" if required is None else f" <= required {required:.3f}"),
-            )
-        for key, value in (
-            ("data_version", dataset.digest),
-            ("git_commit", git_commit()),
-            ("holdout_mae", f"{metrics['mae']:.4f}"),
-        ):
-            client.set_model_version_tag(settings.model_name, version, key, value)
-        run_id = run.info.run_id
-    return TrainResult(
-        run_id, settings.model_name, version, alias, metrics, champion_mae, dataset.digest
     )
+    mlflow.log_metrics(fitted.metrics)
+    mlflow.set_tags(
+        {
+            "data_version": dataset.digest,
+            "mlflow.source.git.commit": git_commit(),
+            "git_commit": git_commit(),
+            "features_source": dataset.source,
+        }
+    )
+    mlflow.log_input(
+        mlflow.data.from_pandas(  # type: ignore[attr-defined]
+            dataset.frame,
+            source=dataset.source,
+            name="weather-gold-features",
+            digest=dataset.digest,
+        ),
+        context="training",
+    )
+
+
+def _log_model(settings: TrainingSettings, fitted: Fitted) -> str:
+    """Log the model (signature, input example, requirements) and register it; its version."""
+    x_hold, model = fitted.x_hold, fitted.model
+    signature = infer_signature(x_hold.head(50), model.predict(x_hold.head(50)))
+    info = mlflow.sklearn.log_model(
+        model,
+        name="model",
+        signature=signature,
+        input_example=x_hold.head(3),
+        pip_requirements=_requirements(),
+        registered_model_name=settings.model_name,
+        # we built this model ourselves: its tree nodes are trusted by construction
+        skops_trusted_types=TRUSTED_TYPES,
+    )
+    return str(info.registered_model_version)
+
+
+def _promotion(
+    settings: TrainingSettings,
+    metrics: dict[str, float],
+    champion_version: str | None,
+    champion_mae: float | None,
+) -> Promotion:
+    """Champion when it beats the champion's holdout MAE by the margin (and `register_as` is
+    auto), else challenger."""
+    required = None if champion_mae is None else champion_mae * (1 - settings.promotion_margin)
+    wins = required is None or metrics["mae"] <= required
+    alias = "champion" if wins and settings.register_as == "auto" else "challenger"
+    return Promotion(alias, required, champion_version, champion_mae)
+
+
+def _log_promotion(
+    settings: TrainingSettings,
+    dataset: Dataset,
+    fitted: Fitted,
+    version: str,
+    promotion: Promotion,
+) -> None:
+    """The decision (`promotion.json`), the drift reference (`reference.json`) and the model
+    card (`model_card.md`)."""
+    comparison = {
+        "decision": promotion.alias,
+        "register_as": settings.register_as,
+        "new_version": version,
+        "new_mae": fitted.metrics["mae"],
+        "champion_version": promotion.champion_version,
+        "champion_mae": promotion.champion_mae,
+        "margin": settings.promotion_margin,
+        "required_mae": promotion.required,
+    }
+    if promotion.champion_mae is not None:
+        mlflow.log_metric("champion_holdout_mae", promotion.champion_mae)
+    mlflow.set_tag("promotion_decision", promotion.alias)
+    mlflow.log_dict(comparison, "promotion.json")
+    mlflow.log_dict(reference_distribution(fitted.train_df), "reference.json")
+    card = {
+        "model_name": settings.model_name,
+        "version": version,
+        "metrics": fitted.metrics,
+        "data_version": dataset.digest,
+        "source": dataset.source,
+        "cutoff": fitted.cutoff,
+        "holdout_rows": len(fitted.holdout_df),
+        "train_rows": len(fitted.train_df),
+        "decision": promotion.alias,
+        "champion_mae": promotion.champion_mae,
+        "margin": settings.promotion_margin,
+        "locations": sorted(fitted.train_df["location"].unique()),
+        "git_commit": git_commit(),
+    }
+    mlflow.log_text(model_card(card), "model_card.md")
+
+
+def _register(
+    client: MlflowClient,
+    settings: TrainingSettings,
+    dataset: Dataset,
+    metrics: dict[str, float],
+    version: str,
+    promotion: Promotion,
+) -> None:
+    """Point the alias at the new version (a new champion goes into the champion history)
+    and tag the version with its data version, commit and holdout MAE."""
+    alias, required = promotion.alias, promotion.required
+    client.set_registered_model_alias(settings.model_name, alias, version)
+    if alias == "champion":
+        from apps.training.model_ops.registry import record_champion_change
+
+        record_champion_change(
+            client,
+            settings.model_name,
+            version=version,
+            previous=promotion.champion_version,
+            kind="training",
+            by="training",
+            reason=f"holdout MAE {metrics['mae']:.3f}"
+            + ("" if required is None else f" <= required {required:.3f}"),
+        )
+    for key, value in (
+        ("data_version", dataset.digest),
+        ("git_commit", git_commit()),
+        ("holdout_mae", f"{metrics['mae']:.4f}"),
+    ):
+        client.set_model_version_tag(settings.model_name, version, key, value)
 
 
 def _ensure_experiment(client: MlflowClient, settings: TrainingSettings) -> None:

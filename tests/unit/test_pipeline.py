@@ -398,12 +398,12 @@ def test_days_split_across_flushes_are_merged_not_duplicated(
 ) -> None:
     """With a flush after every raw file, most days reach bronze in several parts: each part
     is merged into the day's one object, and the result is the one a single flush gives."""
-    from apps.pipelines import weather
+    from apps.pipelines.steps import bronze as bronze_step
 
     whole = run(sample, tmp_path / "whole")
-    monkeypatch.setattr(weather, "READ_FILES", 1)
-    monkeypatch.setattr(weather, "BRONZE_FLUSH_ROWS", 1)
-    monkeypatch.setattr(weather, "BRONZE_MAX_ROWS", 1)
+    monkeypatch.setattr(bronze_step, "READ_FILES", 1)
+    monkeypatch.setattr(bronze_step, "BRONZE_FLUSH_ROWS", 1)
+    monkeypatch.setattr(bronze_step, "BRONZE_MAX_ROWS", 1)
     parts = run(sample, tmp_path / "parts")
     files = len(list(sample.rglob("*.json")))
     assert parts["layers"]["bronze"]["rows"] > whole["layers"]["bronze"]["rows"]  # rewritten
@@ -424,11 +424,12 @@ def test_small_batches_give_the_same_lake(
 ) -> None:
     """Silver gates (and reads ahead) and gold aggregates a few days at a time: batch sizes
     change the work's shape, not its result."""
-    from apps.pipelines import weather
+    from apps.pipelines.steps import gold as gold_step
+    from apps.pipelines.steps import silver as silver_step
 
     whole = run(sample, tmp_path / "whole")
-    monkeypatch.setattr(weather, "SILVER_BATCH_ROWS", 200)
-    monkeypatch.setattr(weather, "GOLD_BATCH_ROWS", 300)
+    monkeypatch.setattr(silver_step, "SILVER_BATCH_ROWS", 200)
+    monkeypatch.setattr(gold_step, "GOLD_BATCH_ROWS", 300)
     small = run(sample, tmp_path / "small")
     assert whole["validation"]["batches"] == 1
     assert small["validation"]["batches"] > 10
@@ -616,14 +617,14 @@ def test_bronze_merges_hold_a_bounded_number_of_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Late data touching many existing days reads those days back a few at a time."""
-    from apps.pipelines import weather
+    from apps.pipelines.steps import bronze as bronze_step
 
     lake = open_lake(f"file://{tmp_path}/lake")
     sizes = {"2024-01-01": 30, "2024-01-02": 50, "2024-01-04": 70, "2024-01-05": 10}
     for day, n in sizes.items():
         table = pa.table({"x": pa.array(range(n), pa.int64())})
         lake.write_parquet(table, "bronze", "weather", f"date={day}", "part-0.parquet")
-    monkeypatch.setattr(weather, "BRONZE_MAX_ROWS", 80)
+    monkeypatch.setattr(bronze_step, "BRONZE_MAX_ROWS", 80)
     days = ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"]
     chunks = list(WeatherPipeline(lake)._merge_chunks(days))
     assert chunks == [

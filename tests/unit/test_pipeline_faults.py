@@ -418,9 +418,9 @@ def test_reconciliation_compares_each_file_with_what_landed(
     """A parser that shifts one file's values by an hour (as a wrong offset or a misaligned
     array would): the file's own claims do not match, the mismatch is reported, and those
     rows do not land."""
-    from apps.pipelines import weather
+    from apps.pipelines.steps import bronze as bronze_step
 
-    real = weather.parse_many  # type: ignore[attr-defined]
+    real = bronze_step.parse_many  # type: ignore[attr-defined]
 
     def shifting(raws: Any) -> Any:
         out = real(raws)
@@ -431,7 +431,7 @@ def test_reconciliation_compares_each_file_with_what_landed(
                 parsed.bronze = parsed.bronze.set_column(i, "ts", shifted)
         return out
 
-    monkeypatch.setattr(weather, "parse_many", shifting)
+    monkeypatch.setattr(bronze_step, "parse_many", shifting)
     lake = tmp_path / "lake"
     src = drop(tmp_path / "src", {"berlin/a.json": body(hours("2024-03-01", 3))})
     report = run(src, lake)
