@@ -27,8 +27,8 @@ from components.k8s.karpenter import (
 from stacks.config import (
     RDS_PARAMETER_FAMILIES,
     VALKEY_PARAMETER_FAMILIES,
+    AwsStackConfig,
     NodeGroupConfig,
-    StackConfig,
 )
 from stacks.platform import build_platform, kubernetes_provider, pushed_tags
 from stacks.regions import aws_partition
@@ -38,7 +38,7 @@ def node_pool(spec: NodeGroupConfig) -> NodePoolArgs:
     return NodePoolArgs(**spec.model_dump())
 
 
-def build_aws(cfg: StackConfig) -> dict[str, Any]:
+def build_aws(cfg: AwsStackConfig) -> dict[str, Any]:
     prefix = cfg.name_prefix
     partition = aws_partition(cfg.region)
     provider = aws.Provider(
@@ -143,7 +143,7 @@ def build_aws(cfg: StackConfig) -> dict[str, Any]:
             vpc_id=network.vpc_id,
             subnet_ids=network.private_subnet_ids,
             client_security_group_ids=[cluster.cluster_security_group_id],
-            snapshot_retention_days=7 if cfg.is_prod else 1,
+            snapshot_retention_days=cfg.cache.snapshot_retention_days,
             protect=protect,
         ),
         opts,
@@ -188,7 +188,7 @@ def build_aws(cfg: StackConfig) -> dict[str, Any]:
         KarpenterArgs(
             spec=cluster.karpenter,
             replicas=controller_replicas(cfg.cluster.system_nodes.desired_size),
-            resources=controller_resources(cfg.is_prod),
+            resources=controller_resources(cfg.cluster.karpenter_controller_size),
             tags=cfg.base_tags(),
         ),
         pulumi.ResourceOptions(providers=[k8s_provider]),

@@ -17,7 +17,7 @@ from components.gcp.object_store import ObjectStore, ObjectStoreArgs
 from components.gcp.registry import Registry, RegistryArgs
 from components.gcp.services import ProjectServices
 from components.gcp.workload_identity import WorkloadIdentity, WorkloadIdentityArgs
-from stacks.config import NodeGroupConfig, StackConfig, cloud_sql_edition
+from stacks.config import GcpStackConfig, NodeGroupConfig, cloud_sql_edition
 from stacks.platform import build_platform, pushed_tags
 
 
@@ -25,8 +25,7 @@ def node_pool(spec: NodeGroupConfig) -> NodePoolArgs:
     return NodePoolArgs(**spec.model_dump())
 
 
-def build_gcp(cfg: StackConfig) -> dict[str, Any]:
-    assert cfg.gcp_project is not None  # the config refuses gcp without a project
+def build_gcp(cfg: GcpStackConfig) -> dict[str, Any]:
     project, region, prefix = cfg.gcp_project, cfg.region, cfg.name_prefix
     protect = cfg.deletion_protection
     # Two providers of one project: `gcp-apis` enables the APIs (and answers the lookups,
@@ -70,7 +69,7 @@ def build_gcp(cfg: StackConfig) -> dict[str, Any]:
             project=project,
             project_number=str(project_number),
             region=region,
-            regional=cfg.is_prod,
+            regional=cfg.cluster.regional,
             zone=zone,
             cluster_name=f"{prefix}-gke",
             kubernetes_version=cfg.cluster.kubernetes_version,
@@ -82,7 +81,7 @@ def build_gcp(cfg: StackConfig) -> dict[str, Any]:
             node_cidr=str(cfg.network.cidr),
             system_nodes=node_pool(cfg.cluster.system_nodes),
             batch_nodes=node_pool(cfg.cluster.batch_nodes),
-            encrypt_secrets=cfg.is_prod,
+            encrypt_secrets=cfg.cluster.encrypt_secrets,
             protect=protect,
         ),
         opts,
@@ -97,7 +96,7 @@ def build_gcp(cfg: StackConfig) -> dict[str, Any]:
             raw_archive_after_days=cfg.storage.raw_archive_after_days,
             noncurrent_version_expiration_days=cfg.storage.noncurrent_version_expiration_days,
             access_logging=cfg.storage.access_logging,
-            cmek=cfg.is_prod,
+            cmek=cfg.storage.cmek,
             storage_service_account=storage_agent.email_address,
             force_destroy=cfg.storage.force_destroy,
             protect=protect,

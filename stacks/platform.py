@@ -72,6 +72,8 @@ def settings(cfg: StackConfig) -> PlatformSettings:
         model_ops_schedule=p.model_ops_schedule,
         model_mae_alert_celsius=p.model_mae_alert_celsius,
         grafana_admin_user=p.grafana_admin_user,
+        service_replicas=p.service_replicas,
+        metrics_retention_days=p.metrics_retention_days,
         protect=cfg.deletion_protection,
     )
 

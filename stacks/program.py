@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from stacks.config import ConfigError, StackConfig, load_config
+from stacks.config import AwsStackConfig, ConfigError, GcpStackConfig, load_config
 
 
 def read_raw_config() -> dict[str, Any]:
@@ -31,9 +31,9 @@ def main() -> None:
         pulumi.export(key, value)
 
 
-def build(cfg: StackConfig) -> dict[str, Any]:
+def build(cfg: AwsStackConfig | GcpStackConfig) -> dict[str, Any]:
     """Compose the platform for the configured cloud; returns the stack outputs."""
-    if cfg.cloud == "aws":
+    if isinstance(cfg, AwsStackConfig):
         from stacks.aws import build_aws
 
         return build_aws(cfg)

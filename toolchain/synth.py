@@ -182,8 +182,9 @@ def run_program(
     """Run `program` (default: the real entry point) for a stack under the mock engine,
     answered by `mocks` (default: `DexMocks`)."""
     if program is None:
-        from stacks.program import main as program
+        from stacks.program import main
 
+        program = main
     config = {**stack_file.config, **(overrides or {})}
     monitor = RecordingMonitor(mocks or DexMocks(stack_file.name))
     engine.run(

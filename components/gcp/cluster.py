@@ -135,7 +135,8 @@ class Cluster(pulumi.ComponentResource):
         self, name: str, args: ClusterArgs, labels: dict[str, str]
     ) -> tuple[gcp.container.ClusterDatabaseEncryptionArgs | None, list[pulumi.Resource]]:
         """With `encrypt_secrets`: a key ring and key GKE's service agent may use, the
-        cluster's database encryption with it, and the grant the cluster must wait for."""
+        cluster's database encryption with it, and the grant the cluster must wait for.
+        Protected with `args.protect` like the bucket keys (components/gcp/object_store.py)."""
         if not args.encrypt_secrets:
             return None, []
         ring = gcp.kms.KeyRing(
@@ -143,7 +144,7 @@ class Cluster(pulumi.ComponentResource):
             name=f"{args.cluster_name}-keyring",
             location=args.region,
             project=args.project,
-            opts=pulumi.ResourceOptions(parent=self, protect=True),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         key = gcp.kms.CryptoKey(
             f"{name}-secrets-key",
@@ -152,7 +153,7 @@ class Cluster(pulumi.ComponentResource):
             rotation_period="7776000s",
             purpose="ENCRYPT_DECRYPT",
             labels=labels,
-            opts=pulumi.ResourceOptions(parent=self, protect=True),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         agent = (
             f"serviceAccount:service-{args.project_number}"

@@ -136,13 +136,17 @@ class ObjectStore(pulumi.ComponentResource):
         self, name: str, args: ObjectStoreArgs, labels: dict[str, str]
     ) -> tuple[pulumi.Output[str], list[pulumi.Resource]]:
         """A key ring and key for the buckets, usable by the GCS service agent; the key's
-        name and the grant buckets must wait for."""
+        name and the grant buckets must wait for. Protected like the stack's other stateful
+        resources (`dex:deletion_protection`): a destroyed key ring leaves the project only
+        from the state ("KeyRings cannot be deleted from Google Cloud Platform", pulumi-gcp
+        kms.KeyRing), so recreating the stack needs `pulumi import` of the ring
+        (docs/config.md)."""
         ring = gcp.kms.KeyRing(
             f"{name}-keyring",
             name=f"{args.name_prefix}-storage",
             location=args.region,
             project=args.project,
-            opts=pulumi.ResourceOptions(parent=self, protect=True),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         key = gcp.kms.CryptoKey(
             f"{name}-key",
@@ -150,7 +154,7 @@ class ObjectStore(pulumi.ComponentResource):
             key_ring=ring.id,
             rotation_period="7776000s",
             labels=labels,
-            opts=pulumi.ResourceOptions(parent=self, protect=True),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         grant = gcp.kms.CryptoKeyIAMMember(
             f"{name}-key-gcs",

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -137,11 +137,12 @@ def controller_replicas(system_nodes: int) -> int:
     return max(1, min(2, system_nodes))
 
 
-def controller_resources(prod: bool) -> dict[str, Any]:
-    """Upstream's getting-started sizing (1 CPU, 1Gi, limits equal) in prod; a quarter CPU
-    in dev, where two small system nodes run every platform service. Memory limit = request
-    (the chart hands `limits.memory` to the controller as its memory limit)."""
-    if prod:
+def controller_resources(size: Literal["small", "upstream"]) -> dict[str, Any]:
+    """`upstream`: the getting-started sizing (1 CPU, 1Gi, limits equal; prod's default);
+    `small`: a quarter CPU (dev's, where two small system nodes run every platform service).
+    Memory limit = request (the chart hands `limits.memory` to the controller as its memory
+    limit)."""
+    if size == "upstream":
         return {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
     return {
         "requests": {"cpu": "250m", "memory": "512Mi"},

@@ -305,8 +305,10 @@ class ObservabilityArgs:
     """Grafana serves `grafana.<domain>`."""
     admin_secret: str
     """The Secret with Grafana's `admin-user` and `admin-password`."""
-    is_prod: bool
-    """Prod keeps 30 days of metrics on two replicas; dev 7 days on one."""
+    replicas: int
+    """Prometheus, Alertmanager and Grafana replicas."""
+    metrics_retention_days: int
+    """Days of metrics Prometheus keeps."""
     crds: pulumi.Resource
     """The operator CRDs (`operator_crds`): every release and object here waits for them, the
     rules for nothing else."""
@@ -327,9 +329,8 @@ class Observability(pulumi.ComponentResource):
         super().__init__("dex:k8s:Observability", name, None, own)
         self.crds = args.crds
         after = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, self.crds])
-        replicas = 2 if args.is_prod else 1
         stack_values = kube_prometheus_values(
-            args.admin_secret, 30 if args.is_prod else 7, replicas
+            args.admin_secret, args.metrics_retention_days, args.replicas
         )
         self.stack = helm_release(
             f"{name}-kube-prometheus-stack", KUBE_PROMETHEUS_STACK, stack_values, after

@@ -94,11 +94,12 @@ class PlatformSettings:
     model_mae_alert_celsius: float
     """The champion's online MAE above which its alert fires."""
     grafana_admin_user: str
+    service_replicas: int
+    """Replicas of the platform's own services (gateway, MLflow, Airflow's API server,
+    Prometheus, Alertmanager, Grafana)."""
+    metrics_retention_days: int
+    """Days of metrics Prometheus keeps."""
     protect: bool
-
-    @property
-    def is_prod(self) -> bool:
-        return self.environment == "prod"
 
     def host(self, service: str) -> str:
         return f"{service}.{self.domain}"
@@ -336,7 +337,7 @@ def _edge_gateway(
             tls_issuer=s.tls_issuer,
             acme_email=s.acme_email,
             acme_server=s.acme_server,
-            replicas=2 if s.is_prod else 1,
+            replicas=s.service_replicas,
         ),
         pulumi.ResourceOptions(
             parent=parent,
@@ -360,7 +361,8 @@ def _observability(
         ObservabilityArgs(
             domain=s.domain,
             admin_secret=GRAFANA_ADMIN_SECRET,
-            is_prod=s.is_prod,
+            replicas=s.service_replicas,
+            metrics_retention_days=s.metrics_retention_days,
             crds=crds,
             model_mae_alert_celsius=s.model_mae_alert_celsius,
         ),
@@ -381,7 +383,7 @@ def _mlflow(
         db_name=mlflow_db.name,
         db_user=mlflow_db.user,
         artifacts_url=args.store.bucket_urls["mlflow"],
-        replicas=2 if s.is_prod else 1,
+        replicas=s.service_replicas,
         sslmode=db.sslmode,
     )
     return Mlflow(
@@ -408,7 +410,7 @@ def _airflow(
         image_digest=pipelines.digest,
         logs_url=args.store.bucket_urls["airflow-logs"],
         task_env=pipeline_env(args.store),
-        replicas=2 if s.is_prod else 1,
+        replicas=s.service_replicas,
     )
     return Airflow(
         f"{name}-airflow",

@@ -884,3 +884,25 @@ def test_the_subnet_plan_docstring_example_runs() -> None:
     result = doctest.testmod(network, verbose=False)
     assert result.attempted >= 1
     assert result.failed == 0
+
+
+def test_environment_differences_are_config_knobs(synth: Synth) -> None:
+    """What used to follow `environment == prod` follows its own key: a dev stack told to keep
+    5 days of cache snapshots, size Karpenter like upstream and run two replicas of the
+    platform services with 30 days of metrics gets exactly that."""
+    plan = synth(
+        "dev",
+        cache={"snapshot_retention_days": 5},
+        cluster={"karpenter_controller_size": "upstream"},
+        platform={"service_replicas": 2, "metrics_retention_days": 30},
+    )
+    group = only(plan, "aws:elasticache/replicationGroup:ReplicationGroup")
+    assert group.inputs["snapshotRetentionLimit"] == 5
+    releases = {
+        r.inputs.get("chart"): r.inputs for r in plan.of_type("kubernetes:helm.sh/v3:Release")
+    }
+    karpenter = releases["oci://public.ecr.aws/karpenter/karpenter"]["values"]
+    assert karpenter["controller"]["resources"]["requests"] == {"cpu": "1", "memory": "1Gi"}
+    prometheus = releases["kube-prometheus-stack"]["values"]["prometheus"]["prometheusSpec"]
+    assert (prometheus["replicas"], prometheus["retention"]) == (2, "30d")
+    assert releases["mlflow"]["values"]["replicaCount"] == 2

@@ -19,7 +19,7 @@ from stacks.config import (
     NAME_RULES,
     RDS_PARAMETER_FAMILIES,
     VALKEY_PARAMETER_FAMILIES,
-    CacheConfig,
+    AwsCacheConfig,
     ConfigError,
     DatabaseConfig,
     cloud_sql_edition,
@@ -112,7 +112,7 @@ def test_every_allowed_engine_version_has_its_parameter_family() -> None:
     assert set(versions) == set(RDS_PARAMETER_FAMILIES)
     for version, family in RDS_PARAMETER_FAMILIES.items():
         assert family == f"postgres{version}"
-    valkey = typing.get_args(CacheConfig.model_fields["engine_version"].annotation)
+    valkey = typing.get_args(AwsCacheConfig.model_fields["engine_version"].annotation)
     assert set(valkey) == set(VALKEY_PARAMETER_FAMILIES)
     for version, family in VALKEY_PARAMETER_FAMILIES.items():
         assert family == f"valkey{version.split('.')[0]}"

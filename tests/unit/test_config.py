@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
 import pytest
 
-from stacks.config import ConfigError, StackConfig, load_config
+from stacks.config import AwsStackConfig, ConfigError, GcpStackConfig, StackConfig, load_config
 from stacks.stackfiles import read_stack_file
+from tests.conftest import ROOT
 from toolchain.synth import run_program
 
 pytestmark = pytest.mark.unit
@@ -28,6 +30,17 @@ BAD_CONFIGS: list[tuple[str, dict[str, object], list[str]]] = [
     ),
     ("missing cloud", {"environment": "dev", "region": "eu-west-1"}, ["dex:cloud is required"]),
     ("bad cloud", {**AWS, "cloud": "azure"}, ["dex:cloud", "'azure'", "'aws', 'gcp'"]),
+    (
+        "a GCP key on AWS",
+        {**AWS, "network": {"pods_cidr": "10.64.0.0/14"}},
+        ["dex:network.pods_cidr is not a known key", "availability_zones"],
+    ),
+    (
+        "an AWS key on GCP",
+        {**GCP, "cache": {"node_type": "cache.t4g.small"}},
+        ["dex:cache.node_type is not a known key", "memory_size_gib"],
+    ),
+    ("a GCP project on AWS", {**AWS, "gcp_project": "dex-test-1"}, ["dex:gcp_project"]),
     (
         "bad environment",
         {**AWS, "environment": "prd"},
@@ -284,6 +297,60 @@ def test_profiles_differ_where_they_should() -> None:
     assert prod.cache.replicas >= 1
     assert prod.storage.access_logging
     assert not dev.storage.access_logging
+
+
+def test_each_cloud_has_its_own_model_chosen_by_dex_cloud() -> None:
+    """A discriminated union on `dex:cloud`: each cloud's keys only on its own model, no
+    placeholder values for the other cloud."""
+    from pydantic import TypeAdapter
+
+    from stacks.config import AnyStackConfig, AwsStackConfig, GcpStackConfig
+
+    aws, gcp = load_config(AWS), load_config(GCP)
+    assert isinstance(aws, AwsStackConfig)
+    assert isinstance(gcp, GcpStackConfig)
+    assert not hasattr(aws, "gcp_project")
+    assert not hasattr(aws.network, "pods_cidr")
+    assert not hasattr(gcp.cache, "node_type")
+    assert not hasattr(gcp.network, "availability_zones")
+    adapter: TypeAdapter[AwsStackConfig | GcpStackConfig] = TypeAdapter(AnyStackConfig)
+    assert type(adapter.validate_python(gcp.model_dump())) is GcpStackConfig
+    assert type(adapter.validate_python(aws.model_dump())) is AwsStackConfig
+
+
+def test_environments_differ_only_through_knobs() -> None:
+    """Every difference between dev and prod is a key with a profile default, so a dev
+    stack can take any prod behaviour (and the program reads no environment name)."""
+    gdev, gprod = load_config(GCP), load_config({**GCP, "environment": "prod"})
+    assert isinstance(gdev, GcpStackConfig)
+    assert isinstance(gprod, GcpStackConfig)
+    assert (gdev.cluster.regional, gprod.cluster.regional) == (False, True)
+    assert (gdev.cluster.encrypt_secrets, gprod.cluster.encrypt_secrets) == (False, True)
+    assert (gdev.storage.cmek, gprod.storage.cmek) == (False, True)
+    dev, prod = load_config(AWS), load_config(AWS_PROD)
+    assert isinstance(dev, AwsStackConfig)
+    assert isinstance(prod, AwsStackConfig)
+    assert (dev.cache.snapshot_retention_days, prod.cache.snapshot_retention_days) == (1, 7)
+    assert (dev.cluster.karpenter_controller_size, prod.cluster.karpenter_controller_size) == (
+        "small",
+        "upstream",
+    )
+    assert (dev.platform.service_replicas, prod.platform.service_replicas) == (1, 2)
+    assert (dev.platform.metrics_retention_days, prod.platform.metrics_retention_days) == (7, 30)
+    told = load_config(
+        {
+            **AWS,
+            "platform": {"service_replicas": 2},
+            "cluster": {"karpenter_controller_size": "upstream"},
+        }
+    )
+    assert told.platform.service_replicas == 2
+    deciders = re.compile(r'is_prod|environment\s*[!=]=\s*"prod"|"prod"\s*[!=]=')
+    program = [*(ROOT / "stacks").rglob("*.py"), *(ROOT / "components").rglob("*.py")]
+    readers = sorted(
+        p.relative_to(ROOT).as_posix() for p in program if deciders.search(p.read_text())
+    )
+    assert readers == ["stacks/config/stack.py"], "only the config's prod rules read the name"
 
 
 def test_cloud_profiles_choose_cloud_sizes() -> None:

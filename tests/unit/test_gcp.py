@@ -134,6 +134,35 @@ def test_cmek_key_is_usable_by_the_storage_agent(plans: dict[str, Plan]) -> None
     assert member.inputs["role"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
 
 
+def test_kms_keys_follow_the_stacks_protection_like_every_stateful_resource(
+    plans: dict[str, Plan], synth: Synth
+) -> None:
+    """Keys are protected where the stack is (prod), not hard-coded: a dev stack that turns
+    CMEK and secrets encryption on gets its keys, unprotected like its other resources."""
+    kms_types = ("gcp:kms/keyRing:KeyRing", "gcp:kms/cryptoKey:CryptoKey")
+    prod = [r for r in plans["gcp-prod"] if r.type in kms_types]
+    assert len(prod) == 4
+    assert all(r.protect for r in prod)
+    assert not [r for r in plans["gcp-dev"] if r.type in kms_types]
+    dev = synth("gcp-dev", cluster={"encrypt_secrets": True}, storage={"cmek": True})
+    keys = [r for r in dev if r.type in kms_types]
+    assert len(keys) == 4
+    assert not any(r.protect for r in keys)
+    gke = only(dev, "gcp:container/cluster:Cluster").inputs
+    assert gke["databaseEncryption"]["state"] == "ENCRYPTED"
+    protected = synth("gcp-dev", deletion_protection=True, storage={"cmek": True})
+    assert all(r.protect for r in protected if r.type in kms_types)
+
+
+def test_environment_differences_are_config_knobs(synth: Synth) -> None:
+    """What used to follow `environment == prod` follows its own key: a dev stack told to be
+    regional gets a regional cluster."""
+    zonal = only(synth("gcp-dev"), "gcp:container/cluster:Cluster").inputs["location"]
+    regional = synth("gcp-dev", cluster={"regional": True})
+    assert only(regional, "gcp:container/cluster:Cluster").inputs["location"] == "europe-west1"
+    assert zonal != "europe-west1"
+
+
 @pytest.mark.parametrize(("stack", "ha"), [("gcp-dev", False), ("gcp-prod", True)])
 def test_cloud_sql(plans: dict[str, Plan], stack: str, ha: bool) -> None:
     plan = plans[stack]

@@ -467,8 +467,9 @@ def test_controller_runs_hardened_on_the_system_node_group(
 
 def test_controller_sizing() -> None:
     assert [controller_replicas(n) for n in (0, 1, 2, 3, 6)] == [1, 1, 2, 2, 2]
-    prod = controller_resources(prod=True)
+    prod = controller_resources("upstream")
     assert prod["requests"] == prod["limits"] == {"cpu": "1", "memory": "1Gi"}
+    assert controller_resources("small")["requests"] == {"cpu": "250m", "memory": "512Mi"}
 
 
 @pytest.mark.parametrize("env", AWS)
