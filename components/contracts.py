@@ -22,9 +22,6 @@ LAKE_LAYERS = LAYERS
 BUCKET_PURPOSES = (*LAKE_LAYERS, "mlflow", "airflow-logs")
 """Every bucket the object store provides, by purpose."""
 
-WORKLOADS = ("mlflow", "airflow", "api", "training", "pipelines")
-"""Every workload that gets its own cloud identity and Kubernetes service account."""
-
 APP_IMAGES = ("api", "pipelines", "training")
 """The bundled apps, one image repository each."""
 

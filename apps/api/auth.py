@@ -300,10 +300,6 @@ class Authenticator:
         self._verified[token] = (float(claims["exp"]), principal)
         return principal
 
-    def principal(self, request: Request) -> Principal:
-        token = self.token_of(request)
-        return self.remembered(token) or self.verify(token)
-
 
 def header_problem(header: str | None) -> str | None:
     """What is wrong with an Authorization header before any token is looked at, if anything

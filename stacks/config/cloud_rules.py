@@ -125,7 +125,7 @@ def physical_names(cfg: StackConfig) -> dict[str, list[str]]:
             "elasticache_replication_group": [f"{prefix}-valkey"],
             "eks_cluster": [f"{prefix}-eks"],
         }
-    from components.contracts import BUCKET_PURPOSES, WORKLOADS
+    from components.contracts import BUCKET_PURPOSES, WORKLOAD_SPECS
 
     project = cfg.gcp_project
     buckets = [*BUCKET_PURPOSES, *(("access-logs",) if cfg.storage.access_logging else ())]
@@ -133,7 +133,7 @@ def physical_names(cfg: StackConfig) -> dict[str, list[str]]:
         "gke_cluster": [f"{prefix}-gke"],
         "cloud_sql_instance": [f"{prefix}-postgres"],
         "memorystore_instance": [f"{prefix}-redis"],
-        "service_account": [f"{prefix}-gke-nodes", *(f"{prefix}-{w}" for w in WORKLOADS)],
+        "service_account": [f"{prefix}-gke-nodes", *(f"{prefix}-{w.name}" for w in WORKLOAD_SPECS)],
         "gcs_bucket": [f"{project}-{prefix}-{p}" for p in buckets],
     }
 
