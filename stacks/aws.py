@@ -1,7 +1,14 @@
-"""The AWS composition: the capability components wired together for one stack."""
+"""The AWS composition: the capability components wired together for one stack.
+
+`build_aws` reads as the order things are created in: providers and what the account says
+about itself, the network, the cluster, storage, database, cache, registry, workload
+identities, the Kubernetes platform, then Karpenter on the cluster. Each step takes what it
+needs and returns what later steps use.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -38,138 +45,212 @@ def node_pool(spec: NodeGroupConfig) -> NodePoolArgs:
     return NodePoolArgs(**spec.model_dump())
 
 
-def build_aws(cfg: AwsStackConfig) -> dict[str, Any]:
-    prefix = cfg.name_prefix
-    partition = aws_partition(cfg.region)
+@dataclass(frozen=True)
+class _Account:
+    """What every AWS step shares: the config, names, providers and the account."""
+
+    cfg: AwsStackConfig
+    prefix: str
+    partition: str
+    account_id: str
+    opts: pulumi.ResourceOptions
+    """The AWS and random providers, for every cloud component."""
+    random_provider: random.Provider
+    command_provider: command.Provider
+
+    @property
+    def protect(self) -> bool:
+        return self.cfg.deletion_protection
+
+
+def _account(cfg: AwsStackConfig) -> tuple[_Account, list[str], list[str]]:
+    """Providers (default providers are disabled in Pulumi.<stack>.yaml: every package gets
+    one here), the account, the zones to span and the cluster's admin roles."""
     provider = aws.Provider(
         "aws",
         region=cfg.region,
         default_tags=aws.ProviderDefaultTagsArgs(tags=cfg.base_tags()),
     )
-    # Default providers are disabled (Pulumi.<stack>.yaml): every package gets one here.
     random_provider = random.Provider("random")
     command_provider = command.Provider("command")
-    opts = pulumi.ResourceOptions(providers=[provider, random_provider])
     invoke = pulumi.InvokeOptions(provider=provider)
     zones = aws.get_availability_zones(state="available", opts=invoke).names[
         : cfg.network.availability_zones
     ]
     caller = aws.get_caller_identity(opts=invoke)
-    account_id = caller.account_id
     # With no admin roles configured, whoever runs `pulumi up` administers the cluster.
     admin_role_arns = list(cfg.cluster.admin_role_arns) or [role_arn_of_caller(caller.arn)]
     if warning := access_warning(caller.arn, admin_role_arns, cfg.cluster.view_role_arns):
         pulumi.log.warn(warning)
-    cluster_name = f"{prefix}-eks"
-    protect = cfg.deletion_protection
+    account = _Account(
+        cfg=cfg,
+        prefix=cfg.name_prefix,
+        partition=aws_partition(cfg.region),
+        account_id=caller.account_id,
+        opts=pulumi.ResourceOptions(providers=[provider, random_provider]),
+        random_provider=random_provider,
+        command_provider=command_provider,
+    )
+    return account, list(zones), admin_role_arns
 
-    network = Network(
-        f"{prefix}-network",
+
+def _network(a: _Account, zones: list[str]) -> Network:
+    cfg = a.cfg
+    return Network(
+        f"{a.prefix}-network",
         NetworkArgs(
             cidr=str(cfg.network.cidr),
-            availability_zones=list(zones),
+            availability_zones=zones,
             nat_gateways=cfg.network.nat_gateways,
             flow_logs_retention_days=cfg.network.flow_logs_retention_days,
-            cluster_name=cluster_name,
+            cluster_name=f"{a.prefix}-eks",
             region=cfg.region,
         ),
-        opts,
+        a.opts,
     )
-    cluster = Cluster(
-        f"{prefix}-cluster",
+
+
+def _cluster(a: _Account, network: Network, admin_role_arns: list[str]) -> Cluster:
+    cfg = a.cfg
+    return Cluster(
+        f"{a.prefix}-cluster",
         ClusterArgs(
-            cluster_name=cluster_name,
+            cluster_name=f"{a.prefix}-eks",
             kubernetes_version=cfg.cluster.kubernetes_version,
             region=cfg.region,
-            partition=partition,
-            account_id=account_id,
+            partition=a.partition,
+            account_id=a.account_id,
             vpc_id=network.vpc_id,
             subnet_ids=network.private_subnet_ids,
             public_access_cidrs=[str(c) for c in cfg.cluster.public_access_cidrs],
             system_nodes=node_pool(cfg.cluster.system_nodes),
             batch_nodes=node_pool(cfg.cluster.batch_nodes),
             log_retention_days=cfg.cluster.log_retention_days,
-            protect=protect,
+            protect=a.protect,
             admin_role_arns=admin_role_arns,
             view_role_arns=list(cfg.cluster.view_role_arns),
         ),
-        opts,
+        a.opts,
     )
-    store = ObjectStore(
-        f"{prefix}-storage",
+
+
+def _store(a: _Account) -> ObjectStore:
+    storage = a.cfg.storage
+    return ObjectStore(
+        f"{a.prefix}-storage",
         ObjectStoreArgs(
-            name_prefix=prefix,
-            account_id=account_id,
-            partition=partition,
-            raw_infrequent_access_after_days=cfg.storage.raw_infrequent_access_after_days,
-            raw_archive_after_days=cfg.storage.raw_archive_after_days,
-            noncurrent_version_expiration_days=cfg.storage.noncurrent_version_expiration_days,
-            access_logging=cfg.storage.access_logging,
-            force_destroy=cfg.storage.force_destroy,
-            protect=protect,
+            name_prefix=a.prefix,
+            account_id=a.account_id,
+            partition=a.partition,
+            raw_infrequent_access_after_days=storage.raw_infrequent_access_after_days,
+            raw_archive_after_days=storage.raw_archive_after_days,
+            noncurrent_version_expiration_days=storage.noncurrent_version_expiration_days,
+            access_logging=storage.access_logging,
+            force_destroy=storage.force_destroy,
+            protect=a.protect,
         ),
-        opts,
+        a.opts,
     )
-    database = Database(
-        f"{prefix}-database",
+
+
+def _database(a: _Account, network: Network, cluster: Cluster) -> Database:
+    db = a.cfg.database
+    return Database(
+        f"{a.prefix}-database",
         DatabaseArgs(
-            identifier=f"{prefix}-postgres",
-            engine_version=cfg.database.engine_version,
-            parameter_group_family=RDS_PARAMETER_FAMILIES[cfg.database.engine_version],
-            instance_class=cfg.database.instance_class,
-            storage_gib=cfg.database.storage_gib,
-            max_storage_gib=cfg.database.max_storage_gib,
-            multi_az=cfg.database.high_availability,
-            backup_retention_days=cfg.database.backup_retention_days,
-            performance_insights=cfg.database.performance_insights,
-            deletion_protection=protect,
+            identifier=f"{a.prefix}-postgres",
+            engine_version=db.engine_version,
+            parameter_group_family=RDS_PARAMETER_FAMILIES[db.engine_version],
+            instance_class=db.instance_class,
+            storage_gib=db.storage_gib,
+            max_storage_gib=db.max_storage_gib,
+            multi_az=db.high_availability,
+            backup_retention_days=db.backup_retention_days,
+            performance_insights=db.performance_insights,
+            deletion_protection=a.protect,
             vpc_id=network.vpc_id,
             subnet_ids=network.database_subnet_ids,
             client_security_group_ids=[cluster.cluster_security_group_id],
-            region=cfg.region,
-            command_provider=command_provider,
+            region=a.cfg.region,
+            command_provider=a.command_provider,
         ),
-        opts,
+        a.opts,
     )
-    cache = Cache(
-        f"{prefix}-cache",
+
+
+def _cache(a: _Account, network: Network, cluster: Cluster) -> Cache:
+    cache = a.cfg.cache
+    return Cache(
+        f"{a.prefix}-cache",
         CacheArgs(
-            replication_group_id=f"{prefix}-valkey",
-            engine_version=cfg.cache.engine_version,
-            parameter_group_family=VALKEY_PARAMETER_FAMILIES[cfg.cache.engine_version],
-            node_type=cfg.cache.node_type,
-            replicas=cfg.cache.replicas,
-            high_availability=cfg.cache.high_availability,
+            replication_group_id=f"{a.prefix}-valkey",
+            engine_version=cache.engine_version,
+            parameter_group_family=VALKEY_PARAMETER_FAMILIES[cache.engine_version],
+            node_type=cache.node_type,
+            replicas=cache.replicas,
+            high_availability=cache.high_availability,
             vpc_id=network.vpc_id,
             subnet_ids=network.private_subnet_ids,
             client_security_group_ids=[cluster.cluster_security_group_id],
-            snapshot_retention_days=cfg.cache.snapshot_retention_days,
-            protect=protect,
+            snapshot_retention_days=cache.snapshot_retention_days,
+            protect=a.protect,
         ),
-        opts,
+        a.opts,
     )
-    registry = Registry(
-        f"{prefix}-registry",
+
+
+def _registry(a: _Account) -> Registry:
+    return Registry(
+        f"{a.prefix}-registry",
         RegistryArgs(
-            name_prefix=prefix,
+            name_prefix=a.prefix,
             apps=APP_IMAGES,
-            keep_images=cfg.registry.keep_images,
-            protect=protect,
-            pushed_tags=pushed_tags(cfg),
+            keep_images=a.cfg.registry.keep_images,
+            protect=a.protect,
+            pushed_tags=pushed_tags(a.cfg),
         ),
-        opts,
+        a.opts,
     )
-    identity = WorkloadIdentity(
-        f"{prefix}-identity",
+
+
+def _identity(a: _Account, cluster: Cluster, store: ObjectStore) -> WorkloadIdentity:
+    return WorkloadIdentity(
+        f"{a.prefix}-identity",
         WorkloadIdentityArgs(
-            name_prefix=prefix,
+            name_prefix=a.prefix,
             workloads=WORKLOAD_SPECS,
             cluster_name=cluster.name,
             bucket_arns=store.bucket_arns,
             kms_key_arn=store.kms_key_arn,
         ),
-        opts,
+        a.opts,
     )
+
+
+def _karpenter(a: _Account, cluster: Cluster, k8s_provider: pulumi.ProviderResource) -> None:
+    """Karpenter's controller and NodePools on the same cluster (its AWS side: the cluster)."""
+    Karpenter(
+        f"{a.prefix}-karpenter",
+        KarpenterArgs(
+            spec=cluster.karpenter,
+            replicas=controller_replicas(a.cfg.cluster.system_nodes.desired_size),
+            resources=controller_resources(a.cfg.cluster.karpenter_controller_size),
+            tags=a.cfg.base_tags(),
+        ),
+        pulumi.ResourceOptions(providers=[k8s_provider]),
+    )
+
+
+def build_aws(cfg: AwsStackConfig) -> dict[str, Any]:
+    """The whole AWS stack; returns its outputs."""
+    account, zones, admin_role_arns = _account(cfg)
+    network = _network(account, zones)
+    cluster = _cluster(account, network, admin_role_arns)
+    store = _store(account)
+    database = _database(account, network, cluster)
+    cache = _cache(account, network, cluster)
+    registry = _registry(account)
+    identity = _identity(account, cluster, store)
     k8s_provider = kubernetes_provider(cluster.contract)
     outputs = build_platform(
         cfg,
@@ -179,20 +260,10 @@ def build_aws(cfg: AwsStackConfig) -> dict[str, Any]:
         cache=cache.contract,
         registry=registry.contract,
         identity=identity.contract,
-        random_provider=random_provider,
+        random_provider=account.random_provider,
         provider=k8s_provider,
     )
-    # Karpenter's controller and NodePools on the same cluster (its AWS side: the cluster)
-    Karpenter(
-        f"{prefix}-karpenter",
-        KarpenterArgs(
-            spec=cluster.karpenter,
-            replicas=controller_replicas(cfg.cluster.system_nodes.desired_size),
-            resources=controller_resources(cfg.cluster.karpenter_controller_size),
-            tags=cfg.base_tags(),
-        ),
-        pulumi.ResourceOptions(providers=[k8s_provider]),
-    )
+    _karpenter(account, cluster, k8s_provider)
     return {
         "cloud": "aws",
         "environment": cfg.environment,

@@ -1,7 +1,14 @@
-"""The GCP composition: the capability components wired together for one stack."""
+"""The GCP composition: the capability components wired together for one stack.
+
+`build_gcp` reads as the order things are created in: the project (its APIs, the providers
+and what the project says about itself), the network, the cluster, storage, database,
+cache, registry, workload identities, then the Kubernetes platform. Each step takes what it
+needs and returns what later steps use.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -25,13 +32,33 @@ def node_pool(spec: NodeGroupConfig) -> NodePoolArgs:
     return NodePoolArgs(**spec.model_dump())
 
 
-def build_gcp(cfg: GcpStackConfig) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Project:
+    """What every GCP step shares: the config, names, providers and the project's facts."""
+
+    cfg: GcpStackConfig
+    project: str
+    region: str
+    prefix: str
+    project_number: str
+    zone: str
+    storage_agent: str
+    """The Cloud Storage service agent's email (CMEK grants)."""
+    opts: pulumi.ResourceOptions
+    """The `gcp` and random providers, for every cloud component."""
+    random_provider: random.Provider
+
+    @property
+    def protect(self) -> bool:
+        return self.cfg.deletion_protection
+
+
+def _project(cfg: GcpStackConfig) -> _Project:
+    """Two providers of one project: `gcp-apis` enables the APIs (and answers the lookups,
+    whose APIs docs/first-deploy.md asks to enable beforehand); `gcp`, which every other
+    resource uses, waits for them. A component's `depends_on` does not reach its children:
+    the provider's does, since every resource waits for its provider."""
     project, region, prefix = cfg.gcp_project, cfg.region, cfg.name_prefix
-    protect = cfg.deletion_protection
-    # Two providers of one project: `gcp-apis` enables the APIs (and answers the lookups,
-    # whose APIs docs/first-deploy.md asks to enable beforehand); `gcp`, which every other
-    # resource uses, waits for them. A component's `depends_on` does not reach its children:
-    # the provider's does, since every resource waits for its provider.
     api_provider = gcp.Provider("gcp-apis", project=project, region=region)
     invoke = pulumi.InvokeOptions(provider=api_provider)
     project_number = gcp.organizations.get_project(project_id=project, opts=invoke).number
@@ -48,30 +75,47 @@ def build_gcp(cfg: GcpStackConfig) -> dict[str, Any]:
         opts=pulumi.ResourceOptions(depends_on=list(apis.services)),
     )
     random_provider = random.Provider("random")
-    opts = pulumi.ResourceOptions(providers=[provider, random_provider])
-
-    network = Network(
-        f"{prefix}-network",
-        NetworkArgs(
-            project=project,
-            region=region,
-            nodes_cidr=str(cfg.network.cidr),
-            pods_cidr=str(cfg.network.pods_cidr),
-            services_cidr=str(cfg.network.services_cidr),
-            private_services_cidr=str(cfg.network.private_services_cidr),
-            control_plane_cidr=str(cfg.network.control_plane_cidr),
-        ),
-        opts,
+    return _Project(
+        cfg=cfg,
+        project=project,
+        region=region,
+        prefix=prefix,
+        project_number=str(project_number),
+        zone=zone,
+        storage_agent=storage_agent.email_address,
+        opts=pulumi.ResourceOptions(providers=[provider, random_provider]),
+        random_provider=random_provider,
     )
-    cluster = Cluster(
-        f"{prefix}-cluster",
+
+
+def _network(p: _Project) -> Network:
+    net = p.cfg.network
+    return Network(
+        f"{p.prefix}-network",
+        NetworkArgs(
+            project=p.project,
+            region=p.region,
+            nodes_cidr=str(net.cidr),
+            pods_cidr=str(net.pods_cidr),
+            services_cidr=str(net.services_cidr),
+            private_services_cidr=str(net.private_services_cidr),
+            control_plane_cidr=str(net.control_plane_cidr),
+        ),
+        p.opts,
+    )
+
+
+def _cluster(p: _Project, network: Network) -> Cluster:
+    cfg = p.cfg
+    return Cluster(
+        f"{p.prefix}-cluster",
         ClusterArgs(
-            project=project,
-            project_number=str(project_number),
-            region=region,
+            project=p.project,
+            project_number=p.project_number,
+            region=p.region,
             regional=cfg.cluster.regional,
-            zone=zone,
-            cluster_name=f"{prefix}-gke",
+            zone=p.zone,
+            cluster_name=f"{p.prefix}-gke",
             kubernetes_version=cfg.cluster.kubernetes_version,
             release_channel=cfg.cluster.release_channel,
             network=network.network_id,
@@ -82,88 +126,122 @@ def build_gcp(cfg: GcpStackConfig) -> dict[str, Any]:
             system_nodes=node_pool(cfg.cluster.system_nodes),
             batch_nodes=node_pool(cfg.cluster.batch_nodes),
             encrypt_secrets=cfg.cluster.encrypt_secrets,
-            protect=protect,
+            protect=p.protect,
         ),
-        opts,
+        p.opts,
     )
-    store = ObjectStore(
-        f"{prefix}-storage",
+
+
+def _store(p: _Project) -> ObjectStore:
+    storage = p.cfg.storage
+    return ObjectStore(
+        f"{p.prefix}-storage",
         ObjectStoreArgs(
-            project=project,
-            region=region,
-            name_prefix=prefix,
-            raw_infrequent_access_after_days=cfg.storage.raw_infrequent_access_after_days,
-            raw_archive_after_days=cfg.storage.raw_archive_after_days,
-            noncurrent_version_expiration_days=cfg.storage.noncurrent_version_expiration_days,
-            access_logging=cfg.storage.access_logging,
-            cmek=cfg.storage.cmek,
-            storage_service_account=storage_agent.email_address,
-            force_destroy=cfg.storage.force_destroy,
-            protect=protect,
+            project=p.project,
+            region=p.region,
+            name_prefix=p.prefix,
+            raw_infrequent_access_after_days=storage.raw_infrequent_access_after_days,
+            raw_archive_after_days=storage.raw_archive_after_days,
+            noncurrent_version_expiration_days=storage.noncurrent_version_expiration_days,
+            access_logging=storage.access_logging,
+            cmek=storage.cmek,
+            storage_service_account=p.storage_agent,
+            force_destroy=storage.force_destroy,
+            protect=p.protect,
         ),
-        opts,
+        p.opts,
     )
-    database = Database(
-        f"{prefix}-database",
+
+
+def _after_private_access(p: _Project, network: Network) -> pulumi.ResourceOptions:
+    """Cloud SQL and Memorystore wait for the private service access connection."""
+    return pulumi.ResourceOptions.merge(
+        p.opts, pulumi.ResourceOptions(depends_on=[network.private_services_connection])
+    )
+
+
+def _database(p: _Project, network: Network) -> Database:
+    db = p.cfg.database
+    return Database(
+        f"{p.prefix}-database",
         DatabaseArgs(
-            project=project,
-            region=region,
-            instance_name=f"{prefix}-postgres",
-            engine_version=cfg.database.engine_version,
-            tier=cfg.database.instance_class,
-            storage_gib=cfg.database.storage_gib,
-            max_storage_gib=cfg.database.max_storage_gib,
-            regional=cfg.database.high_availability,
-            backup_retention_days=cfg.database.backup_retention_days,
-            transaction_log_retention_days=cfg.database.transaction_log_retention_days,
-            edition=cloud_sql_edition(cfg.database.instance_class),
-            point_in_time_recovery=cfg.database.point_in_time_recovery,
-            query_insights=cfg.database.performance_insights,
-            deletion_protection=protect,
+            project=p.project,
+            region=p.region,
+            instance_name=f"{p.prefix}-postgres",
+            engine_version=db.engine_version,
+            tier=db.instance_class,
+            storage_gib=db.storage_gib,
+            max_storage_gib=db.max_storage_gib,
+            regional=db.high_availability,
+            backup_retention_days=db.backup_retention_days,
+            transaction_log_retention_days=db.transaction_log_retention_days,
+            edition=cloud_sql_edition(db.instance_class),
+            point_in_time_recovery=db.point_in_time_recovery,
+            query_insights=db.performance_insights,
+            deletion_protection=p.protect,
             private_network=network.network_id,
-            depends_on=[network.private_services_connection],
-            labels=cfg.base_tags(),
+            labels=p.cfg.base_tags(),
         ),
-        opts,
+        _after_private_access(p, network),
     )
-    cache = Cache(
-        f"{prefix}-cache",
+
+
+def _cache(p: _Project, network: Network) -> Cache:
+    return Cache(
+        f"{p.prefix}-cache",
         CacheArgs(
-            project=project,
-            region=region,
-            instance_name=f"{prefix}-redis",
-            memory_size_gib=cfg.cache.memory_size_gib,
-            high_availability=cfg.cache.high_availability,
+            project=p.project,
+            region=p.region,
+            instance_name=f"{p.prefix}-redis",
+            memory_size_gib=p.cfg.cache.memory_size_gib,
+            high_availability=p.cfg.cache.high_availability,
             authorized_network=network.network_id,
-            depends_on=[network.private_services_connection],
-            protect=protect,
+            protect=p.protect,
         ),
-        opts,
+        _after_private_access(p, network),
     )
-    registry = Registry(
-        f"{prefix}-registry",
+
+
+def _registry(p: _Project) -> Registry:
+    return Registry(
+        f"{p.prefix}-registry",
         RegistryArgs(
-            project=project,
-            region=region,
-            repository_id=prefix,
+            project=p.project,
+            region=p.region,
+            repository_id=p.prefix,
             apps=APP_IMAGES,
-            keep_images=cfg.registry.keep_images,
-            protect=protect,
-            pushed_tags=pushed_tags(cfg),
+            keep_images=p.cfg.registry.keep_images,
+            protect=p.protect,
+            pushed_tags=pushed_tags(p.cfg),
         ),
-        opts,
+        p.opts,
     )
-    identity = WorkloadIdentity(
-        f"{prefix}-identity",
+
+
+def _identity(p: _Project, cluster: Cluster, store: ObjectStore) -> WorkloadIdentity:
+    return WorkloadIdentity(
+        f"{p.prefix}-identity",
         WorkloadIdentityArgs(
-            project=project,
-            name_prefix=prefix,
+            project=p.project,
+            name_prefix=p.prefix,
             workload_pool=cluster.workload_pool,
             workloads=WORKLOAD_SPECS,
             bucket_names=store.bucket_names,
         ),
-        opts,
+        p.opts,
     )
+
+
+def build_gcp(cfg: GcpStackConfig) -> dict[str, Any]:
+    """The whole GCP stack; returns its outputs."""
+    project = _project(cfg)
+    network = _network(project)
+    cluster = _cluster(project, network)
+    store = _store(project)
+    database = _database(project, network)
+    cache = _cache(project, network)
+    registry = _registry(project)
+    identity = _identity(project, cluster, store)
     outputs = build_platform(
         cfg,
         cluster=cluster.contract,
@@ -172,13 +250,13 @@ def build_gcp(cfg: GcpStackConfig) -> dict[str, Any]:
         cache=cache.contract,
         registry=registry.contract,
         identity=identity.contract,
-        random_provider=random_provider,
+        random_provider=project.random_provider,
     )
     return {
         "cloud": "gcp",
         "environment": cfg.environment,
-        "region": region,
-        "project": project,
+        "region": cfg.region,
+        "project": project.project,
         "network": network.network_self_link,
         "cluster_name": cluster.name,
         "cluster_endpoint": cluster.endpoint,

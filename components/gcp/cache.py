@@ -21,6 +21,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.contracts import CacheOutputs, contract_outputs
+from components.options import take_depends_on
 
 REDIS_VERSION = "REDIS_7_2"
 """The newest Memorystore for Redis version (`dex:cache.engine_version` names the Valkey
@@ -37,7 +38,6 @@ class CacheArgs:
     memory_size_gib: int
     high_availability: bool
     authorized_network: pulumi.Input[str]
-    depends_on: list[pulumi.Resource]
     protect: bool
 
 
@@ -49,7 +49,8 @@ class Cache(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("dex:gcp:Cache", name, None, opts)
+        own, depends_on = take_depends_on(opts)
+        super().__init__("dex:gcp:Cache", name, None, own)
         instance = gcp.redis.Instance(
             f"{name}-redis",
             name=args.instance_name,
@@ -78,9 +79,7 @@ class Cache(pulumi.ComponentResource):
                 ]
             ),
             labels={"component": "cache"},
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=args.depends_on, protect=args.protect
-            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on, protect=args.protect),
         )
         token: pulumi.Output[str] = pulumi.Output.secret(instance.auth_string)
         port = instance.port.apply(lambda p: int(p or TLS_PORT))

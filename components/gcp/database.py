@@ -15,6 +15,7 @@ import pulumi_gcp as gcp
 import pulumi_random as random
 
 from components.contracts import AppDatabase, DatabaseOutputs, contract_outputs
+from components.options import take_depends_on
 
 APP_DATABASES = ("mlflow", "airflow")
 ADMIN_USER = "dex_admin"
@@ -41,8 +42,6 @@ class DatabaseArgs:
     query_insights: bool
     deletion_protection: bool
     private_network: pulumi.Input[str]
-    depends_on: list[pulumi.Resource]
-    """The private service access connection, which must exist first."""
     labels: dict[str, str]
     """The platform's labels: `settings.user_labels` does not inherit the provider's."""
 
@@ -63,7 +62,8 @@ class Database(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("dex:gcp:Database", name, None, opts)
+        own, depends_on = take_depends_on(opts)
+        super().__init__("dex:gcp:Database", name, None, own)
         labels = {**args.labels, "component": "database"}
         instance = gcp.sql.DatabaseInstance(
             f"{name}-postgres",
@@ -74,7 +74,7 @@ class Database(pulumi.ComponentResource):
             deletion_protection=args.deletion_protection,
             settings=_instance_settings(args, labels),
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=args.depends_on, protect=args.deletion_protection
+                parent=self, depends_on=depends_on, protect=args.deletion_protection
             ),
         )
         admin_password = self._admin(name, args, instance)

@@ -22,9 +22,9 @@ from components.k8s.base import (
     helm_release,
     resources,
     secret_ref,
-    take_depends_on,
 )
 from components.k8s.gateway import BACKENDS, https_route
+from components.options import take_depends_on
 
 AIRFLOW_CHART_VERSION = "1.21.0"
 AIRFLOW_VERSION = "3.2.0"

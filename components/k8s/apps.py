@@ -24,7 +24,6 @@ from components.k8s.base import (
     pod_security,
     resources,
     selector,
-    take_depends_on,
     untyped,
 )
 from components.k8s.gateway import (
@@ -35,6 +34,7 @@ from components.k8s.gateway import (
     custom_resource,
     https_route,
 )
+from components.options import take_depends_on
 
 API_PORT = BACKENDS["api"].pod_port
 API_SECRET = "api-secrets"

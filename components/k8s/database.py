@@ -30,9 +30,9 @@ from components.k8s.base import (
     pod_security,
     resources,
     secret_ref,
-    take_depends_on,
     untyped,
 )
+from components.options import take_depends_on
 
 POSTGRES_CLIENT_IMAGE = (
     "postgres:17.6-alpine@sha256:ef257d85f76e48da1c64832459b59fcaba1a4dac97bf5d7450c77753542eee94"

@@ -43,8 +43,8 @@ from components.k8s.base import (
     Chart,
     helm_release,
     resources,
-    take_depends_on,
 )
+from components.options import take_depends_on
 
 ENVOY_GATEWAY_CHART = "oci://docker.io/envoyproxy/gateway-helm"
 ENVOY_GATEWAY_VERSION = "v1.9.0"

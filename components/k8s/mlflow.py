@@ -26,7 +26,6 @@ from components.k8s.base import (
     ca_volume,
     helm_release,
     resources,
-    take_depends_on,
 )
 from components.k8s.gateway import (
     BACKENDS,
@@ -35,6 +34,7 @@ from components.k8s.gateway import (
     custom_resource,
     https_route,
 )
+from components.options import take_depends_on
 
 MLFLOW_CHART_VERSION = "1.11.5"
 MLFLOW_IMAGE_TAG = "3.15.1"

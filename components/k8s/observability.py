@@ -29,10 +29,10 @@ from components.k8s.base import (
     pod_security,
     resources,
     selector,
-    take_depends_on,
     untyped,
 )
 from components.k8s.gateway import BACKENDS, https_route
+from components.options import take_depends_on
 
 KUBE_PROMETHEUS_STACK_VERSION = "88.5.3"
 PROMETHEUS_OPERATOR_VERSION = "v0.93.1"

@@ -33,14 +33,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
-from components.k8s.base import (
-    MANAGED_BY,
-    PLATFORM_NS,
-    Chart,
-    helm_release,
-    take_depends_on,
-    untyped,
-)
+from components.k8s.base import MANAGED_BY, PLATFORM_NS, Chart, helm_release, untyped
+from components.options import take_depends_on
 
 SEALED_SECRETS_CHART = "sealed-secrets"
 SEALED_SECRETS_VERSION = "2.18.5"
