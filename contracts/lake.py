@@ -1,6 +1,6 @@
 """The lake: its layers, how a process is told where each lives, and the paths the apps
 share. The platform sets the variables (`components/k8s/platform.py`), `dex local up` sets
-them locally, the apps read them (`apps/common/lake.py`)."""
+them locally, the apps read them (`apps/shared/lake.py`)."""
 
 from __future__ import annotations
 
