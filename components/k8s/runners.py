@@ -67,7 +67,7 @@ INTERNET = [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [LINK_LOCAL]}}]
 
 def scale_set_name(stack: str) -> str:
     """The runner scale set of a stack, and the only label its runners answer to: the value of
-    `runs-on` in the workflows (toolchain/ci_reach.py checks them against the same name)."""
+    `runs-on` in the workflows (toolchain/ci_reach/ checks them against the same name)."""
     return f"dex-{stack}"
 
 

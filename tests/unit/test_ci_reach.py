@@ -1,4 +1,4 @@
-"""toolchain/ci_reach.py: the real workflows reach every stack they touch (zero findings), and
+"""toolchain/ci_reach/: the real workflows reach every stack they touch (zero findings), and
 each defect injected into a copy of them (a GitHub-hosted runner, another stack's role, no
 GKE auth plugin, a 1 h session, a stack nobody deploys, ...) produces its finding."""
 

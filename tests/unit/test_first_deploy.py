@@ -1,4 +1,4 @@
-"""The first-deploy simulation (toolchain/first_deploy.py): every shipped plan passes every
+"""The first-deploy simulation (toolchain/first_deploy/): every shipped plan passes every
 check, and each check fails on a copy of a plan (or a program) with the defect it is for.
 
 Each injected defect is one that a real first `pulumi up` would hit and the mock engine

@@ -2,7 +2,7 @@
 in-network runner labels and the repository variables the workflows may read), the GitHub
 workflow JSON schema, and what each workflow must do. The checkers are proven on deliberately
 broken workflows too. Whether each job can reach and authenticate to the stack it touches is
-toolchain/ci_reach.py's check (tests/unit/test_ci_reach.py)."""
+toolchain/ci_reach/'s check (tests/unit/test_ci_reach.py)."""
 
 from __future__ import annotations
 
