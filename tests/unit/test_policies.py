@@ -26,6 +26,7 @@ from policies.crossguard import build_policies, pack_config_file
 from policies.model import ALWAYS, UNKNOWN, PackConfig
 from policies.runner import check, render_markdown, render_sarif
 from tests.conftest import ROOT
+from tests.unit.policy_cases import collected
 
 pytestmark = pytest.mark.unit
 
@@ -1107,6 +1108,10 @@ CASES: dict[
         ],
     ),
 }
+
+_MORE = collected()
+assert not set(_MORE) & set(CASES), set(_MORE) & set(CASES)
+CASES.update(_MORE)
 
 
 def build_doc(resources: Sequence[Res]) -> dict[str, Any]:
