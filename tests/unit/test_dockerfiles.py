@@ -55,7 +55,7 @@ def test_images_follow_the_platform_rules(app: str) -> None:
     text = dockerfile(app)
     stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\w+))?", text, re.M)
     assert len(stages) == 2, "multi-stage: a build stage and a runtime stage"
-    # base images pinned to an exact version through one ARG
+    # base images pinned to an exact version (by digest too: test_base_images_are_pinned_by_digest)
     args = dict(re.findall(r"^ARG\s+(\w+)=(\S+)", text, re.M))
     for image, _stage in stages:
         ref = args[image.strip("${}")] if image.startswith("${") else image
@@ -303,3 +303,80 @@ def test_the_context_check_sees_a_leak(tmp_path: Path) -> None:
     assert _admitted(ignore, files) == {"apps/api/a.py"}
     ignore.write_text("*\n!apps/\n")  # the old shared context: every app's files
     assert "apps/training/t.py" in _admitted(ignore, files)
+
+
+_FROM = re.compile(r"^FROM\s+(?:--platform=\S+\s+)?(?P<image>\S+)(?:\s+AS\s+(?P<stage>\S+))?", re.M)
+_PINNED = re.compile(r"^[^@\s$]+:[\w][\w.-]*@sha256:[0-9a-f]{64}$")
+"""`name:tag@sha256:<64 hex>`: the tag to read, the digest that is pulled."""
+
+UNPINNED_BASES = {
+    "apache/airflow:3.2.0-python3.12": (
+        "no digest of this tag could be confirmed offline when the others were pinned (no "
+        "public source records one); pin it with the digest `docker buildx imagetools inspect "
+        "apache/airflow:3.2.0-python3.12` prints (the index digest, not one platform's)"
+    ),
+}
+"""Base images still pinned by tag alone, each with the reason. Empty is the goal."""
+
+
+def unpinned_bases(text: str) -> list[str]:
+    """The FROM images of a Dockerfile that are neither a digest-pinned `name:tag@sha256:...`
+    nor an earlier stage. An ARG-indirected FROM counts as unpinned: Dependabot does not read
+    it (dependabot-core's docker FileParser matches literal `FROM image[:tag][@sha256:...]`)."""
+    stages: set[str] = set()
+    bad = []
+    for m in _FROM.finditer(text):
+        image = m["image"]
+        if image not in stages and not _PINNED.match(image):
+            bad.append(image)
+        if m["stage"]:
+            stages.add(m["stage"].lower())
+    return bad
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_base_images_are_pinned_by_digest(app: str) -> None:
+    """A tag can be re-pushed with other content; a digest cannot. Both stages name the same
+    base, written out (not through an ARG) so that Dependabot updates them together."""
+    text = dockerfile(app)
+    bases = [m["image"] for m in _FROM.finditer(text)]
+    assert len(set(bases)) == 1, f"{app}: the stages use different bases {bases}"
+    unpinned = set(unpinned_bases(text))
+    assert unpinned <= set(UNPINNED_BASES), f"{app}: {sorted(unpinned)} not pinned by digest"
+    # the BuildKit frontend is an image too
+    first = text.splitlines()[0]
+    assert re.fullmatch(r"# syntax=docker/dockerfile:[\d.]+@sha256:[0-9a-f]{64}", first), first
+
+
+def test_every_listed_exception_is_still_used() -> None:
+    used = {image for app in APPS for image in unpinned_bases(dockerfile(app))}
+    assert used == set(UNPINNED_BASES), "UNPINNED_BASES lists a base that is pinned now"
+
+
+def test_the_digest_check_catches_tags_args_and_short_digests() -> None:
+    digest = "sha256:" + "a" * 64
+    text = (
+        "ARG BASE=python:3.12.12-slim@" + digest + "\n"
+        "FROM ${BASE} AS one\n"
+        "FROM python:3.12.12-slim AS two\n"
+        "FROM python@" + digest + " AS three\n"
+        "FROM python:3.12.12-slim@sha256:abc AS four\n"
+        "FROM python:3.12.12-slim@" + digest + " AS five\n"
+        "FROM five\n"
+    )
+    assert unpinned_bases(text) == [
+        "${BASE}",
+        "python:3.12.12-slim",
+        "python@" + digest,
+        "python:3.12.12-slim@sha256:abc",
+    ]
+
+
+def test_the_pipelines_image_runs_the_charts_airflow() -> None:
+    """The Airflow chart is configured for AIRFLOW_VERSION; the image it runs must be that
+    Airflow (a Dependabot bump of the base fails here until AIRFLOW_VERSION follows)."""
+    from components.k8s.airflow import AIRFLOW_VERSION
+
+    (base,) = {m["image"] for m in _FROM.finditer(dockerfile("pipelines"))}
+    tag = base.split("@")[0].split(":", 1)[1]
+    assert tag.split("-")[0] == AIRFLOW_VERSION, (base, AIRFLOW_VERSION)

@@ -1,12 +1,15 @@
 """The CI workflows, checked offline: actionlint (with shellcheck for `run:` scripts, the
 in-network runner labels and the repository variables the workflows may read), the GitHub
-workflow JSON schema, and what each workflow must do. The checkers are proven on deliberately
+workflow JSON schema, what each workflow must do, every action pinned by commit SHA, and the
+PR workflow's vulnerability audit of requirements.lock. The checkers are proven on deliberately
 broken workflows too. Whether each job can reach and authenticate to the stack it touches is
 toolchain/ci_reach/'s check (tests/unit/test_ci_reach.py)."""
 
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -210,3 +213,115 @@ def test_drift_runs_nightly_and_files_an_issue() -> None:
     assert "issues.create" in _runs(job)
     assert "READONLY" in str(_uses(job, "aws-actions/configure-aws-credentials@"))
     assert "READONLY" in str(_uses(job, "google-github-actions/auth@"))
+
+
+_USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<comment>\s+#.*)?$")
+_SHA = re.compile(r"[0-9a-f]{40}")
+_VERSION_COMMENT = re.compile(r"#\s*v?\d+(?:\.\d+){0,2}$")
+"""The comment Dependabot rewrites along with the SHA: one that ends with the version."""
+
+
+def unpinned_actions(text: str) -> list[str]:
+    """The `uses:` lines of a workflow that are not a third-party action pinned by a full
+    commit SHA with its version in a trailing comment (local `./` actions excepted)."""
+    bad = []
+    for line in text.splitlines():
+        m = _USES.match(line)
+        if not m or m["ref"].startswith("./"):
+            continue
+        _action, _, ref = m["ref"].partition("@")
+        comment = (m["comment"] or "").strip()
+        if not _SHA.fullmatch(ref) or not _VERSION_COMMENT.search(comment):
+            bad.append(line.strip())
+    return bad
+
+
+def test_every_action_is_pinned_by_commit_sha_with_its_version() -> None:
+    """A tag can be moved to other code; a commit cannot. The version comment is for readers
+    and for Dependabot, which rewrites it with the SHA (.github/dependabot.yml)."""
+    uses = [line for w in WORKFLOWS for line in w.read_text().splitlines() if _USES.match(line)]
+    assert len(uses) > 20
+    for workflow in WORKFLOWS:
+        assert not unpinned_actions(workflow.read_text()), workflow.name
+    # one action, one commit and one version everywhere
+    seen: dict[str, set[str]] = {}
+    for line in uses:
+        m = _USES.match(line)
+        assert m
+        action, _, ref = m["ref"].partition("@")
+        seen.setdefault(action, set()).add(f"{ref} {(m['comment'] or '').strip()}")
+    assert all(len(pins) == 1 for pins in seen.values()), seen
+
+
+def test_the_pin_check_catches_tags_branches_and_missing_versions() -> None:
+    sha = "fbc6f3992d24b796d5a048ff273f7fcc4a7b6c09"
+    broken = (
+        "steps:\n"
+        "  - uses: actions/checkout@v5\n"
+        "  - uses: actions/checkout@main\n"
+        f"  - uses: actions/checkout@{sha}\n"
+        f"  - uses: actions/checkout@{sha} # pinned, no version\n"
+        f"  - uses: actions/checkout@{sha[:12]} # v5.1.0\n"
+    )
+    assert len(unpinned_actions(broken)) == 5
+    fine = f"  - uses: ./.github/actions/local\n  - uses: actions/checkout@{sha} # v5.1.0\n"
+    assert not unpinned_actions(fine)
+
+
+def _audit_command(job: dict) -> list[str]:  # type: ignore[type-arg]
+    runs = [str(s.get("run", "")) for s in job["steps"]]
+    (script,) = [r for r in runs if "pip-audit" in r and "--requirement" in r]
+    return shlex.split(script.replace("\\\n", " "))
+
+
+def test_pr_workflow_audits_the_lock_and_fails_on_findings() -> None:
+    """pip-audit over the PR's own requirements.lock, in the PR workflow (it needs PyPI's
+    advisory data, so not in `make test`); a finding exits non-zero and nothing swallows it."""
+    pr = _load("pr.yml")
+    assert "pull_request" in pr["on"]
+    job = pr["jobs"]["audit"]
+    assert job["runs-on"].startswith("ubuntu-")
+    assert not job.get("continue-on-error")
+    assert "if" not in job
+    assert not any(s.get("continue-on-error") for s in job["steps"])
+    checkout = _uses(job, "actions/checkout@")
+    assert checkout
+    assert "ref" not in checkout[0].get("with", {})  # the PR's own (merge) commit
+    argv = _audit_command(job)
+    assert argv[0].endswith("pip-audit")
+    assert argv[argv.index("--requirement") + 1] == "requirements.lock"
+    # a `pip freeze` lock without hashes: its exact pins, no resolver; unauditable fails too
+    assert {"--no-deps", "--disable-pip", "--strict"} <= set(argv)
+    assert not {"--fix", "--dry-run", "-d", "--ignore-vuln"} & set(argv)
+    script = _runs(job)
+    for swallow in ("|| true", "set +e", "exit 0", "|| :"):
+        assert swallow not in script, swallow
+    # pip-audit itself at the lock's version
+    assert "-c requirements.lock pip-audit" in script
+    pins = dict(
+        line.split("==", 1)
+        for line in (ROOT / "requirements.lock").read_text().splitlines()
+        if "==" in line
+    )
+    assert pins.get("pip_audit") or pins.get("pip-audit")
+
+
+def test_the_audit_command_accepts_the_lock_offline() -> None:
+    """The workflow's exact pip-audit arguments, with --dry-run (no advisory look-up): every
+    line of the lock is an exact pin it can audit. An unpinned line fails the same command."""
+    argv = _audit_command(_load("pr.yml")["jobs"]["audit"])
+    cmd = [str(BIN / "pip-audit"), *argv[1:], "--dry-run"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    pins = sum("==" in line for line in (ROOT / "requirements.lock").read_text().splitlines())
+    assert f"would have audited {pins} packages" in out.stderr
+
+
+def test_the_audit_command_refuses_an_unpinned_lock(tmp_path: Path) -> None:
+    argv = _audit_command(_load("pr.yml")["jobs"]["audit"])
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("requests>=2\n")
+    cmd = [str(BIN / "pip-audit"), *argv[1:], "--dry-run"]
+    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert out.returncode != 0
+    assert "not pinned" in out.stderr
