@@ -10,7 +10,21 @@ from policies.model import RULES, Rule
 
 
 def all_rules() -> list[Rule]:
-    from policies import rules_aws, rules_gcp, rules_k8s  # noqa: F401 - they register rules
+    from policies import (  # noqa: F401 - they register rules
+        rules_aws,
+        rules_aws_access,
+        rules_aws_audit,
+        rules_aws_identity,
+        rules_aws_lifecycle,
+        rules_gcp,
+        rules_gcp_access,
+        rules_gcp_audit,
+        rules_gcp_lifecycle,
+        rules_gcp_supply,
+        rules_k8s,
+        rules_k8s_pods,
+        rules_k8s_rbac,
+    )
 
     seen: set[str] = set()
     for rule in RULES:

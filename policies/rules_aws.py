@@ -18,6 +18,8 @@ from policies.model import (
     resource_rule,
     stack_rule,
 )
+from policies.rules_aws_access import open_to_everyone, public_acl_grants
+from policies.rules_aws_lifecycle import eks_support_ended
 
 BUCKET = "aws:s3/bucket:Bucket"
 BUCKET_LEGACY = "aws:s3/bucketV2:BucketV2"
@@ -36,6 +38,8 @@ LOGGING_V2 = "aws:s3/bucketLoggingV2:BucketLoggingV2"
 OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
 ACL = "aws:s3/bucketAcl:BucketAcl"
 ACL_V2 = "aws:s3/bucketAclV2:BucketAclV2"
+OBJECT = "aws:s3/bucketObject:BucketObject"
+OBJECT_V2 = "aws:s3/bucketObjectv2:BucketObjectv2"
 SG = "aws:ec2/securityGroup:SecurityGroup"
 SG_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 SG_INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
@@ -206,17 +210,21 @@ def s3_tls_only(stack: StackSubject) -> Iterator[tuple[str, str]]:
 
 @resource_rule(
     "AWS-S3-007",
-    "S3 buckets grant no public ACL",
+    "S3 buckets and objects grant no public ACL",
     "critical",
     ALWAYS,
-    [BUCKET, BUCKET_LEGACY, ACL, ACL_V2],
-    "Remove public ACLs; use BucketOwnerEnforced ownership (ACLs disabled).",
+    [BUCKET, BUCKET_LEGACY, ACL, ACL_V2, OBJECT, OBJECT_V2],
+    "Remove public ACLs and grants to AllUsers / AuthenticatedUsers; use BucketOwnerEnforced "
+    "ownership (ACLs disabled).",
     ["CIS-AWS-1.4.0:2.1.5"],
+    "A canned ACL (public-read, public-read-write, authenticated-read) or an explicit grant to "
+    "AWS's AllUsers or AuthenticatedUsers group, on a bucket, a BucketAcl or an object.",
 )
 def s3_no_public_acl(r: Subject) -> Iterator[str]:
     acl = r.get("acl")
     if acl in ("public-read", "public-read-write", "authenticated-read"):
         yield f"acl is {acl}"
+    yield from public_acl_grants(r)
 
 
 @resource_rule(
@@ -224,17 +232,16 @@ def s3_no_public_acl(r: Subject) -> Iterator[str]:
     "S3 bucket policies allow no anonymous principal",
     "critical",
     ALWAYS,
-    [BUCKET_POLICY],
-    "Name the principals; never Allow Principal '*' without a restricting condition.",
+    [BUCKET_POLICY, BUCKET, BUCKET_LEGACY],
+    "Name the principals; never Allow Principal '*' unless a condition pins the caller "
+    "(aws:SourceArn, aws:SourceAccount, aws:PrincipalOrgID, aws:SourceVpce...): "
+    "aws:SecureTransport or aws:SourceIp do not.",
     ["CIS-AWS-1.4.0:2.1.5"],
+    "Judged on a BucketPolicy and on a bucket's inline `policy`.",
 )
 def s3_no_public_policy(r: Subject) -> Iterator[str]:
     for stmt in policy_statements(r.get("policy")):
-        principal = stmt.get("Principal")
-        anonymous = principal == "*" or (
-            isinstance(principal, dict) and "*" in as_list(principal.get("AWS"))
-        )
-        if stmt.get("Effect") == "Allow" and anonymous and not stmt.get("Condition"):
+        if open_to_everyone(stmt):
             yield f"statement {stmt.get('Sid', '?')} allows everyone"
 
 
@@ -512,17 +519,25 @@ def eks_logging(r: Subject) -> Iterator[str]:
 
 @resource_rule(
     "AWS-EKS-004",
-    "EKS runs a supported Kubernetes version",
-    "medium",
-    ADVISE,
+    "EKS runs a Kubernetes version AWS still supports",
+    "high",
+    ALWAYS,
     [EKS],
-    "Upgrade to Kubernetes 1.32 or newer.",
+    "Pin `version` and upgrade before the end of extended support (AWS-EKS-007 warns at the "
+    "end of standard support).",
+    ["NIST-800-53:SI-2"],
+    "Past the end of EKS extended support a version gets no patches and AWS upgrades the "
+    "control plane on its own schedule; an unpinned version is whatever EKS defaults to on "
+    "the day of creation. Dates: `policies/rules_aws_lifecycle.py` (EKS release calendar).",
 )
 def eks_version(r: Subject) -> Iterator[str]:
     version = str(r.get("version") or "")
-    match = re.match(r"1\.(\d+)", version)
-    if not match or int(match.group(1)) < 32:
-        yield f"version {version or '(provider default)'} is out of standard support or unpinned"
+    if not version:
+        yield "version is not pinned: EKS picks its default on the day of creation"
+        return
+    ended = eks_support_ended(version, extended=True)
+    if ended:
+        yield f"Kubernetes {version} left EKS extended support on {ended}: no patches"
 
 
 @resource_rule(
@@ -697,17 +712,18 @@ def rds_minor_upgrades(r: Subject) -> Iterator[str]:
 
 @resource_rule(
     "AWS-RDS-009",
-    "RDS uses IAM authentication and exports its logs",
-    "low",
-    ADVISE,
-    [RDS],
-    "Set iam_database_authentication_enabled and enabled_cloudwatch_logs_exports.",
+    "RDS uses IAM database authentication",
+    "medium",
+    PROD,
+    [RDS, RDS_CLUSTER],
+    "Set iam_database_authentication_enabled true.",
+    ["NIST-800-53:IA-2"],
+    "Without IAM authentication only long-lived database passwords exist: no per-role, "
+    "short-lived tokens and no CloudTrail record of who connected.",
 )
-def rds_iam_and_logs(r: Subject) -> Iterator[str]:
+def rds_iam_auth(r: Subject) -> Iterator[str]:
     if r.get("iamDatabaseAuthenticationEnabled") is not True:
         yield "IAM database authentication is off"
-    if not r.get("enabledCloudwatchLogsExports"):
-        yield "no logs exported to CloudWatch"
 
 
 @resource_rule(
@@ -952,16 +968,24 @@ def iam_no_wildcards(r: Subject) -> Iterator[str]:
 
 @resource_rule(
     "AWS-IAM-003",
-    "No long-lived IAM access keys",
+    "No long-lived IAM user credentials",
     "high",
     ALWAYS,
-    ["aws:iam/accessKey:AccessKey"],
-    "Use roles (IRSA, OIDC federation for CI) instead of users with access keys.",
+    [
+        "aws:iam/accessKey:AccessKey",
+        "aws:iam/serviceSpecificCredential:ServiceSpecificCredential",
+        "aws:iam/signingCertificate:SigningCertificate",
+    ],
+    "Use roles (EKS Pod Identity, OIDC federation for CI) instead of users with access keys "
+    "or service-specific credentials.",
     ["CIS-AWS-1.4.0:1.14"],
 )
 def iam_no_keys(r: Subject) -> Iterator[str]:
-    if r.type == "aws:iam/accessKey:AccessKey":
-        yield "an IAM access key is a long-lived credential"
+    kind = r.type.rsplit(":", 1)[-1]
+    yield (
+        f"an IAM {kind} of user {r.props.get('userName') or r.props.get('user') or '?'} is a "
+        "long-lived credential"
+    )
 
 
 @resource_rule(

@@ -241,8 +241,8 @@ def sql_deletion(r: Subject) -> Iterator[str]:
 @resource_rule(
     "GCP-SQL-007",
     "Cloud SQL for PostgreSQL logs connections",
-    "low",
-    ADVISE,
+    "medium",
+    PROD,
     [SQL],
     "Set the log_connections and log_disconnections flags on.",
     ["CIS-GCP-2.0.0:6.2.2", "CIS-GCP-2.0.0:6.2.3"],

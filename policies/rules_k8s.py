@@ -32,24 +32,37 @@ POD_SPEC_PATHS = {
     "kubernetes:apps/v1:ReplicaSet": ("spec", "template", "spec"),
     "kubernetes:batch/v1:Job": ("spec", "template", "spec"),
     "kubernetes:batch/v1:CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+    "kubernetes:core/v1:ReplicationController": ("spec", "template", "spec"),
+    "kubernetes:core/v1:PodTemplate": ("template", "spec"),
 }
+"""Where each kind that runs pods keeps its pod spec. The `*Patch` kinds are left out: a patch
+carries only the fields it changes, so a missing field there says nothing."""
 WORKLOADS = tuple(POD_SPEC_PATHS)
 SERVING = ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet")
 
 
 def pod_spec(r: Subject) -> Mapping[str, Any]:
-    node: Any = r.props
-    for part in POD_SPEC_PATHS[r.type]:
-        node = (node or {}).get(part) if isinstance(node, Mapping) else None
+    """The pod spec of any workload kind; raises Unknowable when it is not known yet."""
+    node = r.get(".".join(POD_SPEC_PATHS[r.type]))
     return node if isinstance(node, Mapping) else {}
 
 
-def containers(r: Subject, init: bool = True) -> list[Mapping[str, Any]]:
+def containers(r: Subject, init: bool = True, ephemeral: bool = True) -> list[Mapping[str, Any]]:
+    """The pod's containers, with its init containers and its ephemeral (debug) containers,
+    which run in the pod's namespaces with their own securityContext."""
     spec = pod_spec(r)
     found = list(as_list(spec.get("containers")))
     if init:
         found += as_list(spec.get("initContainers"))
+    if ephemeral:
+        found += as_list(spec.get("ephemeralContainers"))
     return [c for c in found if isinstance(c, Mapping)]
+
+
+def capability(name: Any) -> str:
+    """A capability as the kernel names it without its prefix: `cap_sys_admin` -> SYS_ADMIN."""
+    text = str(name).upper()
+    return text.removeprefix("CAP_")
 
 
 def _ctx(c: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -130,7 +143,7 @@ def read_only_root(r: Subject) -> Iterator[str]:
 )
 def drop_all(r: Subject) -> Iterator[str]:
     for c in containers(r):
-        drop = [str(d).upper() for d in as_list((_ctx(c).get("capabilities") or {}).get("drop"))]
+        drop = [capability(d) for d in as_list((_ctx(c).get("capabilities") or {}).get("drop"))]
         if "ALL" not in drop:
             yield f"container {c.get('name')} does not drop ALL capabilities"
 
@@ -146,7 +159,8 @@ def drop_all(r: Subject) -> Iterator[str]:
 )
 def no_added_caps(r: Subject) -> Iterator[str]:
     for c in containers(r):
-        added = set(as_list((_ctx(c).get("capabilities") or {}).get("add"))) - {"NET_BIND_SERVICE"}
+        caps = (_ctx(c).get("capabilities") or {}).get("add")
+        added = {capability(a) for a in as_list(caps)} - {"NET_BIND_SERVICE"}
         if added:
             yield f"container {c.get('name')} adds {', '.join(sorted(map(str, added)))}"
 
@@ -160,7 +174,7 @@ def no_added_caps(r: Subject) -> Iterator[str]:
     "Set resources.requests and resources.limits (cpu, memory).",
 )
 def limits(r: Subject) -> Iterator[str]:
-    for c in containers(r):
+    for c in containers(r, ephemeral=False):  # ephemeral containers take no resources
         lim = (c.get("resources") or {}).get("limits") or {}
         missing = [k for k in ("cpu", "memory") if k not in lim]
         if missing:
@@ -188,14 +202,20 @@ def no_host_path(r: Subject) -> Iterator[str]:
     "critical",
     ALWAYS,
     WORKLOADS,
-    "Remove hostNetwork, hostPID and hostIPC.",
-    ["CIS-K8S-1.8.0:5.2.3", "CIS-K8S-1.8.0:5.2.4", "CIS-K8S-1.8.0:5.2.5"],
+    "Remove hostNetwork, hostPID and hostIPC, and windowsOptions.hostProcess (pod or container).",
+    ["CIS-K8S-1.8.0:5.2.3", "CIS-K8S-1.8.0:5.2.4", "CIS-K8S-1.8.0:5.2.5", "CIS-K8S-1.8.0:5.2.11"],
 )
 def no_host_namespaces(r: Subject) -> Iterator[str]:
     spec = pod_spec(r)
     for key in ("hostNetwork", "hostPID", "hostIPC"):
         if spec.get(key) is True:
             yield f"{key} is true"
+    pod = ((spec.get("securityContext") or {}).get("windowsOptions") or {}).get("hostProcess")
+    if pod is True:
+        yield "the pod runs as a Windows HostProcess (the host's own namespaces)"
+    for c in containers(r):
+        if (_ctx(c).get("windowsOptions") or {}).get("hostProcess") is True:
+            yield f"container {c.get('name')} runs as a Windows HostProcess"
 
 
 @resource_rule(
@@ -240,7 +260,7 @@ def image_digest(r: Subject) -> Iterator[str]:
     "Add readinessProbe and livenessProbe (and startupProbe for slow starts).",
 )
 def probes(r: Subject) -> Iterator[str]:
-    for c in containers(r, init=False):
+    for c in containers(r, init=False, ephemeral=False):
         missing = [p for p in ("readinessProbe", "livenessProbe") if not c.get(p)]
         if missing:
             yield f"container {c.get('name')} has no {' or '.join(missing)}"
@@ -263,30 +283,160 @@ def seccomp(r: Subject) -> Iterator[str]:
             yield f"container {c.get('name')} runs unconfined"
 
 
+DATA_PORTS: Mapping[int, str] = {
+    5432: "PostgreSQL",
+    3306: "MySQL",
+    1433: "SQL Server",
+    1521: "Oracle",
+    5439: "Redshift",
+    26257: "CockroachDB",
+    6379: "Redis",
+    6378: "Redis over TLS",
+    11211: "Memcached",
+    27017: "MongoDB",
+    9042: "Cassandra",
+    9200: "Elasticsearch",
+    9300: "Elasticsearch transport",
+    7687: "Neo4j",
+    8086: "InfluxDB",
+    5984: "CouchDB",
+    2379: "etcd",
+    9092: "Kafka",
+    5672: "AMQP",
+}
+"""Ports of databases, caches, queues and search engines: what no one outside should reach."""
+DATA_PORT_WORDS = (
+    "postgres",
+    "mysql",
+    "mariadb",
+    "mssql",
+    "oracle",
+    "redis",
+    "memcache",
+    "mongo",
+    "cassandra",
+    "elastic",
+    "etcd",
+    "kafka",
+    "amqp",
+)
+"""Words in a named port (`postgresql`, `tcp-redis`) that say it is one of those."""
+
+
+def data_ports(port: Any, end: Any = None) -> list[str]:
+    """The data ports a port (a number, a name, or a range up to `end`) covers, as text."""
+    if UNKNOWN in (port, end):
+        raise Unknowable("port")
+    if isinstance(port, str) and not port.isdigit():
+        return [port] if any(w in port.lower() for w in DATA_PORT_WORDS) else []
+    if port is None:
+        return ["every port"]
+    low = int(port)
+    high = int(end) if end is not None else low
+    return [f"{n} ({name})" for n, name in DATA_PORTS.items() if low <= n <= high]
+
+
+INTERNAL_LB = {
+    "service.beta.kubernetes.io/aws-load-balancer-scheme": ("internal",),
+    "service.beta.kubernetes.io/aws-load-balancer-internal": ("true", "True"),
+    "networking.gke.io/load-balancer-type": ("Internal",),
+    "cloud.google.com/load-balancer-type": ("Internal",),
+    "service.beta.kubernetes.io/azure-load-balancer-internal": ("true", "True"),
+}
+"""The annotations that make a cloud's load balancer private to the network, with the values
+its controller documents."""
+
+
 @resource_rule(
     "K8S-014",
-    "LoadBalancer Services are internal or restricted",
+    "LoadBalancer Services are internal or restricted; NodePorts expose no data ports",
     "high",
     ALWAYS,
     ["kubernetes:core/v1:Service"],
     "Expose HTTP through the Gateway (a route on the `dex` Gateway; its proxies' Service is "
     "created by Envoy Gateway, not declared); otherwise mark the load balancer internal or set "
-    "loadBalancerSourceRanges.",
+    "loadBalancerSourceRanges. Keep databases, caches and queues on ClusterIP Services: a "
+    "NodePort opens the port on every node's address, where no source range applies.",
 )
 def load_balancers(r: Subject) -> Iterator[str]:
     spec = r.get("spec") or {}
-    if spec.get("type") != "LoadBalancer":
-        return
-    annotations = (r.get("metadata") or {}).get("annotations") or {}
-    internal = (
-        annotations.get("service.beta.kubernetes.io/aws-load-balancer-scheme") == "internal"
-        or str(annotations.get("service.beta.kubernetes.io/aws-load-balancer-internal")).lower()
-        == "true"
-        or annotations.get("networking.gke.io/load-balancer-type") == "Internal"
-    )
-    ranges = as_list(spec.get("loadBalancerSourceRanges"))
-    if not internal and (not ranges or any(x in WORLD for x in ranges)):
-        yield "an internet-facing load balancer open to everyone"
+    kind = spec.get("type")
+    if kind == "LoadBalancer":
+        annotations = (r.get("metadata") or {}).get("annotations") or {}
+        internal = any(str(annotations.get(key)) in values for key, values in INTERNAL_LB.items())
+        ranges = as_list(spec.get("loadBalancerSourceRanges"))
+        if not internal and (not ranges or any(x in WORLD for x in ranges)):
+            yield "an internet-facing load balancer open to everyone"
+    if kind == "NodePort":
+        for port in as_list(spec.get("ports")):
+            if not isinstance(port, Mapping):
+                continue
+            exposed = [
+                x
+                for key in ("port", "targetPort", "name")
+                if port.get(key) is not None
+                for x in data_ports(port[key])
+            ]
+            if exposed:
+                yield (
+                    f"NodePort {port.get('nodePort') or '(allocated)'} exposes data port "
+                    f"{', '.join(dict.fromkeys(exposed))} on every node"
+                )
+
+
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+
+
+def _world_peer(peer: Any) -> str | None:
+    """How a NetworkPolicy peer admits every address, or None."""
+    if not isinstance(peer, Mapping) or not peer:
+        return "an empty peer"
+    cidr = (peer.get("ipBlock") or {}).get("cidr")
+    if cidr == UNKNOWN:
+        raise Unknowable("ipBlock.cidr")
+    if isinstance(cidr, str) and cidr.endswith("/0"):
+        return f"ipBlock {cidr}"
+    return None
+
+
+@resource_rule(
+    "K8S-021",
+    "NetworkPolicies admit no one from everywhere to data ports",
+    "high",
+    ALWAYS,
+    [NETWORK_POLICY],
+    "Name the peers that need the port (a podSelector, a namespaceSelector, or the CIDRs of "
+    "the clients); never an ingress rule without `from`, or an ipBlock of 0.0.0.0/0 or ::/0, on "
+    "a database, cache or queue port, or on every port.",
+    description="An ingress rule with no `from` (or an empty peer) admits every source, inside "
+    "the cluster and out; an ipBlock of 0.0.0.0/0 admits every address. On a data port, or on "
+    "every port (a rule without `ports`), that undoes the namespace's default deny for the "
+    "pods the policy selects.",
+)
+def network_policy_world(r: Subject) -> Iterator[str]:
+    spec = r.get("spec") or {}
+    types = as_list(spec.get("policyTypes"))
+    if types and "Ingress" not in types:
+        return  # ingress rules of an Egress-only policy are not enforced
+    for i, rule in enumerate(as_list(spec.get("ingress"))):
+        if not isinstance(rule, Mapping):
+            continue
+        peers = as_list(rule.get("from"))
+        if peers:
+            found = [w for w in map(_world_peer, peers) if w]
+            world = found[0] if found else None
+        else:
+            world = "no `from`"
+        if world is None:
+            continue
+        ports = [p for p in as_list(rule.get("ports")) if isinstance(p, Mapping)]
+        exposed = (
+            [x for p in ports for x in data_ports(p.get("port"), p.get("endPort"))]
+            if ports
+            else ["every port"]
+        )
+        if exposed:
+            yield f"ingress rule {i} admits everyone ({world}) to {', '.join(exposed)}"
 
 
 @resource_rule(

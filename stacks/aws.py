@@ -105,6 +105,9 @@ def _network(a: _Account, zones: list[str]) -> Network:
             flow_logs_retention_days=cfg.network.flow_logs_retention_days,
             cluster_name=f"{a.prefix}-eks",
             region=cfg.region,
+            account_id=a.account_id,
+            partition=a.partition,
+            protect=a.protect,
         ),
         a.opts,
     )
@@ -173,6 +176,8 @@ def _database(a: _Account, network: Network, cluster: Cluster) -> Database:
             client_security_group_ids=[cluster.cluster_security_group_id],
             region=a.cfg.region,
             command_provider=a.command_provider,
+            account_id=a.account_id,
+            partition=a.partition,
         ),
         a.opts,
     )
@@ -194,6 +199,9 @@ def _cache(a: _Account, network: Network, cluster: Cluster) -> Cache:
             client_security_group_ids=[cluster.cluster_security_group_id],
             snapshot_retention_days=cache.snapshot_retention_days,
             protect=a.protect,
+            region=a.cfg.region,
+            account_id=a.account_id,
+            partition=a.partition,
         ),
         a.opts,
     )

@@ -52,6 +52,12 @@ class _Project:
     def protect(self) -> bool:
         return self.cfg.deletion_protection
 
+    @property
+    def cmek(self) -> bool:
+        """Customer-managed keys for data at rest: the buckets, Cloud SQL, Memorystore and
+        Artifact Registry all follow `storage.cmek`, the stack's one CMEK knob."""
+        return self.cfg.storage.cmek
+
 
 def _project(cfg: GcpStackConfig) -> _Project:
     """Two providers of one project: `gcp-apis` enables the APIs (and answers the lookups,
@@ -181,6 +187,8 @@ def _database(p: _Project, network: Network) -> Database:
             deletion_protection=p.protect,
             private_network=network.network_id,
             labels=p.cfg.base_tags(),
+            cmek=p.cmek,
+            project_number=p.project_number,
         ),
         _after_private_access(p, network),
     )
@@ -197,6 +205,8 @@ def _cache(p: _Project, network: Network) -> Cache:
             high_availability=p.cfg.cache.high_availability,
             authorized_network=network.network_id,
             protect=p.protect,
+            cmek=p.cmek,
+            project_number=p.project_number,
         ),
         _after_private_access(p, network),
     )
@@ -213,6 +223,8 @@ def _registry(p: _Project) -> Registry:
             keep_images=p.cfg.registry.keep_images,
             protect=p.protect,
             pushed_tags=pushed_tags(p.cfg),
+            cmek=p.cmek,
+            project_number=p.project_number,
         ),
         p.opts,
     )

@@ -30,7 +30,7 @@ from referencing import Registry, Resource
 from contracts.deployment import Plan, is_secret, is_unknown
 
 SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
-KUBERNETES_VERSION = "1.34"
+KUBERNETES_VERSION = "1.35"
 """The Kubernetes version manifests are validated against (the clusters' pinned default)."""
 
 

@@ -16,7 +16,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components.aws.kms import KeyArgs, customer_key
+from components.aws.kms import KeyArgs, customer_key, log_key
 from components.aws.security import ClientsOnlyArgs, clients_only
 from components.contracts import CacheOutputs, contract_outputs
 
@@ -42,6 +42,12 @@ class CacheArgs:
     client_security_group_ids: list[pulumi.Input[str]]
     snapshot_retention_days: int
     protect: bool
+    region: str
+    """The region: the slow-log key's policy names CloudWatch Logs there."""
+    account_id: str
+    """The account the keys live in (their policies name its root)."""
+    partition: str
+    """ARN partition (`aws` in commercial regions)."""
 
 
 class Cache(pulumi.ComponentResource):
@@ -62,6 +68,8 @@ class Cache(pulumi.ComponentResource):
                 description=f"ElastiCache {args.replication_group_id}",
                 protect=args.protect,
                 tags=tags,
+                account_id=args.account_id,
+                partition=args.partition,
             ),
             self,
         )
@@ -73,10 +81,22 @@ class Cache(pulumi.ComponentResource):
             special=False,
             opts=pulumi.ResourceOptions(parent=self),
         )
+        slow_log_name = f"/dex/{args.replication_group_id}/slow-log"
+        slow_log_key = log_key(
+            f"{name}-slow-log-key",
+            log_groups=[slow_log_name],
+            region=args.region,
+            account_id=args.account_id,
+            partition=args.partition,
+            protect=args.protect,
+            tags=tags,
+            parent=self,
+        )
         slow_log = aws.cloudwatch.LogGroup(
             f"{name}-slow-log",
-            name=f"/dex/{args.replication_group_id}/slow-log",
+            name=slow_log_name,
             retention_in_days=30,
+            kms_key_id=slow_log_key.arn,
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
         )

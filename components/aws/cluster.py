@@ -34,7 +34,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws import iam, karpenter
-from components.aws.kms import KeyArgs, customer_key_and_alias
+from components.aws.kms import KeyArgs, customer_key_and_alias, log_key
 from components.aws.node_group import NodeGroupArgs, node_group
 from components.contracts import ClusterOutputs, NodePoolArgs, StorageClassSpec, contract_outputs
 
@@ -201,6 +201,8 @@ class Cluster(pulumi.ComponentResource):
                 description=f"EKS secrets envelope encryption for {args.cluster_name}",
                 protect=args.protect,
                 tags=tags,
+                account_id=args.account_id,
+                partition=args.partition,
             ),
             self,
         )[0]
@@ -210,6 +212,8 @@ class Cluster(pulumi.ComponentResource):
                 description=f"EBS volumes of {args.cluster_name}'s persistent volume claims",
                 protect=args.protect,
                 tags=tags,
+                account_id=args.account_id,
+                partition=args.partition,
             ),
             self,
         )
@@ -220,11 +224,23 @@ class Cluster(pulumi.ComponentResource):
     ) -> aws.eks.Cluster:
         """The log group, the cluster role and the EKS cluster itself."""
         child = pulumi.ResourceOptions(parent=self)
+        # EKS writes to exactly this name; creating it first sets the retention and the key.
+        log_group_name = f"/aws/eks/{args.cluster_name}/cluster"
+        logs_key = log_key(
+            f"{name}-control-plane-logs-key",
+            log_groups=[log_group_name],
+            region=args.region,
+            account_id=args.account_id,
+            partition=args.partition,
+            protect=args.protect,
+            tags=tags,
+            parent=self,
+        )
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-control-plane-logs",
-            # EKS writes to exactly this name; creating it first sets the retention.
-            name=f"/aws/eks/{args.cluster_name}/cluster",
+            name=log_group_name,
             retention_in_days=args.log_retention_days,
+            kms_key_id=logs_key.arn,
             tags=tags,
             opts=child,
         )

@@ -17,6 +17,7 @@ import pulumi_aws as aws
 import pulumi_command as command
 import pulumi_random as random
 
+from components.aws import iam
 from components.aws.kms import KeyArgs, customer_key
 from components.aws.security import ClientsOnlyArgs, clients_only
 from components.contracts import AppDatabase, DatabaseOutputs, contract_outputs
@@ -52,6 +53,13 @@ class DatabaseArgs:
     command_provider: pulumi.ProviderResource
     """The explicit `command` provider (default providers are disabled) that fetches the
     region's CA bundle where `pulumi up` runs."""
+    account_id: str
+    """The account the key lives in (its policy names the root)."""
+    partition: str
+    """ARN partition (`aws` in commercial regions): the monitoring policy's ARN."""
+    monitoring_interval_seconds: int = 60
+    """Enhanced monitoring's sampling interval (1, 5, 10, 15, 30 or 60 s; 0 turns it off):
+    OS metrics of the database host, through a role RDS assumes. Defaults to 60."""
 
 
 def rds_ca_bundle_url(region: str) -> str:
@@ -87,11 +95,14 @@ class Database(pulumi.ComponentResource):
                 description=f"RDS storage for {args.identifier}",
                 protect=args.deletion_protection,
                 tags=tags,
+                account_id=args.account_id,
+                partition=args.partition,
             ),
             self,
         )
         subnet_group, sg = self._placement(name, args, tags)
         params = self._parameters(name, args, tags)
+        monitoring = self._monitoring_role(name, args, tags)
         admin_password = random.RandomPassword(
             f"{name}-admin-password",
             length=40,
@@ -106,6 +117,7 @@ class Database(pulumi.ComponentResource):
             security_group=sg,
             parameters=params,
             admin_password=admin_password,
+            monitoring=monitoring,
             tags=tags,
         )
         app_dbs = self._app_databases(name)
@@ -153,10 +165,20 @@ class Database(pulumi.ComponentResource):
     def _parameters(
         self, name: str, args: DatabaseArgs, tags: dict[str, str]
     ) -> aws.rds.ParameterGroup:
-        """TLS only (1.2 and up), slow-query and connection logging."""
+        """TLS only (1.2 and up), slow-query, connection and lock-wait logging, and pgaudit
+        session audit logging of DDL and role changes.
+
+        `shared_preload_libraries` is static: the provider's default apply method
+        (`immediate`) is refused for it, so it is `pending-reboot` (on a first deploy the
+        instance boots with the group, no reboot needed). It keeps RDS's default
+        `pg_stat_statements` (Performance Insights' SQL statistics) next to `pgaudit`.
+        pgaudit's DDL object details need `CREATE EXTENSION pgaudit` in each database (RDS
+        user guide, "Setting up the pgAudit extension"). `log_checkpoints` is on by default
+        since PostgreSQL 15."""
         return aws.rds.ParameterGroup(
             f"{name}-params",
             family=args.parameter_group_family,
+            # unchanged on purpose: a new description replaces the group
             description="DEX: TLS only, slow-query and connection logging",
             parameters=[
                 aws.rds.ParameterGroupParameterArgs(name="rds.force_ssl", value="1"),
@@ -168,10 +190,42 @@ class Database(pulumi.ComponentResource):
                 ),
                 aws.rds.ParameterGroupParameterArgs(name="log_connections", value="1"),
                 aws.rds.ParameterGroupParameterArgs(name="log_disconnections", value="1"),
+                aws.rds.ParameterGroupParameterArgs(name="log_lock_waits", value="1"),
+                aws.rds.ParameterGroupParameterArgs(
+                    name="shared_preload_libraries",
+                    value="pg_stat_statements,pgaudit",
+                    apply_method="pending-reboot",
+                ),
+                aws.rds.ParameterGroupParameterArgs(name="pgaudit.log", value="ddl,role"),
             ],
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+    def _monitoring_role(
+        self, name: str, args: DatabaseArgs, tags: dict[str, str]
+    ) -> tuple[aws.iam.Role, aws.iam.RolePolicyAttachment] | None:
+        """The role enhanced monitoring publishes OS metrics as: trusted by
+        monitoring.rds.amazonaws.com, with AmazonRDSEnhancedMonitoringRole (RDS user guide,
+        "Setting up and enabling Enhanced Monitoring"). None with monitoring off."""
+        if args.monitoring_interval_seconds <= 0:
+            return None
+        child = pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(
+            f"{name}-monitoring-role",
+            assume_role_policy=iam.service_trust("monitoring.rds.amazonaws.com"),
+            tags=tags,
+            opts=child,
+        )
+        attachment = aws.iam.RolePolicyAttachment(
+            f"{name}-monitoring-policy",
+            role=role.name,
+            policy_arn=(
+                f"arn:{args.partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+            ),
+            opts=child,
+        )
+        return role, attachment
 
     def _instance(
         self,
@@ -183,9 +237,13 @@ class Database(pulumi.ComponentResource):
         security_group: aws.ec2.SecurityGroup,
         parameters: aws.rds.ParameterGroup,
         admin_password: random.RandomPassword,
+        monitoring: tuple[aws.iam.Role, aws.iam.RolePolicyAttachment] | None,
         tags: dict[str, str],
     ) -> aws.rds.Instance:
         prod_like = args.deletion_protection
+        # RDS checks the monitoring role's permissions when the instance is created: the
+        # managed policy must be attached first.
+        after = [monitoring[1]] if monitoring else []
         return aws.rds.Instance(
             f"{name}-postgres",
             identifier=args.identifier,
@@ -217,10 +275,12 @@ class Database(pulumi.ComponentResource):
             performance_insights_kms_key_id=key.arn if args.performance_insights else None,
             performance_insights_retention_period=7 if args.performance_insights else None,
             enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+            monitoring_interval=args.monitoring_interval_seconds if monitoring else 0,
+            monitoring_role_arn=monitoring[0].arn if monitoring else None,
             ca_cert_identifier="rds-ca-rsa2048-g1",
             apply_immediately=not prod_like,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=prod_like),
+            opts=pulumi.ResourceOptions(parent=self, protect=prod_like, depends_on=after),
         )
 
     def _app_databases(self, name: str) -> dict[str, AppDatabase]:

@@ -16,6 +16,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.kms import log_key
 from components.contracts import NetworkOutputs, contract_outputs
 
 TIERS = ("public", "private", "database")
@@ -58,6 +59,12 @@ class NetworkArgs:
     """The EKS cluster the subnets are tagged for (load balancer and Karpenter discovery)."""
     region: str
     """The region, for endpoint service names."""
+    account_id: str
+    """The account: the flow-log key's policy names it and the log group's ARN."""
+    partition: str
+    """ARN partition (`aws` in commercial regions)."""
+    protect: bool = False
+    """Pulumi `protect` on the flow-log key (prod)."""
 
 
 class Network(pulumi.ComponentResource):
@@ -85,7 +92,7 @@ class Network(pulumi.ComponentResource):
         nats = self._nat_gateways(name, args, igw, subnets["public"], tags)
         private_rts = self._private_routes(name, zones, vpc, nats, subnets["private"], tags)
         database_rt = self._database_routes(name, vpc, subnets["database"], tags)
-        self._flow_logs(name, vpc, args.flow_logs_retention_days, tags)
+        self._flow_logs(name, vpc, args, tags)
         self._endpoints(
             name,
             args,
@@ -342,13 +349,26 @@ class Network(pulumi.ComponentResource):
             )
 
     def _flow_logs(
-        self, name: str, vpc: aws.ec2.Vpc, retention_days: int, tags: dict[str, str]
+        self, name: str, vpc: aws.ec2.Vpc, args: NetworkArgs, tags: dict[str, str]
     ) -> None:
+        """Every flow of the VPC to a log group under its own key (created first)."""
         child = pulumi.ResourceOptions(parent=self)
+        log_group_name = f"/dex/{name}/vpc-flow-logs"
+        key = log_key(
+            f"{name}-flow-logs-key",
+            log_groups=[log_group_name],
+            region=args.region,
+            account_id=args.account_id,
+            partition=args.partition,
+            protect=args.protect,
+            tags=tags,
+            parent=self,
+        )
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
-            name=f"/dex/{name}/vpc-flow-logs",
-            retention_in_days=retention_days,
+            name=log_group_name,
+            retention_in_days=args.flow_logs_retention_days,
+            kms_key_id=key.arn,
             tags=tags,
             opts=child,
         )

@@ -158,7 +158,13 @@ class ObjectStore(pulumi.ComponentResource):
         self._args = args
         key = customer_key(
             f"{name}-key",
-            KeyArgs(description="DEX lake and platform buckets", protect=args.protect, tags=tags),
+            KeyArgs(
+                description="DEX lake and platform buckets",
+                protect=args.protect,
+                tags=tags,
+                account_id=args.account_id,
+                partition=args.partition,
+            ),
             self,
         )
         log_bucket = None

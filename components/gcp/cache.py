@@ -1,5 +1,6 @@
 """GCP cache: Memorystore for Redis over private service access, AUTH on, TLS in transit;
-STANDARD_HA (a replica in another zone, automatic failover) in prod.
+STANDARD_HA (a replica in another zone, automatic failover) and a customer-managed key of
+its own in prod.
 
 With TLS (`SERVER_AUTHENTICATION`) Memorystore for Redis serves on 6378, not 6379, and signs
 its certificate with a per-instance Google-managed CA that no system trust store holds: the
@@ -21,6 +22,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.contracts import CacheOutputs, contract_outputs
+from components.gcp.kms import ServiceKeyArgs, service_key, validate_cmek
 from components.options import take_depends_on
 
 REDIS_VERSION = "REDIS_7_2"
@@ -39,6 +41,11 @@ class CacheArgs:
     high_availability: bool
     authorized_network: pulumi.Input[str]
     protect: bool
+    cmek: bool = False
+    """Encrypt with a customer-managed Cloud KMS key of the instance's own (prod); off keeps
+    Google-managed encryption. Only at creation: changing it replaces the instance."""
+    project_number: str = ""
+    """The project's number, for the Memorystore service agent's key grant (with `cmek`)."""
 
 
 class Cache(pulumi.ComponentResource):
@@ -49,8 +56,26 @@ class Cache(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        validate_cmek(args.cmek, args.project_number)
         own, depends_on = take_depends_on(opts)
         super().__init__("dex:gcp:Cache", name, None, own)
+        key_id: pulumi.Output[str] | None = None
+        if args.cmek:
+            key = service_key(
+                f"{name}-cmek",
+                ServiceKeyArgs(
+                    project=args.project,
+                    project_number=args.project_number,
+                    region=args.region,
+                    service="redis.googleapis.com",
+                    ring_name=f"{args.instance_name}-keyring",
+                    key_name=args.instance_name,
+                    labels={"component": "cache"},
+                    protect=args.protect,
+                ),
+                parent=self,
+            )
+            key_id, depends_on = key.key_id, [*depends_on, key.grant]
         instance = gcp.redis.Instance(
             f"{name}-redis",
             name=args.instance_name,
@@ -63,6 +88,7 @@ class Cache(pulumi.ComponentResource):
             connect_mode="PRIVATE_SERVICE_ACCESS",
             auth_enabled=True,
             transit_encryption_mode="SERVER_AUTHENTICATION",
+            customer_managed_key=key_id,
             persistence_config=gcp.redis.InstancePersistenceConfigArgs(
                 persistence_mode="RDB", rdb_snapshot_period="TWELVE_HOURS"
             )

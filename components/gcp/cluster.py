@@ -1,7 +1,7 @@
 """GCP cluster: GKE with private nodes, Workload Identity, shielded nodes with secure boot,
-Dataplane V2 (network policy enforced), a release channel, no default node pool, no legacy
-ABAC, no basic auth or client certificate, and (prod) application-layer secrets encryption
-with Cloud KMS. Regional in prod, zonal in dev."""
+Dataplane V2 (network policy enforced), Binary Authorization (the project's policy), a release
+channel, no default node pool, no legacy ABAC, no basic auth or client certificate, and (prod)
+application-layer secrets encryption with Cloud KMS. Regional in prod, zonal in dev."""
 
 from __future__ import annotations
 
@@ -212,6 +212,14 @@ class Cluster(pulumi.ComponentResource):
                 channel="CHANNEL_DISABLED"
             ),
             enable_shielded_nodes=True,
+            # Admission checks every image against the project's Binary Authorization policy.
+            # A project without one admits every image ("All image admission requests are
+            # permitted if a project has no policy", projects.getPolicy), so a first deploy
+            # and the platform's charts run unchanged; tightening the policy (attestors,
+            # allow-listed registries) is a policy change, not a cluster change.
+            binary_authorization=gcp.container.ClusterBinaryAuthorizationArgs(
+                evaluation_mode="PROJECT_SINGLETON_POLICY_ENFORCE"
+            ),
             enable_legacy_abac=False,
             enable_intranode_visibility=True,
             database_encryption=encryption,

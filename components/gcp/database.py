@@ -1,10 +1,11 @@
 """GCP database: Cloud SQL for PostgreSQL on a private IP only, SSL required, automated
-backups with point-in-time recovery, a maintenance window, Query Insights; REGIONAL and
-deletion-protected in prod. Only the admin user is made through Cloud SQL's API: the MLflow
-and Airflow roles and databases are made by the bootstrap Job (components/k8s/database.py),
-as on RDS. From PostgreSQL 16, changing a role's password or granting it needs ADMIN OPTION
-on it, which the admin holds only for roles it created itself, not for roles the Users API
-made (through Google's own superuser)."""
+backups with point-in-time recovery, a maintenance window, Query Insights, audit logging
+(pgAudit, connections, lock waits, checkpoints); REGIONAL, deletion-protected and encrypted
+with a customer-managed key of its own in prod. Only the admin user is made through Cloud
+SQL's API: the MLflow and Airflow roles and databases are made by the bootstrap Job
+(components/k8s/database.py), as on RDS. From PostgreSQL 16, changing a role's password or
+granting it needs ADMIN OPTION on it, which the admin holds only for roles it created itself,
+not for roles the Users API made (through Google's own superuser)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,16 @@ import pulumi_gcp as gcp
 import pulumi_random as random
 
 from components.contracts import AppDatabase, DatabaseOutputs, contract_outputs
+from components.gcp.kms import ServiceKeyArgs, service_key, validate_cmek
 from components.options import take_depends_on
 
 APP_DATABASES = ("mlflow", "airflow")
 ADMIN_USER = "dex_admin"
+PGAUDIT_LOG = "ddl,role"
+"""What pgAudit records: schema changes and role / privilege changes. Reads and writes
+(`read`, `write`) would log every Airflow heartbeat; pgAudit's log goes through the
+instance's disk before Cloud Logging. The extension itself is made in each database by the
+bootstrap Job (`CREATE EXTENSION pgaudit`): Cloud SQL creates it only from SQL."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,11 @@ class DatabaseArgs:
     private_network: pulumi.Input[str]
     labels: dict[str, str]
     """The platform's labels: `settings.user_labels` does not inherit the provider's."""
+    cmek: bool = False
+    """Encrypt with a customer-managed Cloud KMS key of the instance's own (prod); off keeps
+    Google-managed encryption. Only at creation: changing it replaces the instance."""
+    project_number: str = ""
+    """The project's number, for the Cloud SQL service agent's key grant (with `cmek`)."""
 
 
 def server_ca_pem(instance: gcp.sql.DatabaseInstance) -> pulumi.Output[str]:
@@ -62,9 +74,27 @@ class Database(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        validate_cmek(args.cmek, args.project_number)
         own, depends_on = take_depends_on(opts)
         super().__init__("dex:gcp:Database", name, None, own)
         labels = {**args.labels, "component": "database"}
+        key_id: pulumi.Output[str] | None = None
+        if args.cmek:
+            key = service_key(
+                f"{name}-cmek",
+                ServiceKeyArgs(
+                    project=args.project,
+                    project_number=args.project_number,
+                    region=args.region,
+                    service="sqladmin.googleapis.com",
+                    ring_name=f"{args.instance_name}-keyring",
+                    key_name=args.instance_name,
+                    labels={"component": "database"},
+                    protect=args.deletion_protection,
+                ),
+                parent=self,
+            )
+            key_id, depends_on = key.key_id, [*depends_on, key.grant]
         instance = gcp.sql.DatabaseInstance(
             f"{name}-postgres",
             name=args.instance_name,
@@ -72,6 +102,7 @@ class Database(pulumi.ComponentResource):
             region=args.region,
             database_version=f"POSTGRES_{args.engine_version}",
             deletion_protection=args.deletion_protection,
+            encryption_key_name=key_id,
             settings=_instance_settings(args, labels),
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=depends_on, protect=args.deletion_protection
@@ -130,11 +161,26 @@ class Database(pulumi.ComponentResource):
         return apps
 
 
+DATABASE_FLAGS = {
+    "cloudsql.iam_authentication": "on",
+    "log_min_duration_statement": "1000",
+    "log_connections": "on",
+    "log_disconnections": "on",
+    "log_lock_waits": "on",
+    "log_checkpoints": "on",
+    "cloudsql.enable_pgaudit": "on",
+    "pgaudit.log": PGAUDIT_LOG,
+}
+"""Cloud SQL flags: IAM database authentication, slow statements, connections, lock waits,
+checkpoints (GCP-SQL-007/011) and pgAudit (GCP-SQL-010). `log_min_error_statement` keeps
+its default, `error`."""
+
+
 def _instance_settings(
     args: DatabaseArgs, labels: dict[str, str]
 ) -> gcp.sql.DatabaseInstanceSettingsArgs:
     """The instance's settings: private IP and encrypted connections only, backups with
-    point-in-time recovery, the maintenance window, Query Insights, logging flags."""
+    point-in-time recovery, the maintenance window, Query Insights, logging and audit flags."""
     return gcp.sql.DatabaseInstanceSettingsArgs(
         tier=args.tier,
         edition=args.edition,
@@ -168,14 +214,8 @@ def _instance_settings(
             record_client_address=False,
         ),
         database_flags=[
-            gcp.sql.DatabaseInstanceSettingsDatabaseFlagArgs(
-                name="cloudsql.iam_authentication", value="on"
-            ),
-            gcp.sql.DatabaseInstanceSettingsDatabaseFlagArgs(
-                name="log_min_duration_statement", value="1000"
-            ),
-            gcp.sql.DatabaseInstanceSettingsDatabaseFlagArgs(name="log_connections", value="on"),
-            gcp.sql.DatabaseInstanceSettingsDatabaseFlagArgs(name="log_disconnections", value="on"),
+            gcp.sql.DatabaseInstanceSettingsDatabaseFlagArgs(name=flag, value=value)
+            for flag, value in DATABASE_FLAGS.items()
         ],
         user_labels=labels,
     )

@@ -1,5 +1,6 @@
 """GCP registry: one Artifact Registry Docker repository for the apps, immutable tags,
-vulnerability scanning, and cleanup policies keeping the most recent images."""
+vulnerability scanning, cleanup policies keeping the most recent images, and (prod) a
+customer-managed key of its own."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.contracts import RegistryOutputs, contract_outputs
+from components.gcp.kms import ServiceKeyArgs, service_key, validate_cmek
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,12 @@ class RegistryArgs:
     pushed_tags: dict[str, str] | None = None
     """Per app, the tag of an image pushed before the deploy (`dex images push`), whose
     digest the contract then carries; None: the program builds the images."""
+    cmek: bool = False
+    """Encrypt with a customer-managed Cloud KMS key of the repository's own (prod); off keeps
+    Google-managed encryption. Only at creation: changing it replaces the repository."""
+    project_number: str = ""
+    """The project's number, for the Artifact Registry service agent's key grant (with
+    `cmek`)."""
 
 
 def _digest_of(
@@ -50,7 +58,26 @@ class Registry(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        validate_cmek(args.cmek, args.project_number)
         super().__init__("dex:gcp:Registry", name, None, opts)
+        key_id: pulumi.Output[str] | None = None
+        depends_on: list[pulumi.Resource] = []
+        if args.cmek:
+            key = service_key(
+                f"{name}-cmek",
+                ServiceKeyArgs(
+                    project=args.project,
+                    project_number=args.project_number,
+                    region=args.region,
+                    service="artifactregistry.googleapis.com",
+                    ring_name=f"{args.repository_id}-registry-keyring",
+                    key_name=f"{args.repository_id}-registry",
+                    labels={"component": "registry"},
+                    protect=args.protect,
+                ),
+                parent=self,
+            )
+            key_id, depends_on = key.key_id, [key.grant]
         repo = gcp.artifactregistry.Repository(
             f"{name}-docker",
             project=args.project,
@@ -79,8 +106,9 @@ class Registry(pulumi.ComponentResource):
                     ),
                 ),
             ],
+            kms_key_name=key_id,
             labels={"component": "registry"},
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on, protect=args.protect),
         )
         base = pulumi.Output.concat(
             args.region, "-docker.pkg.dev/", args.project, "/", repo.repository_id

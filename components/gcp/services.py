@@ -16,7 +16,10 @@ APIS = (
     "cloudkms.googleapis.com",
     "iam.googleapis.com",
     "storage.googleapis.com",
+    "binaryauthorization.googleapis.com",
 )
+"""`binaryauthorization` before a cluster that enforces it (GKE refuses the setting on a
+project without the API)."""
 
 
 class ProjectServices(pulumi.ComponentResource):

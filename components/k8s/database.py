@@ -51,8 +51,15 @@ SELECT format('CREATE DATABASE %I OWNER %I', :'app_db', :'app_user')
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'app_db') \gexec
 ALTER DATABASE :"app_db" OWNER TO :"app_user";
 REVOKE ALL ON DATABASE :"app_db" FROM PUBLIC;
+\connect :"app_db"
+SELECT 'CREATE EXTENSION IF NOT EXISTS pgaudit'
+WHERE EXISTS (SELECT FROM pg_available_extensions WHERE name = 'pgaudit') \gexec
 """
-"""Run once per application with psql variables app_user, app_password, app_db."""
+"""Run once per application with psql variables app_user, app_password, app_db. Where the
+server offers pgAudit (RDS with `pgaudit` in shared_preload_libraries, Cloud SQL with
+`cloudsql.enable_pgaudit`: both set by the stacks), the extension is created in the app's
+database: both clouds' pgAudit guides ask for `CREATE EXTENSION pgaudit` in each database
+audited. A server without it (the local platform) skips it."""
 
 
 def bootstrap_script(apps: list[str]) -> str:

@@ -15,7 +15,7 @@ ENV_PROFILES: dict[str, dict[str, Any]] = {
             "cidr": "10.0.0.0/16",
         },
         "cluster": {
-            "kubernetes_version": "1.34",
+            "kubernetes_version": "1.35",
             "public_access_cidrs": [],
         },
         "database": {
@@ -53,7 +53,7 @@ ENV_PROFILES: dict[str, dict[str, Any]] = {
             "cidr": "10.0.0.0/16",
         },
         "cluster": {
-            "kubernetes_version": "1.34",
+            "kubernetes_version": "1.35",
             "public_access_cidrs": [],
         },
         "database": {

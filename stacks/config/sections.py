@@ -83,7 +83,7 @@ class GcpNetworkConfig(NetworkConfig):
 class ClusterConfig(_Section):
     """The Kubernetes cluster (EKS or GKE)."""
 
-    kubernetes_version: Literal["1.32", "1.33", "1.34"]
+    kubernetes_version: Literal["1.33", "1.34", "1.35"]
     """Pinned Kubernetes minor version."""
     public_access_cidrs: list[ipaddress.IPv4Network]
     """CIDRs allowed to reach the API endpoint from outside the network. Empty (the default)

@@ -134,7 +134,7 @@ def test_flow_logs_and_endpoints(plans: dict[str, Plan], env: str) -> None:
 def test_eks_is_private_encrypted_and_logged(plans: dict[str, Plan], env: str) -> None:
     plan = plans[env]
     eks = only(plan, "aws:eks/cluster:Cluster")
-    assert eks.inputs["version"] == "1.34"
+    assert eks.inputs["version"] == "1.35"
     vpc = eks.inputs["vpcConfig"]
     assert vpc["endpointPrivateAccess"] is True
     assert vpc["endpointPublicAccess"] is False

@@ -71,7 +71,7 @@ def test_gke_hardening(plans: dict[str, Plan], stack: str, regional: bool) -> No
     assert gke["enableShieldedNodes"] is True
     assert gke["datapathProvider"] == "ADVANCED_DATAPATH"  # Dataplane V2 enforces NetworkPolicy
     assert gke["releaseChannel"]["channel"] == ("STABLE" if regional else "REGULAR")
-    assert gke["minMasterVersion"] == "1.34"
+    assert gke["minMasterVersion"] == "1.35"
     if regional:
         key = only(plan, "gcp:kms/cryptoKey:CryptoKey", "secrets-key")
         assert gke["databaseEncryption"] == {"state": "ENCRYPTED", "keyName": key.outputs["id"]}
@@ -141,12 +141,13 @@ def test_kms_keys_follow_the_stacks_protection_like_every_stateful_resource(
     CMEK and secrets encryption on gets its keys, unprotected like its other resources."""
     kms_types = ("gcp:kms/keyRing:KeyRing", "gcp:kms/cryptoKey:CryptoKey")
     prod = [r for r in plans["gcp-prod"] if r.type in kms_types]
-    assert len(prod) == 4
+    # a ring and a key each for GKE secrets, the buckets, Cloud SQL, Memorystore, the registry
+    assert len(prod) == 10
     assert all(r.protect for r in prod)
     assert not [r for r in plans["gcp-dev"] if r.type in kms_types]
     dev = synth("gcp-dev", cluster={"encrypt_secrets": True}, storage={"cmek": True})
     keys = [r for r in dev if r.type in kms_types]
-    assert len(keys) == 4
+    assert len(keys) == 10
     assert not any(r.protect for r in keys)
     gke = only(dev, "gcp:container/cluster:Cluster").inputs
     assert gke["databaseEncryption"]["state"] == "ENCRYPTED"

@@ -1267,6 +1267,9 @@ DEV_ACCEPTED = {
         "GCP-SQL-006",
         "GCP-GCS-005",
         "GCP-GCS-007",
+        "GCP-SQL-012",
+        "GCP-REDIS-004",
+        "GCP-AR-002",
     },
 }
 
