@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,6 +149,23 @@ def applies(rule: Rule, type_: str) -> bool:
     return any(t == type_ or (t.endswith("*") and type_.startswith(t[:-1])) for t in rule.types)
 
 
+def _positions_by_type(subs: Sequence[Subject]) -> dict[str, list[int]]:
+    """Where each resource type occurs, in document order: a rule then visits only the
+    resources of its types instead of scanning all of them (10,000 resources x 167 rules)."""
+    index: dict[str, list[int]] = {}
+    for i, sub in enumerate(subs):
+        index.setdefault(sub.type, []).append(i)
+    return index
+
+
+def _applicable(
+    rule: Rule, subs: Sequence[Subject], by_type: Mapping[str, list[int]]
+) -> list[Subject]:
+    """The resources `rule` applies to, in document order."""
+    positions = [i for type_, found in by_type.items() if applies(rule, type_) for i in found]
+    return [subs[i] for i in sorted(positions)]
+
+
 def check(
     doc: Mapping[str, Any],
     env: Environment,
@@ -159,6 +176,7 @@ def check(
     config = config or PackConfig()
     rule_list = list(rules if rules is not None else all_rules())
     subs = subjects(doc, config)
+    by_type = _positions_by_type(subs)
     violations: list[Violation] = []
     unknown: list[tuple[str, str]] = []
     for rule in rule_list:
@@ -166,9 +184,7 @@ def check(
         if enforcement == "disabled":
             continue
         if rule.check is not None:
-            for sub in subs:
-                if not applies(rule, sub.type):
-                    continue
+            for sub in _applicable(rule, subs, by_type):
                 try:
                     messages = list(rule.check(sub))
                 except Unknowable:
