@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumi_command as command
 import pulumi_gcp as gcp
 import pulumi_random as random
 
@@ -47,16 +48,12 @@ class _Project:
     opts: pulumi.ResourceOptions
     """The `gcp` and random providers, for every cloud component."""
     random_provider: random.Provider
+    command_provider: command.Provider
+    """Runs the CMEK keys' IAM propagation waits (components/gcp/kms.py)."""
 
     @property
     def protect(self) -> bool:
         return self.cfg.deletion_protection
-
-    @property
-    def cmek(self) -> bool:
-        """Customer-managed keys for data at rest: the buckets, Cloud SQL, Memorystore and
-        Artifact Registry all follow `storage.cmek`, the stack's one CMEK knob."""
-        return self.cfg.storage.cmek
 
 
 def _project(cfg: GcpStackConfig) -> _Project:
@@ -81,6 +78,7 @@ def _project(cfg: GcpStackConfig) -> _Project:
         opts=pulumi.ResourceOptions(depends_on=list(apis.services)),
     )
     random_provider = random.Provider("random")
+    command_provider = command.Provider("command")
     return _Project(
         cfg=cfg,
         project=project,
@@ -91,6 +89,7 @@ def _project(cfg: GcpStackConfig) -> _Project:
         storage_agent=storage_agent.email_address,
         opts=pulumi.ResourceOptions(providers=[provider, random_provider]),
         random_provider=random_provider,
+        command_provider=command_provider,
     )
 
 
@@ -187,7 +186,8 @@ def _database(p: _Project, network: Network) -> Database:
             deletion_protection=p.protect,
             private_network=network.network_id,
             labels=p.cfg.base_tags(),
-            cmek=p.cmek,
+            cmek=p.cfg.database.cmek,
+            command_provider=p.command_provider,
             project_number=p.project_number,
         ),
         _after_private_access(p, network),
@@ -205,7 +205,8 @@ def _cache(p: _Project, network: Network) -> Cache:
             high_availability=p.cfg.cache.high_availability,
             authorized_network=network.network_id,
             protect=p.protect,
-            cmek=p.cmek,
+            cmek=p.cfg.cache.cmek,
+            command_provider=p.command_provider,
             project_number=p.project_number,
         ),
         _after_private_access(p, network),
@@ -223,7 +224,8 @@ def _registry(p: _Project) -> Registry:
             keep_images=p.cfg.registry.keep_images,
             protect=p.protect,
             pushed_tags=pushed_tags(p.cfg),
-            cmek=p.cmek,
+            cmek=p.cfg.registry.cmek,
+            command_provider=p.command_provider,
             project_number=p.project_number,
         ),
         p.opts,

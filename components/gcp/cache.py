@@ -46,6 +46,8 @@ class CacheArgs:
     Google-managed encryption. Only at creation: changing it replaces the instance."""
     project_number: str = ""
     """The project's number, for the Memorystore service agent's key grant (with `cmek`)."""
+    command_provider: pulumi.ProviderResource | None = None
+    """The explicit `command` provider for the key's IAM propagation waits (with `cmek`)."""
 
 
 class Cache(pulumi.ComponentResource):
@@ -56,7 +58,7 @@ class Cache(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        validate_cmek(args.cmek, args.project_number)
+        validate_cmek(args.cmek, args.project_number, args.command_provider)
         own, depends_on = take_depends_on(opts)
         super().__init__("dex:gcp:Cache", name, None, own)
         key_id: pulumi.Output[str] | None = None
@@ -72,10 +74,11 @@ class Cache(pulumi.ComponentResource):
                     key_name=args.instance_name,
                     labels={"component": "cache"},
                     protect=args.protect,
+                    command_provider=args.command_provider,
                 ),
                 parent=self,
             )
-            key_id, depends_on = key.key_id, [*depends_on, key.grant]
+            key_id, depends_on = key.key_id, [*depends_on, key.ready]
         instance = gcp.redis.Instance(
             f"{name}-redis",
             name=args.instance_name,

@@ -56,6 +56,8 @@ class DatabaseArgs:
     Google-managed encryption. Only at creation: changing it replaces the instance."""
     project_number: str = ""
     """The project's number, for the Cloud SQL service agent's key grant (with `cmek`)."""
+    command_provider: pulumi.ProviderResource | None = None
+    """The explicit `command` provider for the key's IAM propagation waits (with `cmek`)."""
 
 
 def server_ca_pem(instance: gcp.sql.DatabaseInstance) -> pulumi.Output[str]:
@@ -74,7 +76,7 @@ class Database(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        validate_cmek(args.cmek, args.project_number)
+        validate_cmek(args.cmek, args.project_number, args.command_provider)
         own, depends_on = take_depends_on(opts)
         super().__init__("dex:gcp:Database", name, None, own)
         labels = {**args.labels, "component": "database"}
@@ -91,10 +93,11 @@ class Database(pulumi.ComponentResource):
                     key_name=args.instance_name,
                     labels={"component": "database"},
                     protect=args.deletion_protection,
+                    command_provider=args.command_provider,
                 ),
                 parent=self,
             )
-            key_id, depends_on = key.key_id, [*depends_on, key.grant]
+            key_id, depends_on = key.key_id, [*depends_on, key.ready]
         instance = gcp.sql.DatabaseInstance(
             f"{name}-postgres",
             name=args.instance_name,

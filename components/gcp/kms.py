@@ -7,6 +7,13 @@ per-project service account not found" otherwise), then holds
 resource created: it must wait for `ServiceKey.grant`. A service checks the key when the
 resource is created and the key cannot be changed afterwards (Cloud SQL `encryption_key_name`,
 Memorystore `customer_managed_key`, Artifact Registry `kms_key_name`).
+
+IAM is eventually consistent, and the provider does not retry either step: a grant to an agent
+IAM does not know yet fails ("Service account ... does not exist" is deliberately not retried,
+terraform-provider-google `tpgiamresource/iam.go` and `error_retry_predicates.go`), and so does a
+resource created before its grant propagates. Google's own Memorystore CMEK example waits 30 s
+after `google_project_service_identity`. So: agent -> wait -> grant -> wait -> resource, each
+wait a `command` `sleep` run where `pulumi up` runs (on create only; a preview runs nothing).
 """
 
 from __future__ import annotations
@@ -14,11 +21,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_command as command
 import pulumi_gcp as gcp
 
 ROTATION_PERIOD = "7776000s"
 """90 days (GCP-KMS-001)."""
 ENCRYPTER_DECRYPTER = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+PROPAGATION_SECONDS = 60
+"""How long each wait gives IAM to propagate a new agent or grant (Google's example: 30 s)."""
 
 SERVICE_AGENTS = {
     "sqladmin.googleapis.com": "gcp-sa-cloud-sql",
@@ -35,10 +45,16 @@ def service_agent(service: str, project_number: str) -> str:
     return f"serviceAccount:service-{project_number}@{domain}.iam.gserviceaccount.com"
 
 
-def validate_cmek(cmek: bool, project_number: str) -> None:
-    """A customer-managed key needs the project number (the service agent's address)."""
+def validate_cmek(
+    cmek: bool, project_number: str, command_provider: pulumi.ProviderResource | None
+) -> pulumi.ProviderResource | None:
+    """A customer-managed key needs the project number (the service agent's address) and a
+    `command` provider (the propagation waits)."""
     if cmek and not project_number.isdigit():
         raise ValueError(f"`cmek` needs the numeric `project_number`, got {project_number!r}")
+    if cmek and command_provider is None:
+        raise ValueError("`cmek` needs `command_provider` for the IAM propagation waits")
+    return command_provider
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,13 +72,16 @@ class ServiceKeyArgs:
     labels: dict[str, str]
     protect: bool
     """Protect the ring and key like the stack's other stateful resources."""
+    command_provider: pulumi.ProviderResource | None
+    """The explicit `command` provider that runs the propagation waits (`validate_cmek`
+    refuses a key without one)."""
 
 
 @dataclass(frozen=True)
 class ServiceKey:
     key_id: pulumi.Output[str]
-    grant: gcp.kms.CryptoKeyIAMMember
-    """What the encrypted resource must wait for."""
+    ready: pulumi.Resource
+    """What the encrypted resource must wait for: the grant, given time to propagate."""
 
 
 def service_key(name: str, args: ServiceKeyArgs, parent: pulumi.Resource) -> ServiceKey:
@@ -87,11 +106,25 @@ def service_key(name: str, args: ServiceKeyArgs, parent: pulumi.Resource) -> Ser
         labels=args.labels,
         opts=pulumi.ResourceOptions(parent=parent, protect=args.protect),
     )
+    agent_known = _wait(f"{name}-agent-propagated", agent, args, parent)
     grant = gcp.kms.CryptoKeyIAMMember(
         f"{name}-key-agent",
         crypto_key_id=key.id,
         role=ENCRYPTER_DECRYPTER,
         member=service_agent(args.service, args.project_number),
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[agent]),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[agent_known]),
     )
-    return ServiceKey(key_id=key.id, grant=grant)
+    return ServiceKey(key_id=key.id, ready=_wait(f"{name}-grant-propagated", grant, args, parent))
+
+
+def _wait(
+    name: str, after: pulumi.Resource, args: ServiceKeyArgs, parent: pulumi.Resource
+) -> command.local.Command:
+    """`PROPAGATION_SECONDS` of waiting once `after` exists (on create only)."""
+    return command.local.Command(
+        name,
+        create=f"sleep {PROPAGATION_SECONDS}",
+        opts=pulumi.ResourceOptions(
+            parent=parent, depends_on=[after], provider=args.command_provider
+        ),
+    )

@@ -32,6 +32,8 @@ class RegistryArgs:
     project_number: str = ""
     """The project's number, for the Artifact Registry service agent's key grant (with
     `cmek`)."""
+    command_provider: pulumi.ProviderResource | None = None
+    """The explicit `command` provider for the key's IAM propagation waits (with `cmek`)."""
 
 
 def _digest_of(
@@ -58,7 +60,7 @@ class Registry(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        validate_cmek(args.cmek, args.project_number)
+        validate_cmek(args.cmek, args.project_number, args.command_provider)
         super().__init__("dex:gcp:Registry", name, None, opts)
         key_id: pulumi.Output[str] | None = None
         depends_on: list[pulumi.Resource] = []
@@ -74,10 +76,11 @@ class Registry(pulumi.ComponentResource):
                     key_name=f"{args.repository_id}-registry",
                     labels={"component": "registry"},
                     protect=args.protect,
+                    command_provider=args.command_provider,
                 ),
                 parent=self,
             )
-            key_id, depends_on = key.key_id, [key.grant]
+            key_id, depends_on = key.key_id, [key.ready]
         repo = gcp.artifactregistry.Repository(
             f"{name}-docker",
             project=args.project,

@@ -11,6 +11,8 @@ that may `SET ROLE` to them (needed to hand a database to its owner).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +40,9 @@ POSTGRES_CLIENT_IMAGE = (
     "postgres:17.6-alpine@sha256:ef257d85f76e48da1c64832459b59fcaba1a4dac97bf5d7450c77753542eee94"
 )
 BOOTSTRAP_SECRET = "database-bootstrap"
+SCRIPT_HASH = "dex.dataenginex.io/script-sha256"
+"""The pod template's annotation with the script's hash: a changed script is a changed spec,
+and so a new Job (`replace_on_changes`)."""
 
 BOOTSTRAP_SQL = r"""
 \set ON_ERROR_STOP on
@@ -52,14 +57,23 @@ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'app_db') \gexec
 ALTER DATABASE :"app_db" OWNER TO :"app_user";
 REVOKE ALL ON DATABASE :"app_db" FROM PUBLIC;
 \connect :"app_db"
-SELECT 'CREATE EXTENSION IF NOT EXISTS pgaudit'
+SELECT $sql$DO $do$ BEGIN
+  CREATE EXTENSION IF NOT EXISTS pgaudit;
+EXCEPTION WHEN object_not_in_prerequisite_state THEN
+  RAISE WARNING 'pgaudit is not preloaded yet (reboot the instance): extension not created';
+END $do$$sql$
 WHERE EXISTS (SELECT FROM pg_available_extensions WHERE name = 'pgaudit') \gexec
 """
 """Run once per application with psql variables app_user, app_password, app_db. Where the
 server offers pgAudit (RDS with `pgaudit` in shared_preload_libraries, Cloud SQL with
 `cloudsql.enable_pgaudit`: both set by the stacks), the extension is created in the app's
 database: both clouds' pgAudit guides ask for `CREATE EXTENSION pgaudit` in each database
-audited. A server without it (the local platform) skips it."""
+audited. A server without it (the local platform) skips it. pg_available_extensions lists
+what is installed, loaded or not: on an RDS instance that has not been rebooted since
+`shared_preload_libraries` gained pgaudit (a static parameter, applied at the next reboot),
+CREATE EXTENSION raises "pgaudit must be loaded via shared_preload_libraries" (SQLSTATE 55000,
+object_not_in_prerequisite_state): the Job warns and goes on, and the next run after the
+reboot creates it."""
 
 
 def bootstrap_script(apps: list[str]) -> str:
@@ -104,9 +118,21 @@ def bootstrap_env(db: DatabaseOutputs) -> dict[str, object]:
     return env
 
 
-def bootstrap_job_spec(env: dict[str, object], job_labels: dict[str, str]) -> dict[str, Any]:
+def script_data(apps: list[str]) -> dict[str, str]:
+    """The ConfigMap `database-bootstrap`: the SQL and the shell script that runs it per app."""
+    return {"bootstrap.sql": BOOTSTRAP_SQL.lstrip(), "bootstrap.sh": bootstrap_script(apps)}
+
+
+def script_digest(data: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def bootstrap_job_spec(
+    env: dict[str, object], job_labels: dict[str, str], script_hash: str
+) -> dict[str, Any]:
     """The Job `spec`: psql from the pinned client image runs the script (ConfigMap
-    `database-bootstrap`), retried on failure, for at most 15 minutes."""
+    `database-bootstrap`, whose hash the pod template carries), retried on failure, for at
+    most 15 minutes."""
     ca, ca_mount = ca_volume(POSTGRES_CA_CONFIGMAP, POSTGRES_CA_DIR)
     return {
         "backoffLimit": 6,
@@ -114,7 +140,9 @@ def bootstrap_job_spec(env: dict[str, object], job_labels: dict[str, str]) -> di
         # no ttlSecondsAfterFinished: a Job the cluster deletes by itself is one
         # every `pulumi refresh` finds gone and every `up` creates again
         "template": {
-            "metadata": {"labels": job_labels},
+            # the script's hash: the ConfigMap holds the script, so without it a changed
+            # script would leave the Job's spec, and so the Job, as it was
+            "metadata": {"labels": job_labels, "annotations": {SCRIPT_HASH: script_hash}},
             "spec": {
                 "restartPolicy": "OnFailure",
                 "automountServiceAccountToken": False,
@@ -160,12 +188,11 @@ class DatabaseBootstrap(pulumi.ComponentResource):
         super().__init__("dex:k8s:DatabaseBootstrap", name, None, own)
         db = args.database
         apps = sorted(db.app_databases)
+        data = script_data(apps)
         script = k8s.core.v1.ConfigMap(
             f"{name}-sql",
             metadata=untyped({"name": "database-bootstrap", "namespace": PLATFORM_NS}),
-            data=untyped(
-                {"bootstrap.sql": BOOTSTRAP_SQL.lstrip(), "bootstrap.sh": bootstrap_script(apps)}
-            ),
+            data=untyped(data),
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )
         job_labels = labels("database-bootstrap", "bootstrap")
@@ -174,7 +201,7 @@ class DatabaseBootstrap(pulumi.ComponentResource):
             metadata=untyped(
                 {"name": "database-bootstrap", "namespace": PLATFORM_NS, "labels": job_labels}
             ),
-            spec=untyped(bootstrap_job_spec(bootstrap_env(db), job_labels)),
+            spec=untyped(bootstrap_job_spec(bootstrap_env(db), job_labels, script_digest(data))),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[script, *depends_on],

@@ -191,9 +191,11 @@ CLOUD_PROFILES: dict[tuple[str, str], dict[str, Any]] = {
             "instance_class": "db-custom-1-3840",
             "backup_retention_days": 2,
             "transaction_log_retention_days": 1,
+            "cmek": False,
         },
-        "cache": {"memory_size_gib": 1},
+        "cache": {"memory_size_gib": 1, "cmek": False},
         "storage": {"cmek": False},
+        "registry": {"cmek": False},
     },
     ("gcp", "prod"): {
         "network": {
@@ -223,9 +225,14 @@ CLOUD_PROFILES: dict[tuple[str, str], dict[str, Any]] = {
                 "spot": True,
             },
         },
-        "database": {"instance_class": "db-custom-2-7680", "transaction_log_retention_days": 7},
-        "cache": {"memory_size_gib": 5},
+        "database": {
+            "instance_class": "db-custom-2-7680",
+            "transaction_log_retention_days": 7,
+            "cmek": True,
+        },
+        "cache": {"memory_size_gib": 5, "cmek": True},
         "storage": {"cmek": True},
+        "registry": {"cmek": True},
     },
 }
 

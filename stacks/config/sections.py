@@ -165,6 +165,10 @@ class GcpDatabaseConfig(DatabaseConfig):
     transaction_log_retention_days: int = Field(ge=1, le=35)
     """Days of write-ahead logs kept for point-in-time recovery; Cloud SQL requires fewer
     than backup_retention_days, and at most 7 on the Enterprise edition."""
+    cmek: bool
+    """Encrypt the instance with a Cloud KMS key of the stack's own. Set at creation only
+    (the provider replaces the instance to change it): see docs/config.md before turning it
+    on for an instance that exists."""
 
 
 class CacheConfig(_Section):
@@ -199,6 +203,9 @@ class GcpCacheConfig(CacheConfig):
 
     memory_size_gib: int = Field(ge=1, le=300)
     """Memorystore capacity in GiB."""
+    cmek: bool
+    """Encrypt the instance with a Cloud KMS key of the stack's own. Set at creation only
+    (the provider replaces the instance to change it): see docs/config.md."""
 
 
 class StorageConfig(_Section):
@@ -243,6 +250,14 @@ class RegistryConfig(_Section):
 
     keep_images: int = Field(ge=1, le=1000)
     """How many most recent images per repository the lifecycle policy keeps."""
+
+
+class GcpRegistryConfig(RegistryConfig):
+    """Artifact Registry."""
+
+    cmek: bool
+    """Encrypt the repository with a Cloud KMS key of the stack's own. Set at creation only
+    (the provider replaces the repository to change it): see docs/config.md."""
 
 
 _HOSTNAME = re.compile(r"^(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")

@@ -26,6 +26,7 @@ from stacks.config.sections import (
     GcpClusterConfig,
     GcpDatabaseConfig,
     GcpNetworkConfig,
+    GcpRegistryConfig,
     GcpStorageConfig,
     NetworkConfig,
     PlatformConfig,
@@ -158,6 +159,7 @@ class GcpStackConfig(StackConfig):
     database: GcpDatabaseConfig
     cache: GcpCacheConfig
     storage: GcpStorageConfig
+    registry: GcpRegistryConfig
 
     def _cloud_problems(self) -> list[str]:
         problems: list[str] = []

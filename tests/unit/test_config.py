@@ -327,6 +327,10 @@ def test_environments_differ_only_through_knobs() -> None:
     assert (gdev.cluster.regional, gprod.cluster.regional) == (False, True)
     assert (gdev.cluster.encrypt_secrets, gprod.cluster.encrypt_secrets) == (False, True)
     assert (gdev.storage.cmek, gprod.storage.cmek) == (False, True)
+    for section in (gdev.database, gdev.cache, gdev.registry):
+        assert section.cmek is False
+    for section in (gprod.database, gprod.cache, gprod.registry):
+        assert section.cmek is True
     dev, prod = load_config(AWS), load_config(AWS_PROD)
     assert isinstance(dev, AwsStackConfig)
     assert isinstance(prod, AwsStackConfig)

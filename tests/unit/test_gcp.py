@@ -145,13 +145,19 @@ def test_kms_keys_follow_the_stacks_protection_like_every_stateful_resource(
     assert len(prod) == 10
     assert all(r.protect for r in prod)
     assert not [r for r in plans["gcp-dev"] if r.type in kms_types]
-    dev = synth("gcp-dev", cluster={"encrypt_secrets": True}, storage={"cmek": True})
+    every_key = {
+        "storage": {"cmek": True},
+        "database": {"cmek": True},
+        "cache": {"cmek": True},
+        "registry": {"cmek": True},
+    }
+    dev = synth("gcp-dev", cluster={"encrypt_secrets": True}, **every_key)
     keys = [r for r in dev if r.type in kms_types]
     assert len(keys) == 10
     assert not any(r.protect for r in keys)
     gke = only(dev, "gcp:container/cluster:Cluster").inputs
     assert gke["databaseEncryption"]["state"] == "ENCRYPTED"
-    protected = synth("gcp-dev", deletion_protection=True, storage={"cmek": True})
+    protected = synth("gcp-dev", deletion_protection=True, **every_key)
     assert all(r.protect for r in protected if r.type in kms_types)
 
 
@@ -404,3 +410,28 @@ def test_gcp_ranges_in_the_shipped_stacks_are_disjoint(plans: dict[str, Plan]) -
     for i, a in enumerate(ranges):
         for b in ranges[i + 1 :]:
             assert not a.overlaps(b)
+
+
+def test_cmek_resources_wait_for_the_agent_and_the_grant_to_propagate(
+    plans: dict[str, Plan],
+) -> None:
+    """agent -> wait -> grant -> wait -> resource: the provider retries neither a grant to an
+    agent IAM does not know yet nor a resource created before its grant propagates."""
+    plan = plans["gcp-prod"]
+    by_urn = plan.by_urn()
+    encrypted = [
+        *plan.of_type("gcp:sql/databaseInstance:DatabaseInstance"),
+        *plan.of_type("gcp:redis/instance:Instance"),
+        *plan.of_type("gcp:artifactregistry/repository:Repository"),
+    ]
+    assert len(encrypted) == 3
+    for res in encrypted:
+        (wait,) = [by_urn[u] for u in res.dependencies if by_urn[u].type == "command:local:Command"]
+        assert wait.inputs["create"].startswith("sleep ")
+        (grant,) = [by_urn[u] for u in wait.dependencies]
+        assert grant.type == "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember"
+        (agent_wait,) = [
+            by_urn[u] for u in grant.dependencies if by_urn[u].type == "command:local:Command"
+        ]
+        (agent,) = [by_urn[u] for u in agent_wait.dependencies]
+        assert agent.type == "gcp:projects/serviceIdentity:ServiceIdentity"

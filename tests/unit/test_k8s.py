@@ -1659,3 +1659,27 @@ def test_the_variable_check_catches_a_renamed_setting(
     fields["canary_fraction"] = fields.pop("canary_share")
     monkeypatch.setattr(ApiSettings, "model_fields", fields)
     assert _unread(plans["dev"])["api"] == {"DEX_API_CANARY_SHARE"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_changed_bootstrap_script_runs_a_new_job(plans: dict[str, Plan], stack: str) -> None:
+    """The script lives in a ConfigMap; the Job's pod template carries its hash, so a changed
+    script changes the Job's spec and `replace_on_changes` runs it again."""
+    from components.k8s.database import SCRIPT_HASH, script_digest
+
+    plan = plans[stack]
+    (config_map,) = [
+        r
+        for r in plan.of_type("kubernetes:core/v1:ConfigMap")
+        if r.inputs["metadata"]["name"] == "database-bootstrap"
+    ]
+    (job,) = [
+        r
+        for r in plan.of_type("kubernetes:batch/v1:Job")
+        if r.inputs["metadata"]["name"] == "database-bootstrap"
+    ]
+    annotations = job.inputs["spec"]["template"]["metadata"]["annotations"]
+    assert annotations[SCRIPT_HASH] == script_digest(dict(config_map.inputs["data"]))
+    changed = {**config_map.inputs["data"], "bootstrap.sql": "SELECT 1;\n"}
+    assert script_digest(changed) != annotations[SCRIPT_HASH]
+    assert "spec" in job.raw.get("replaceOnChanges", [])
