@@ -16,13 +16,14 @@ from __future__ import annotations
 import heapq
 import importlib.metadata
 import json
+import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 from pulumi.runtime import mocks as pulumi_mocks
 
 from contracts.deployment import (
@@ -63,20 +64,37 @@ class _Record:
 
 
 def _wire(struct: struct_pb2.Struct) -> dict[str, Any]:
-    """A protobuf Struct as plain JSON values, with secret values withheld."""
-    return _normalize(json_format.MessageToDict(struct))  # type: ignore[no-any-return]
+    """A protobuf Struct as plain JSON values, with secret values withheld.
+
+    What `json_format.MessageToDict` gives (the same values, keys in the same order), with
+    integral numbers as ints, read straight off the message in about two thirds of the time
+    (MessageToDict's generic walk was a fifth of the monitor's time)."""
+    return _struct(struct)  # type: ignore[no-any-return]
 
 
-def _normalize(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, list):
-        return [_normalize(v) for v in value]
-    if isinstance(value, dict):
-        if value.get(SIG_KEY) == SECRET_SIG:
-            return redacted_secret(unknown=value.get("value") == UNKNOWN)
-        return {k: _normalize(v) for k, v in value.items()}
-    return value
+def _struct(struct: struct_pb2.Struct) -> Any:
+    out = {key: _value(value) for key, value in struct.fields.items()}
+    if out.get(SIG_KEY) == SECRET_SIG:
+        return redacted_secret(unknown=out.get("value") == UNKNOWN)
+    return out
+
+
+def _value(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "struct_value":
+        return _struct(value.struct_value)
+    if kind == "list_value":
+        return [_value(v) for v in value.list_value.values]
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "number_value":
+        number = value.number_value
+        if math.isinf(number) or math.isnan(number):
+            raise ValueError(f"{number} has no JSON form")  # as MessageToDict refuses it
+        return int(number) if number.is_integer() else number
+    return None  # null_value, or not set
 
 
 def _contains_special(value: Any) -> bool:

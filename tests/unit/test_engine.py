@@ -68,3 +68,34 @@ def test_config_reaches_the_program_and_is_cleared_after_it_even_when_it_fails()
     with pytest.raises(RuntimeError, match="boom"):
         _run("one", failing, {"dex:size": "4"})
     assert pulumi.Config("dex").get("size") is None, "a failed run left its config behind"
+
+
+class _TraceSpy(RecordingMonitor):
+    def __init__(self) -> None:
+        super().__init__(_Echo())
+        self.frames: list[int] = []
+
+    def RegisterResource(self, request: Any) -> Any:
+        self.frames.append(len(request.stackTrace.frames))
+        return super().RegisterResource(request)
+
+
+def test_registrations_carry_no_stack_trace_inside_a_run_and_pulumis_is_restored() -> None:
+    """Pulumi captures the whole Python stack on every registration for the CLI; a mock
+    monitor never reads it, so a run swaps it out, and puts Pulumi's own back afterwards,
+    also when the program fails."""
+    from pulumi.runtime import resource as pulumi_resource
+
+    original = pulumi_resource._get_stack_trace
+    spy = _TraceSpy()
+    engine.run(lambda: _bucket("b"), config={}, monitor=spy, project="p", stack="one")
+    assert spy.frames
+    assert set(spy.frames) == {0}
+    assert pulumi_resource._get_stack_trace is original
+
+    def failing() -> None:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        engine.run(failing, config={}, monitor=_TraceSpy(), project="p", stack="one")
+    assert pulumi_resource._get_stack_trace is original
