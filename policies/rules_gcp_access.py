@@ -4,8 +4,8 @@ and foreign identities; basic roles; long-lived credentials.
 
 Each rule judges the resource the grant lives on (a `CryptoKeyIAMMember`, a `BucketACL`, a
 `DefaultObjectAccessControl`), never only its parent. GCP-GCS-003 (bucket members and
-bindings) and GCP-IAM-002/003 (project members and bindings) in `policies/rules_gcp.py` keep
-their types; the rules here cover the rest.
+bindings, `policies/rules_gcp_data.py`) and GCP-IAM-002/003 (project members and bindings,
+`policies/rules_gcp.py`) keep their types; the rules here cover the rest.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """GCP audit and detection rules: Cloud SQL for PostgreSQL's audit flags (pgAudit, lock waits,
 checkpoints, failing statements) and Cloud Audit Logs configs on projects, folders and
-organizations. Connection logging is GCP-SQL-007 (`policies/rules_gcp.py`)."""
+organizations. Connection logging is GCP-SQL-007 (`policies/rules_gcp_data.py`)."""
 
 from __future__ import annotations
 

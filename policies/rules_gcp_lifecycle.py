@@ -1,5 +1,6 @@
 """GCP lifecycle rules: engine versions past their provider's standard support, from dated
-tables with their sources. Versioning of data buckets is GCP-GCS-004 (`policies/rules_gcp.py`).
+tables with their sources. Versioning of data buckets is GCP-GCS-004
+(`policies/rules_gcp_data.py`).
 
 The rules compare against today's date: a version that was fine yesterday is reported the day
 its standard support ends. They advise rather than block, so a deploy never starts failing on

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
@@ -70,6 +71,201 @@ def _uuid(h: str) -> str:
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+@dataclass
+class _AwsResource:
+    """One AWS resource being answered: its inputs, the outputs so far, and the id and ARN the
+    `_aws_*` helpers below refine for their resource family."""
+
+    typ: str
+    name: str
+    h: str
+    inputs: dict[str, Any]
+    out: dict[str, Any]
+    region: str
+    part: str
+    acct: str
+    phys: Any
+    rid: str
+    arn: str
+
+
+def _aws_storage(r: _AwsResource) -> bool:
+    """S3 buckets and their sub-resources, KMS keys and aliases."""
+    region, part, acct, h = r.region, r.part, r.acct, r.h
+    if r.typ == "aws:s3/bucket:Bucket":
+        bucket = r.inputs.get("bucket") or f"{r.inputs.get('bucketPrefix', r.name + '-')}{h[:12]}"
+        r.rid, r.arn = bucket, f"arn:{part}:s3:::{bucket}"
+        r.out.update(
+            bucket=bucket,
+            bucketDomainName=f"{bucket}.s3.amazonaws.com",
+            bucketRegionalDomainName=f"{bucket}.s3.{region}.amazonaws.com",
+            region=region,
+        )
+    elif r.typ.startswith("aws:s3/"):
+        r.rid = str(r.inputs.get("bucket", r.rid))
+    elif r.typ == "aws:kms/key:Key":
+        r.rid = _uuid(h)
+        r.arn = f"arn:{part}:kms:{region}:{acct}:key/{r.rid}"
+        r.out["keyId"] = r.rid
+    elif r.typ == "aws:kms/alias:Alias":
+        r.rid = str(r.inputs.get("name", f"alias/{r.name}"))
+        r.arn = f"arn:{part}:kms:{region}:{acct}:{r.rid}"
+    else:
+        return False
+    return True
+
+
+def _aws_identity(r: _AwsResource) -> bool:
+    """IAM roles, policies, OIDC providers, instance profiles and role policy attachments."""
+    part, acct, h, phys = r.part, r.acct, r.h, r.phys
+    if r.typ == "aws:iam/role:Role":
+        r.rid = str(phys)
+        r.arn = f"arn:{part}:iam::{acct}:role/{phys}"
+        r.out["uniqueId"] = "AROA" + h[:17].upper()
+    elif r.typ == "aws:iam/policy:Policy":
+        r.arn = f"arn:{part}:iam::{acct}:policy/{phys}"
+        r.rid = r.arn
+    elif r.typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+        url = str(r.inputs.get("url", "")).removeprefix("https://")
+        r.arn = f"arn:{part}:iam::{acct}:oidc-provider/{url}"
+        r.rid = r.arn
+    elif r.typ == "aws:iam/instanceProfile:InstanceProfile":
+        r.rid = str(phys)
+        r.arn = f"arn:{part}:iam::{acct}:instance-profile/{phys}"
+        r.out["uniqueId"] = "AIPA" + h[:17].upper()
+    elif r.typ == "aws:iam/rolePolicyAttachment:RolePolicyAttachment":
+        r.rid = f"{r.inputs.get('role')}-{h[:20]}"
+    else:
+        return False
+    return True
+
+
+def _aws_events(r: _AwsResource) -> bool:
+    """SQS queues, EventBridge rules and CloudWatch log groups."""
+    region, part, acct, phys = r.region, r.part, r.acct, r.phys
+    if r.typ == "aws:sqs/queue:Queue":
+        r.rid = f"https://sqs.{region}.amazonaws.com/{acct}/{phys}"
+        r.arn = f"arn:{part}:sqs:{region}:{acct}:{phys}"
+        r.out.update(name=phys, url=r.rid)
+    elif r.typ == "aws:cloudwatch/eventRule:EventRule":
+        r.rid = str(phys)
+        r.arn = f"arn:{part}:events:{region}:{acct}:rule/{phys}"
+    elif r.typ == "aws:cloudwatch/logGroup:LogGroup":
+        r.rid = str(phys)
+        r.arn = f"arn:{part}:logs:{region}:{acct}:log-group:{phys}"
+    else:
+        return False
+    return True
+
+
+def _aws_containers(r: _AwsResource) -> bool:
+    """EKS clusters, node groups, add-ons, pod identity associations and access entries; ECR
+    repositories."""
+    region, part, acct, h, inputs = r.region, r.part, r.acct, r.h, r.inputs
+    if r.typ == "aws:eks/podIdentityAssociation:PodIdentityAssociation":
+        r.rid = f"a-{h[:17]}"
+        r.arn = (
+            f"arn:{part}:eks:{region}:{acct}:podidentityassociation/"
+            f"{inputs.get('clusterName')}/{r.rid}"
+        )
+        r.out.update(associationId=r.rid, associationArn=r.arn)
+    elif r.typ == "aws:eks/accessEntry:AccessEntry":
+        r.rid = f"{inputs.get('clusterName')}:{inputs.get('principalArn')}"
+        r.arn = f"arn:{part}:eks:{region}:{acct}:access-entry/{inputs.get('clusterName')}/{h[:8]}"
+        r.out["accessEntryArn"] = r.arn
+    elif r.typ == "aws:eks/cluster:Cluster":
+        r.rid = str(r.phys)
+        r.arn = f"arn:{part}:eks:{region}:{acct}:cluster/{r.phys}"
+        oidc_id = h[:32].upper()
+        r.out.update(
+            endpoint=f"https://{oidc_id}.gr7.{region}.eks.amazonaws.com",
+            certificateAuthority={"data": MOCK_CA},
+            identities=[
+                {"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{oidc_id}"}]}
+            ],
+            platformVersion="eks.10",
+            status="ACTIVE",
+            clusterSecurityGroupId=f"sg-{h[17:34]}",
+        )
+        vpc = dict(inputs.get("vpcConfig") or {})
+        vpc["clusterSecurityGroupId"] = f"sg-{h[17:34]}"
+        vpc["vpcId"] = f"vpc-{h[34:51]}"
+        r.out["vpcConfig"] = vpc
+    elif r.typ == "aws:eks/nodeGroup:NodeGroup":
+        r.rid = f"{inputs.get('clusterName')}:{inputs.get('nodeGroupName', r.name)}"
+        r.arn = f"arn:{part}:eks:{region}:{acct}:nodegroup/{r.rid.replace(':', '/')}/{h[:8]}"
+    elif r.typ == "aws:eks/addon:Addon":
+        r.rid = f"{inputs.get('clusterName')}:{inputs.get('addonName')}"
+        r.out["addonVersion"] = inputs.get("addonVersion", UNKNOWN)
+    elif r.typ == "aws:ecr/repository:Repository":
+        repo = inputs.get("name") or r.out.get("name")
+        r.rid = str(repo)
+        r.arn = f"arn:{part}:ecr:{region}:{acct}:repository/{repo}"
+        r.out.update(repositoryUrl=f"{acct}.dkr.ecr.{region}.amazonaws.com/{repo}", registryId=acct)
+    else:
+        return False
+    return True
+
+
+def _aws_databases(r: _AwsResource) -> bool:
+    """RDS instances and ElastiCache replication groups."""
+    region, part, acct, h = r.region, r.part, r.acct, r.h
+    if r.typ == "aws:rds/instance:Instance":
+        ident = r.inputs.get("identifier") or f"{r.name}-{h[:7]}"
+        host = f"{ident}.c{h[:10]}.{region}.rds.amazonaws.com"
+        port = int(r.inputs.get("port", 5432))
+        r.rid, r.arn = str(ident), f"arn:{part}:rds:{region}:{acct}:db:{ident}"
+        r.out.update(
+            identifier=ident,
+            address=host,
+            endpoint=f"{host}:{port}",
+            port=port,
+            resourceId=f"db-{h[:26].upper()}",
+        )
+    elif r.typ == "aws:elasticache/replicationGroup:ReplicationGroup":
+        rgid = r.inputs.get("replicationGroupId") or r.name
+        r.rid, r.arn = str(rgid), f"arn:{part}:elasticache:{region}:{acct}:replicationgroup:{rgid}"
+        r.out.update(
+            primaryEndpointAddress=f"master.{rgid}.{h[:6]}.{region[:6]}.cache.amazonaws.com",
+            readerEndpointAddress=f"replica.{rgid}.{h[:6]}.{region[:6]}.cache.amazonaws.com",
+            port=int(r.inputs.get("port", 6379)),
+        )
+    else:
+        return False
+    return True
+
+
+def _aws_network(r: _AwsResource) -> bool:
+    """VPCs, elastic IPs, security groups and launch templates."""
+    h = r.h
+    if r.typ == "aws:ec2/launchTemplate:LaunchTemplate":
+        r.out["latestVersion"] = 1
+    elif r.typ == "aws:ec2/vpc:Vpc":
+        r.out.update(
+            defaultSecurityGroupId=f"sg-{h[17:34]}",
+            mainRouteTableId=f"rtb-{h[17:34]}",
+            defaultNetworkAclId=f"acl-{h[17:34]}",
+        )
+    elif r.typ == "aws:ec2/eip:Eip":
+        r.out["publicIp"] = f"203.0.113.{int(h[:2], 16) % 250 + 1}"
+    elif r.typ == "aws:ec2/securityGroup:SecurityGroup":
+        r.arn = f"arn:{r.part}:ec2:{r.region}:{r.acct}:security-group/{r.rid}"
+    else:
+        return False
+    return True
+
+
+_AWS_FAMILIES = (
+    _aws_storage,
+    _aws_identity,
+    _aws_events,
+    _aws_containers,
+    _aws_databases,
+    _aws_network,
+)
+"""Each answers the resource types of its family (True) and leaves the others alone (False)."""
 
 
 class DexMocks(Mocks):
@@ -214,128 +410,13 @@ class DexMocks(Mocks):
         rid = f"{_AWS_ID_PREFIX.get(typ, short.lower())}-{h[:17]}"
         phys = inputs.get("name") or out.get("name") or f"{name}-{h[:7]}"
         arn = f"arn:{part}:{service}:{region}:{acct}:{short.lower()}/{rid}"
-        if typ == "aws:s3/bucket:Bucket":
-            bucket = inputs.get("bucket") or f"{inputs.get('bucketPrefix', name + '-')}{h[:12]}"
-            rid, arn = bucket, f"arn:{part}:s3:::{bucket}"
-            out.update(
-                bucket=bucket,
-                bucketDomainName=f"{bucket}.s3.amazonaws.com",
-                bucketRegionalDomainName=f"{bucket}.s3.{region}.amazonaws.com",
-                region=region,
-            )
-        elif typ.startswith("aws:s3/"):
-            rid = str(inputs.get("bucket", rid))
-        elif typ == "aws:kms/key:Key":
-            rid = _uuid(h)
-            arn = f"arn:{part}:kms:{region}:{acct}:key/{rid}"
-            out["keyId"] = rid
-        elif typ == "aws:kms/alias:Alias":
-            rid = str(inputs.get("name", f"alias/{name}"))
-            arn = f"arn:{part}:kms:{region}:{acct}:{rid}"
-        elif typ == "aws:iam/role:Role":
-            rid = str(phys)
-            arn = f"arn:{part}:iam::{acct}:role/{phys}"
-            out["uniqueId"] = "AROA" + h[:17].upper()
-        elif typ == "aws:iam/policy:Policy":
-            arn = f"arn:{part}:iam::{acct}:policy/{phys}"
-            rid = arn
-        elif typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
-            url = str(inputs.get("url", "")).removeprefix("https://")
-            arn = f"arn:{part}:iam::{acct}:oidc-provider/{url}"
-            rid = arn
-        elif typ == "aws:iam/instanceProfile:InstanceProfile":
-            rid = str(phys)
-            arn = f"arn:{part}:iam::{acct}:instance-profile/{phys}"
-            out["uniqueId"] = "AIPA" + h[:17].upper()
-        elif typ == "aws:sqs/queue:Queue":
-            rid = f"https://sqs.{region}.amazonaws.com/{acct}/{phys}"
-            arn = f"arn:{part}:sqs:{region}:{acct}:{phys}"
-            out.update(name=phys, url=rid)
-        elif typ == "aws:cloudwatch/eventRule:EventRule":
-            rid = str(phys)
-            arn = f"arn:{part}:events:{region}:{acct}:rule/{phys}"
-        elif typ == "aws:eks/podIdentityAssociation:PodIdentityAssociation":
-            rid = f"a-{h[:17]}"
-            arn = (
-                f"arn:{part}:eks:{region}:{acct}:podidentityassociation/"
-                f"{inputs.get('clusterName')}/{rid}"
-            )
-            out.update(associationId=rid, associationArn=arn)
-        elif typ == "aws:eks/accessEntry:AccessEntry":
-            rid = f"{inputs.get('clusterName')}:{inputs.get('principalArn')}"
-            arn = f"arn:{part}:eks:{region}:{acct}:access-entry/{inputs.get('clusterName')}/{h[:8]}"
-            out["accessEntryArn"] = arn
-        elif typ == "aws:iam/rolePolicyAttachment:RolePolicyAttachment":
-            rid = f"{inputs.get('role')}-{h[:20]}"
-        elif typ == "aws:cloudwatch/logGroup:LogGroup":
-            rid = str(phys)
-            arn = f"arn:{part}:logs:{region}:{acct}:log-group:{phys}"
-        elif typ == "aws:eks/cluster:Cluster":
-            rid = str(phys)
-            arn = f"arn:{part}:eks:{region}:{acct}:cluster/{phys}"
-            oidc_id = h[:32].upper()
-            out.update(
-                endpoint=f"https://{oidc_id}.gr7.{region}.eks.amazonaws.com",
-                certificateAuthority={"data": MOCK_CA},
-                identities=[
-                    {"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{oidc_id}"}]}
-                ],
-                platformVersion="eks.10",
-                status="ACTIVE",
-                clusterSecurityGroupId=f"sg-{h[17:34]}",
-            )
-            vpc = dict(inputs.get("vpcConfig") or {})
-            vpc["clusterSecurityGroupId"] = f"sg-{h[17:34]}"
-            vpc["vpcId"] = f"vpc-{h[34:51]}"
-            out["vpcConfig"] = vpc
-        elif typ == "aws:eks/nodeGroup:NodeGroup":
-            rid = f"{inputs.get('clusterName')}:{inputs.get('nodeGroupName', name)}"
-            arn = f"arn:{part}:eks:{region}:{acct}:nodegroup/{rid.replace(':', '/')}/{h[:8]}"
-        elif typ == "aws:eks/addon:Addon":
-            rid = f"{inputs.get('clusterName')}:{inputs.get('addonName')}"
-            out["addonVersion"] = inputs.get("addonVersion", UNKNOWN)
-        elif typ == "aws:rds/instance:Instance":
-            ident = inputs.get("identifier") or f"{name}-{h[:7]}"
-            host = f"{ident}.c{h[:10]}.{region}.rds.amazonaws.com"
-            port = int(inputs.get("port", 5432))
-            rid, arn = str(ident), f"arn:{part}:rds:{region}:{acct}:db:{ident}"
-            out.update(
-                identifier=ident,
-                address=host,
-                endpoint=f"{host}:{port}",
-                port=port,
-                resourceId=f"db-{h[:26].upper()}",
-            )
-        elif typ == "aws:elasticache/replicationGroup:ReplicationGroup":
-            rgid = inputs.get("replicationGroupId") or name
-            rid, arn = str(rgid), f"arn:{part}:elasticache:{region}:{acct}:replicationgroup:{rgid}"
-            out.update(
-                primaryEndpointAddress=f"master.{rgid}.{h[:6]}.{region[:6]}.cache.amazonaws.com",
-                readerEndpointAddress=f"replica.{rgid}.{h[:6]}.{region[:6]}.cache.amazonaws.com",
-                port=int(inputs.get("port", 6379)),
-            )
-        elif typ == "aws:ecr/repository:Repository":
-            repo = inputs.get("name") or out.get("name")
-            rid = str(repo)
-            arn = f"arn:{part}:ecr:{region}:{acct}:repository/{repo}"
-            out.update(
-                repositoryUrl=f"{acct}.dkr.ecr.{region}.amazonaws.com/{repo}", registryId=acct
-            )
-        elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
-            out["latestVersion"] = 1
-        elif typ == "aws:ec2/vpc:Vpc":
-            out.update(
-                defaultSecurityGroupId=f"sg-{h[17:34]}",
-                mainRouteTableId=f"rtb-{h[17:34]}",
-                defaultNetworkAclId=f"acl-{h[17:34]}",
-            )
-        elif typ == "aws:ec2/eip:Eip":
-            out["publicIp"] = f"203.0.113.{int(h[:2], 16) % 250 + 1}"
-        elif typ == "aws:ec2/securityGroup:SecurityGroup":
-            arn = f"arn:{part}:ec2:{region}:{acct}:security-group/{rid}"
-        out.setdefault("arn", arn)
-        out["id"] = rid
-        return rid
+        r = _AwsResource(typ, name, h, inputs, out, region, part, acct, phys, rid, arn)
+        for family in _AWS_FAMILIES:
+            if family(r):
+                break
+        out.setdefault("arn", r.arn)
+        out["id"] = r.rid
+        return r.rid
 
     def _gcp(self, typ: str, name: str, h: str, inputs: dict[str, Any], out: dict[str, Any]) -> str:
         project = str(inputs.get("project", self.gcp_project))
