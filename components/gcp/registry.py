@@ -62,25 +62,7 @@ class Registry(pulumi.ComponentResource):
     ) -> None:
         validate_cmek(args.cmek, args.project_number, args.command_provider)
         super().__init__("dex:gcp:Registry", name, None, opts)
-        key_id: pulumi.Output[str] | None = None
-        depends_on: list[pulumi.Resource] = []
-        if args.cmek:
-            key = service_key(
-                f"{name}-cmek",
-                ServiceKeyArgs(
-                    project=args.project,
-                    project_number=args.project_number,
-                    region=args.region,
-                    service="artifactregistry.googleapis.com",
-                    ring_name=f"{args.repository_id}-registry-keyring",
-                    key_name=f"{args.repository_id}-registry",
-                    labels={"component": "registry"},
-                    protect=args.protect,
-                    command_provider=args.command_provider,
-                ),
-                parent=self,
-            )
-            key_id, depends_on = key.key_id, [key.ready]
+        key_id, depends_on = self._cmek(name, args)
         repo = gcp.artifactregistry.Repository(
             f"{name}-docker",
             project=args.project,
@@ -116,6 +98,45 @@ class Registry(pulumi.ComponentResource):
         base = pulumi.Output.concat(
             args.region, "-docker.pkg.dev/", args.project, "/", repo.repository_id
         )
+        client, digests = self._access(args, repo)
+        self.contract = RegistryOutputs(
+            repository_urls={app: pulumi.Output.concat(base, "/", app) for app in args.apps},
+            server=pulumi.Output.concat(args.region, "-docker.pkg.dev"),
+            username=pulumi.Output.from_input("oauth2accesstoken"),
+            password=pulumi.Output.secret(client.access_token),
+            image_digests=digests,
+        )
+        self.register_outputs(contract_outputs(self.contract))
+
+    def _cmek(
+        self, name: str, args: RegistryArgs
+    ) -> tuple[pulumi.Output[str] | None, list[pulumi.Resource]]:
+        """With `cmek`: the repository's key, and what the repository must wait for."""
+        if not args.cmek:
+            return None, []
+        key = service_key(
+            f"{name}-cmek",
+            ServiceKeyArgs(
+                project=args.project,
+                project_number=args.project_number,
+                region=args.region,
+                service="artifactregistry.googleapis.com",
+                ring_name=f"{args.repository_id}-registry-keyring",
+                key_name=f"{args.repository_id}-registry",
+                labels={"component": "registry"},
+                protect=args.protect,
+                command_provider=args.command_provider,
+            ),
+            parent=self,
+        )
+        return key.key_id, [key.ready]
+
+    def _access(
+        self, args: RegistryArgs, repo: gcp.artifactregistry.Repository
+    ) -> tuple[
+        pulumi.Output[gcp.organizations.GetClientConfigResult], dict[str, pulumi.Output[str]]
+    ]:
+        """The deployer's credentials and, with `pushed_tags`, the pushed images' digests."""
         # The deployer's own OAuth token pushes the apps' images (Artifact Registry's
         # documented `oauth2accesstoken` login).
         client = gcp.organizations.get_client_config_output(
@@ -136,11 +157,4 @@ class Registry(pulumi.ComponentResource):
                 digests[app] = listed.docker_images.apply(
                     functools.partial(_digest_of, app=app, tag=tag)
                 )
-        self.contract = RegistryOutputs(
-            repository_urls={app: pulumi.Output.concat(base, "/", app) for app in args.apps},
-            server=pulumi.Output.concat(args.region, "-docker.pkg.dev"),
-            username=pulumi.Output.from_input("oauth2accesstoken"),
-            password=pulumi.Output.secret(client.access_token),
-            image_digests=digests,
-        )
-        self.register_outputs(contract_outputs(self.contract))
+        return client, digests
