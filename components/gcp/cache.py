@@ -22,7 +22,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.contracts import CacheOutputs, contract_outputs
-from components.gcp.kms import ServiceKeyArgs, service_key, validate_cmek
+from components.gcp.kms import ServiceKeyArgs, optional_key, validate_cmek
 from components.options import take_depends_on
 
 REDIS_VERSION = "REDIS_7_2"
@@ -61,24 +61,22 @@ class Cache(pulumi.ComponentResource):
         validate_cmek(args.cmek, args.project_number, args.command_provider)
         own, depends_on = take_depends_on(opts)
         super().__init__("dex:gcp:Cache", name, None, own)
-        key_id: pulumi.Output[str] | None = None
-        if args.cmek:
-            key = service_key(
-                f"{name}-cmek",
-                ServiceKeyArgs(
-                    project=args.project,
-                    project_number=args.project_number,
-                    region=args.region,
-                    service="redis.googleapis.com",
-                    ring_name=f"{args.instance_name}-keyring",
-                    key_name=args.instance_name,
-                    labels={"component": "cache"},
-                    protect=args.protect,
-                    command_provider=args.command_provider,
-                ),
-                parent=self,
-            )
-            key_id, depends_on = key.key_id, [*depends_on, key.ready]
+        key_id, key_waits = optional_key(
+            args.cmek,
+            name,
+            ServiceKeyArgs(
+                project=args.project,
+                project_number=args.project_number,
+                region=args.region,
+                service="redis.googleapis.com",
+                ring_name=f"{args.instance_name}-keyring",
+                key_name=args.instance_name,
+                labels={"component": "cache"},
+                protect=args.protect,
+                command_provider=args.command_provider,
+            ),
+            self,
+        )
         instance = gcp.redis.Instance(
             f"{name}-redis",
             name=args.instance_name,
@@ -108,7 +106,9 @@ class Cache(pulumi.ComponentResource):
                 ]
             ),
             labels={"component": "cache"},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on, protect=args.protect),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[*depends_on, *key_waits], protect=args.protect
+            ),
         )
         token: pulumi.Output[str] = pulumi.Output.secret(instance.auth_string)
         port = instance.port.apply(lambda p: int(p or TLS_PORT))

@@ -16,7 +16,7 @@ import pulumi_gcp as gcp
 import pulumi_random as random
 
 from components.contracts import AppDatabase, DatabaseOutputs, contract_outputs
-from components.gcp.kms import ServiceKeyArgs, service_key, validate_cmek
+from components.gcp.kms import ServiceKeyArgs, optional_key, validate_cmek
 from components.options import take_depends_on
 
 APP_DATABASES = ("mlflow", "airflow")
@@ -80,24 +80,22 @@ class Database(pulumi.ComponentResource):
         own, depends_on = take_depends_on(opts)
         super().__init__("dex:gcp:Database", name, None, own)
         labels = {**args.labels, "component": "database"}
-        key_id: pulumi.Output[str] | None = None
-        if args.cmek:
-            key = service_key(
-                f"{name}-cmek",
-                ServiceKeyArgs(
-                    project=args.project,
-                    project_number=args.project_number,
-                    region=args.region,
-                    service="sqladmin.googleapis.com",
-                    ring_name=f"{args.instance_name}-keyring",
-                    key_name=args.instance_name,
-                    labels={"component": "database"},
-                    protect=args.deletion_protection,
-                    command_provider=args.command_provider,
-                ),
-                parent=self,
-            )
-            key_id, depends_on = key.key_id, [*depends_on, key.ready]
+        key_id, key_waits = optional_key(
+            args.cmek,
+            name,
+            ServiceKeyArgs(
+                project=args.project,
+                project_number=args.project_number,
+                region=args.region,
+                service="sqladmin.googleapis.com",
+                ring_name=f"{args.instance_name}-keyring",
+                key_name=args.instance_name,
+                labels={"component": "database"},
+                protect=args.deletion_protection,
+                command_provider=args.command_provider,
+            ),
+            self,
+        )
         instance = gcp.sql.DatabaseInstance(
             f"{name}-postgres",
             name=args.instance_name,
@@ -108,7 +106,7 @@ class Database(pulumi.ComponentResource):
             encryption_key_name=key_id,
             settings=_instance_settings(args, labels),
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=depends_on, protect=args.deletion_protection
+                parent=self, depends_on=[*depends_on, *key_waits], protect=args.deletion_protection
             ),
         )
         admin_password = self._admin(name, args, instance)

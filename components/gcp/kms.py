@@ -128,3 +128,14 @@ def _wait(
             parent=parent, depends_on=[after], provider=args.command_provider
         ),
     )
+
+
+def optional_key(
+    cmek: bool, name: str, args: ServiceKeyArgs, parent: pulumi.Resource
+) -> tuple[pulumi.Output[str] | None, list[pulumi.Resource]]:
+    """With `cmek`: the key (`service_key`, named `name-cmek-*`) and what the encrypted
+    resource must wait for; without: no key and nothing to wait for."""
+    if not cmek:
+        return None, []
+    key = service_key(f"{name}-cmek", args, parent)
+    return key.key_id, [key.ready]

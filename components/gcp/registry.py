@@ -12,7 +12,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.contracts import RegistryOutputs, contract_outputs
-from components.gcp.kms import ServiceKeyArgs, service_key, validate_cmek
+from components.gcp.kms import ServiceKeyArgs, optional_key, validate_cmek
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,22 @@ class Registry(pulumi.ComponentResource):
     ) -> None:
         validate_cmek(args.cmek, args.project_number, args.command_provider)
         super().__init__("dex:gcp:Registry", name, None, opts)
-        key_id, depends_on = self._cmek(name, args)
+        key_id, depends_on = optional_key(
+            args.cmek,
+            name,
+            ServiceKeyArgs(
+                project=args.project,
+                project_number=args.project_number,
+                region=args.region,
+                service="artifactregistry.googleapis.com",
+                ring_name=f"{args.repository_id}-registry-keyring",
+                key_name=f"{args.repository_id}-registry",
+                labels={"component": "registry"},
+                protect=args.protect,
+                command_provider=args.command_provider,
+            ),
+            self,
+        )
         repo = gcp.artifactregistry.Repository(
             f"{name}-docker",
             project=args.project,
@@ -107,29 +122,6 @@ class Registry(pulumi.ComponentResource):
             image_digests=digests,
         )
         self.register_outputs(contract_outputs(self.contract))
-
-    def _cmek(
-        self, name: str, args: RegistryArgs
-    ) -> tuple[pulumi.Output[str] | None, list[pulumi.Resource]]:
-        """With `cmek`: the repository's key, and what the repository must wait for."""
-        if not args.cmek:
-            return None, []
-        key = service_key(
-            f"{name}-cmek",
-            ServiceKeyArgs(
-                project=args.project,
-                project_number=args.project_number,
-                region=args.region,
-                service="artifactregistry.googleapis.com",
-                ring_name=f"{args.repository_id}-registry-keyring",
-                key_name=f"{args.repository_id}-registry",
-                labels={"component": "registry"},
-                protect=args.protect,
-                command_provider=args.command_provider,
-            ),
-            parent=self,
-        )
-        return key.key_id, [key.ready]
 
     def _access(
         self, args: RegistryArgs, repo: gcp.artifactregistry.Repository
