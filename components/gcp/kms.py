@@ -47,14 +47,13 @@ def service_agent(service: str, project_number: str) -> str:
 
 def validate_cmek(
     cmek: bool, project_number: str, command_provider: pulumi.ProviderResource | None
-) -> pulumi.ProviderResource | None:
+) -> None:
     """A customer-managed key needs the project number (the service agent's address) and a
     `command` provider (the propagation waits)."""
     if cmek and not project_number.isdigit():
         raise ValueError(f"`cmek` needs the numeric `project_number`, got {project_number!r}")
     if cmek and command_provider is None:
         raise ValueError("`cmek` needs `command_provider` for the IAM propagation waits")
-    return command_provider
 
 
 @dataclass(frozen=True, kw_only=True)
