@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.dex-installed
 
-.PHONY: setup local plan test lint typecheck imports unit snapshots bench clean lock promtool
+.PHONY: setup local plan test lint typecheck imports unit snapshots bench clean lock promtool checkov lock-checkov
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "DEX needs Python 3.11 or newer, found " + sys.version.split()[0])'
@@ -27,6 +27,25 @@ lock:
 
 setup: $(STAMP)
 
+# Checkov (`dex policy check --with checkov`) pins its own boto3 and ~90 other packages, so it
+# lives in its own venv, installed exactly from requirements-checkov.lock.
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.dex-installed
+
+$(CHECKOV_STAMP): requirements-checkov.lock
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.lock
+	@touch $@
+
+checkov: $(CHECKOV_STAMP)
+
+lock-checkov:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet "checkov==$$(sed -n 's/^checkov==//p' requirements-checkov.lock)"
+	{ head -3 requirements-checkov.lock; .venv-lock/bin/python -m pip freeze; } > requirements-checkov.lock.new
+	mv requirements-checkov.lock.new requirements-checkov.lock && rm -rf .venv-lock
+
 local: setup
 	$(BIN)/dex local up
 
@@ -40,7 +59,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-unit: setup promtool
+unit: setup promtool checkov
 	$(BIN)/pytest -m unit
 
 # promtool checks the alert rules and dashboard queries (tests/unit/test_rules.py): Debian's
@@ -57,7 +76,7 @@ promtool:
 imports: setup
 	$(BIN)/lint-imports
 
-test: lint typecheck imports promtool
+test: lint typecheck imports promtool checkov
 	$(BIN)/pytest
 
 snapshots: setup
@@ -70,4 +89,4 @@ bench: setup
 	$(BIN)/python benchmarks/pipeline.py --sizes 1000000
 
 clean:
-	rm -rf $(VENV) .venv-airflow .mypy_cache .ruff_cache .pytest_cache .dex
+	rm -rf $(VENV) .venv-airflow .venv-checkov .mypy_cache .ruff_cache .pytest_cache .dex

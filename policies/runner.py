@@ -11,6 +11,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from contracts.deployment import PlanError, parse_plan
@@ -54,6 +55,52 @@ class Violation:
 
 
 @dataclass(frozen=True)
+class Accepted:
+    """A finding of another scanner (Checkov) accepted with a reason."""
+
+    policy_id: str
+    urn: str
+    type: str
+    message: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "policy_id": self.policy_id,
+            "urn": self.urn,
+            "type": self.type,
+            "message": self.message,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class ExternalScan:
+    """What another scanner (Checkov) did beside the pack: its failures not accepted are
+    among the report's violations (mandatory); this keeps the rest of its account."""
+
+    tool: str
+    checks: int
+    """Verdicts given (passed + failed)."""
+    passed: int
+    accepted: tuple[Accepted, ...]
+    not_scanned: tuple[tuple[str, int], ...]
+    """(reason, resources) the scanner was not given: never silently skipped."""
+    seconds: float
+
+    def summary(self, violations: Sequence[Violation]) -> dict[str, Any]:
+        return {
+            "tool": self.tool,
+            "checks": self.checks,
+            "passed": self.passed,
+            "failed": sum(1 for v in violations if v.policy_id.startswith("CKV")),
+            "accepted": [a.as_dict() for a in self.accepted],
+            "not_scanned": dict(self.not_scanned),
+            "seconds": round(self.seconds, 2),
+        }
+
+
+@dataclass(frozen=True)
 class Report:
     environment: Environment
     source: str
@@ -62,6 +109,8 @@ class Report:
     violations: tuple[Violation, ...]
     unknown: tuple[tuple[str, str], ...] = field(default=())
     """(policy id, urn) pairs a rule could not judge: a value unknown until apply."""
+    scan: ExternalScan | None = None
+    """Checkov's account, when it ran (`dex policy check --with checkov`)."""
 
     @property
     def mandatory(self) -> list[Violation]:
@@ -222,6 +271,8 @@ def render_text(report: Report) -> str:
             f"[{v.enforcement.upper():9}] {v.severity:8} {v.policy_id:12} "
             f"{v.urn.rsplit('::', 1)[-1]} ({v.type}): {v.message}"
         )
+    if report.scan is not None:
+        lines += _scan_text(report)
     lines.append(
         f"{s['mandatory']} mandatory, {s['advisory']} advisory violations; "
         f"{s['unknown']} checks deferred (values known only after apply): "
@@ -230,15 +281,31 @@ def render_text(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_json(report: Report) -> str:
-    return (
-        json.dumps(
-            {"violations": [v.as_dict() for v in report.violations], "summary": report.summary()},
-            indent=2,
-            sort_keys=True,
+def _scan_text(report: Report) -> list[str]:
+    scan = report.scan
+    assert scan is not None
+    s = scan.summary(report.violations)
+    lines = [
+        f"{scan.tool}: {s['checks']} verdicts, {s['passed']} passed, {s['failed']} failed "
+        f"(mandatory, listed above), {len(scan.accepted)} accepted ({s['seconds']} s)"
+    ]
+    for a in scan.accepted:
+        lines.append(
+            f"[ACCEPTED ] {a.policy_id:12} {a.urn.rsplit('::', 1)[-1]} ({a.type}): {a.reason}"
         )
-        + "\n"
-    )
+    for reason, count in scan.not_scanned:
+        lines.append(f"not scanned by {scan.tool.split()[0]}: {count} x {reason}")
+    return lines
+
+
+def render_json(report: Report) -> str:
+    doc: dict[str, Any] = {
+        "violations": [v.as_dict() for v in report.violations],
+        "summary": report.summary(),
+    }
+    if report.scan is not None:
+        doc["checkov"] = report.scan.summary(report.violations)
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
 def render_markdown(report: Report, title: str | None = None, limit: int = 65_000) -> str:
@@ -257,6 +324,8 @@ def render_markdown(report: Report, title: str | None = None, limit: int = 65_00
         m = sum(1 for v in report.violations if v.severity == sev and v.enforcement == "mandatory")
         a = sum(1 for v in report.violations if v.severity == sev and v.enforcement == "advisory")
         head.append(f"| {sev} | {m} | {a} |")
+    if report.scan is not None:
+        head += ["", *_scan_markdown(report)]
     text = "\n".join(head) + "\n"
     if not report.violations:
         return text
@@ -284,6 +353,34 @@ def render_markdown(report: Report, title: str | None = None, limit: int = 65_00
     return out + "\n</details>\n"
 
 
+def _scan_markdown(report: Report) -> list[str]:
+    scan = report.scan
+    assert scan is not None
+    s = scan.summary(report.violations)
+    lines = [
+        f"**{scan.tool}**: {s['checks']} verdicts, {s['passed']} passed, **{s['failed']} "
+        f"failed** (among the mandatory violations), {len(scan.accepted)} accepted "
+        f"(`policies/checkov-accepted.yaml`), {s['seconds']} s.",
+    ]
+    if scan.not_scanned:
+        counted = "; ".join(f"{count} x {reason}" for reason, count in scan.not_scanned)
+        lines += ["", f"Not scanned by Checkov: {counted}."]
+    if scan.accepted:
+        lines += [
+            "",
+            "<details><summary>Accepted Checkov findings</summary>",
+            "",
+            "| check | resource | reason |",
+            "| --- | --- | --- |",
+        ]
+        lines += [
+            f"| `{a.policy_id}` | `{a.urn.rsplit('::', 1)[-1]}` | {a.reason.replace('|', '/')} |"
+            for a in scan.accepted
+        ]
+        lines += ["", "</details>"]
+    return lines
+
+
 SARIF_LEVEL = {"mandatory": "error", "advisory": "warning"}
 SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "2.0"}
 
@@ -293,6 +390,8 @@ def render_sarif(report: Report, artifact: str, rules: Iterable[Rule] | None = N
     located at `artifact` (the stack file) and the resource URN as a logical location."""
     rule_list = list(rules if rules is not None else all_rules())
     index = {r.id: i for i, r in enumerate(rule_list)}
+    scanner_rules = _scanner_rules(report, len(index))
+    index.update({r["id"]: len(index) + i for i, r in enumerate(scanner_rules)})
     doc = {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
@@ -321,7 +420,8 @@ def render_sarif(report: Report, artifact: str, rules: Iterable[Rule] | None = N
                                 },
                             }
                             for r in rule_list
-                        ],
+                        ]
+                        + scanner_rules,
                     }
                 },
                 "results": [
@@ -351,16 +451,51 @@ def render_sarif(report: Report, artifact: str, rules: Iterable[Rule] | None = N
     return json.dumps(doc, indent=2) + "\n"
 
 
+def _scanner_rules(report: Report, offset: int) -> list[dict[str, Any]]:
+    """SARIF rules for the other scanner's (Checkov's) checks that failed, in first-seen
+    order: their id, the check's title, and the severity the report gave them."""
+    seen: dict[str, dict[str, Any]] = {}
+    for v in report.violations:
+        if v.policy_id.startswith("CKV") and v.policy_id not in seen:
+            seen[v.policy_id] = {
+                "id": v.policy_id,
+                "name": v.policy_id,
+                "shortDescription": {"text": v.message},
+                "helpUri": "https://www.checkov.io/5.Policy%20Index/all.html",
+                "defaultConfiguration": {"level": "error"},
+                "properties": {
+                    "tags": ["security", "checkov"],
+                    "security-severity": SECURITY_SEVERITY[v.severity],
+                },
+            }
+    return list(seen.values())
+
+
+CHECKOV_EQUIVALENTS = Path(__file__).with_name("checkov-equivalents.json")
+
+
+def checkov_equivalents() -> dict[str, list[str]]:
+    """DEX rule id -> the Checkov checks that flag the same flaw, as observed on the rule's
+    own fixtures (`python -m toolchain.checkov.equivalents` writes the file)."""
+    if not CHECKOV_EQUIVALENTS.exists():
+        return {}
+    doc = json.loads(CHECKOV_EQUIVALENTS.read_text(encoding="utf-8"))
+    return {k: list(v) for k, v in doc["equivalents"].items()}
+
+
 def rules_markdown(rules: Iterable[Rule] | None = None) -> str:
-    """docs/policies.md's table of rules: id, title, severity, enforcement per environment, CIS."""
+    """docs/policies.md's table of rules: id, title, severity, enforcement per environment, CIS,
+    and the equivalent Checkov checks."""
+    equivalents = checkov_equivalents()
     lines = [
-        "| id | title | severity | dev | prod | benchmarks |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| id | title | severity | dev | prod | benchmarks | Checkov |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rules if rules is not None else all_rules():
         cis = ", ".join(r.frameworks) or "-"
+        ckv = ", ".join(f"`{c}`" for c in equivalents.get(r.id, [])) or "-"
         lines.append(
             f"| `{r.id}` | {r.title} | {r.severity} | {r.enforcement['dev']} | "
-            f"{r.enforcement['prod']} | {cis} |"
+            f"{r.enforcement['prod']} | {cis} | {ckv} |"
         )
     return "\n".join(lines) + "\n"

@@ -6,11 +6,15 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from dex.commands.common import Env, fail
+
+
+class Scanner(StrEnum):
+    checkov = "checkov"
 
 
 class PolicyFormat(StrEnum):
@@ -40,8 +44,18 @@ def policy_check(
         typer.Option("--config", help="A pack config JSON (as for --policy-pack-config)."),
     ] = None,
     title: Annotated[str | None, typer.Option(help="Heading of the markdown report.")] = None,
+    with_: Annotated[
+        list[Scanner] | None,
+        typer.Option(
+            "--with",
+            help="Also run this scanner over the plan and merge its findings (checkov: the "
+            "plan as a Terraform plan and Kubernetes manifests; policies/checkov-accepted.yaml "
+            "lists the accepted findings).",
+        ),
+    ] = None,
 ) -> None:
-    """Run every rule over TARGET. Exit 1 when a mandatory rule is violated, 2 on bad input."""
+    """Run every rule over TARGET. Exit 1 when a mandatory rule (or, with --with checkov, an
+    unaccepted Checkov check) is violated, 2 on bad input."""
     from policies.runner import (
         InputError,
         check,
@@ -63,6 +77,8 @@ def policy_check(
         report = check(doc, environment, _pack_config(config), source=target)  # type: ignore[arg-type]
     except InputError as exc:
         fail(f"{target}: {exc}")
+    if with_ and Scanner.checkov in with_:
+        report = _with_checkov(report, doc, target)
     if fmt is PolicyFormat.json:
         sys.stdout.write(render_json(report))
     elif fmt is PolicyFormat.markdown:
@@ -72,6 +88,15 @@ def policy_check(
     else:
         sys.stdout.write(render_text(report))
     raise typer.Exit(0 if report.passed else 1)
+
+
+def _with_checkov(report: Any, doc: dict[str, object], target: str) -> Any:
+    from toolchain.checkov import CheckovFailure, with_checkov
+
+    try:
+        return with_checkov(report, doc, target)
+    except CheckovFailure as exc:
+        fail(f"{target}: {exc}")
 
 
 @policy_app.command("rules")

@@ -48,6 +48,13 @@ def review(
     head: Annotated[Path, typer.Argument(help="The pull request's plan.")],
     env: Annotated[Env | None, typer.Option("--env")] = None,
     sha: Annotated[str | None, typer.Option(help="The head commit, shown in the title.")] = None,
+    checkov: Annotated[
+        bool,
+        typer.Option(
+            "--with-checkov",
+            help="Also run Checkov over the head plan and show its findings in the comment.",
+        ),
+    ] = False,
 ) -> None:
     """Print the PR comment for STACK: plan diff and policy results, one comment."""
     from contracts.deployment import PlanError, load_plan
@@ -67,5 +74,12 @@ def review(
         report = check(doc, environment, source=str(head))
     except InputError as exc:
         fail(f"{head}: {exc}")
+    if checkov:
+        from toolchain.checkov import CheckovFailure, with_checkov
+
+        try:
+            report = with_checkov(report, doc, str(head))
+        except CheckovFailure as exc:
+            fail(f"{head}: {exc}")
     diff = diff_plans(before, after)
     sys.stdout.write(build_comment(stack, diff, report, head_sha=sha))
