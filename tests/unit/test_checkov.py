@@ -175,6 +175,38 @@ def test_manifests_are_kubernetes_objects() -> None:
     assert not any(a.startswith("core/") for a in apis)
 
 
+@pytest.mark.parametrize("provider", ["aws", "gcp"])
+def test_tables_are_derived_from_the_committed_metadata_and_the_sdks(provider: str) -> None:
+    """metadata/<provider>.json is exactly what derive.py makes of the copied bridge metadata
+    (sources/) and the installed SDK: a provider upgrade that changes a map property fails."""
+    from toolchain.checkov.derive import derive
+
+    folder = Path(__file__).resolve().parents[2] / "toolchain" / "checkov" / "metadata"
+    committed = json.loads((folder / f"{provider}.json").read_text())
+    metadata = json.loads((folder / "sources" / f"{provider}-bridge-metadata.json").read_text())
+    tokens = (folder / "sources" / f"{provider}-tokens.txt").read_text().split()
+    assert derive(metadata, tokens, committed["source"]) == committed
+
+
+def test_nested_renames_belong_to_the_longest_prefix_resource() -> None:
+    from toolchain.checkov.derive import renamed_by_resource
+
+    renamed = {
+        "aws:eks/ClusterVpcConfig:ClusterVpcConfig": {"subnetIds": "subnet_ids"},
+        "aws:eks/NodeGroupScalingConfig:NodeGroupScalingConfig": {"maxSize": "max_size"},
+        "aws:eks/cluster:Cluster": {"identities": "identity"},
+        "aws:rds/Orphan:Orphan": {"x": "y"},
+    }
+    out = renamed_by_resource(
+        renamed,
+        ["aws:eks/cluster:Cluster", "aws:eks/nodeGroup:NodeGroup", "aws:rds/instance:Instance"],
+    )
+    assert out == {
+        "aws:eks/cluster:Cluster": {"subnetIds": "subnet_ids", "identities": "identity"},
+        "aws:eks/nodeGroup:NodeGroup": {"maxSize": "max_size"},
+    }
+
+
 # -- accepted findings ------------------------------------------------------------------------
 
 
