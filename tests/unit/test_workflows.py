@@ -131,6 +131,10 @@ def test_pr_workflow_reviews_every_stack_in_one_comment() -> None:
         "--format sarif",
         "dex-review:",
         "updateComment",
+        # the comment and the SARIF show the pack and Checkov, Checkov from its pinned venv
+        "make setup checkov",
+        "--with-checkov",
+        "--with checkov --format sarif",
     ):
         assert needle in steps, needle
     assert _uses(review, "github/codeql-action/upload-sarif@")
@@ -268,9 +272,9 @@ def test_the_pin_check_catches_tags_branches_and_missing_versions() -> None:
     assert not unpinned_actions(fine)
 
 
-def _audit_command(job: dict) -> list[str]:  # type: ignore[type-arg]
+def _audit_command(job: dict, lock: str = "requirements.lock") -> list[str]:  # type: ignore[type-arg]
     runs = [str(s.get("run", "")) for s in job["steps"]]
-    (script,) = [r for r in runs if "pip-audit" in r and "--requirement" in r]
+    (script,) = [r for r in runs if "pip-audit" in r and f"--requirement {lock} " in r]
     return shlex.split(script.replace("\\\n", " "))
 
 
@@ -306,14 +310,16 @@ def test_pr_workflow_audits_the_lock_and_fails_on_findings() -> None:
     assert pins.get("pip_audit") or pins.get("pip-audit")
 
 
-def test_the_audit_command_accepts_the_lock_offline() -> None:
+@pytest.mark.parametrize("lock", ["requirements.lock", "requirements-checkov.lock"])
+def test_the_audit_command_accepts_the_lock_offline(lock: str) -> None:
     """The workflow's exact pip-audit arguments, with --dry-run (no advisory look-up): every
     line of the lock is an exact pin it can audit. An unpinned line fails the same command."""
-    argv = _audit_command(_load("pr.yml")["jobs"]["audit"])
+    argv = _audit_command(_load("pr.yml")["jobs"]["audit"], lock)
+    assert {"--no-deps", "--disable-pip", "--strict"} <= set(argv)
     cmd = [str(BIN / "pip-audit"), *argv[1:], "--dry-run"]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
-    pins = sum("==" in line for line in (ROOT / "requirements.lock").read_text().splitlines())
+    pins = sum("==" in line for line in (ROOT / lock).read_text().splitlines())
     assert f"would have audited {pins} packages" in out.stderr
 
 
@@ -325,3 +331,16 @@ def test_the_audit_command_refuses_an_unpinned_lock(tmp_path: Path) -> None:
     out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, check=False)
     assert out.returncode != 0
     assert "not pinned" in out.stderr
+
+
+def test_deploys_gate_on_the_pack_and_checkov_and_both_locks_are_audited() -> None:
+    deploy = _load("deploy.yml")
+    gated = [name for name, job in deploy["jobs"].items() if "dex policy check" in _runs(job)]
+    assert sorted(gated) == sorted(STACK_ORDER)
+    for name in gated:
+        runs = _runs(deploy["jobs"][name])
+        assert "--with checkov" in runs, name
+        assert "requirements-checkov.lock" in runs, name
+    audit = _runs(_load("pr.yml")["jobs"]["audit"])
+    for lock in ("--requirement requirements.lock", "--requirement requirements-checkov.lock"):
+        assert lock in audit, lock
