@@ -2,7 +2,7 @@
 
 Enforcement follows the environment in `DEX_POLICY_ENV` (`dev` or `prod`, default `prod`);
 `policies/config/<env>.json` gives the same levels to `--policy-pack-config`, and is where
-pack settings (`requiredTags`, `allowedInstanceClasses`) are set.
+pack settings (`requiredTags`, `allowedInstanceClasses`, `trustedAccounts`) are set.
 """
 
 import os

@@ -8,6 +8,7 @@ and the enforcement of `env`. Building the policies starts nothing; only constru
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -41,17 +42,33 @@ CONFIG_SCHEMA = PolicyConfigSchema(
             "default": [],
             "description": "Allowed RDS classes / Cloud SQL tiers; empty allows any.",
         },
+        "trustedAccounts": {
+            "type": "array",
+            "items": {"type": "string", "pattern": "^[0-9]{12}$"},
+            "default": [],
+            "description": "AWS accounts the stacks may grant to besides their own "
+            "(AWS-IAM-006): the organisation's accounts shared with on purpose.",
+        },
     }
 )
-CONFIGURABLE = {"TAG-001", "TAG-002", "AWS-RDS-010", "GCP-SQL-008"}
+CONFIGURABLE = {"TAG-001", "TAG-002", "AWS-RDS-010", "GCP-SQL-008", "AWS-IAM-006"}
+
+
+class PackConfigError(ValueError):
+    """A pack setting of the wrong shape; the message names the setting."""
 
 
 def pack_config(raw: Mapping[str, Any] | None) -> PackConfig:
     raw = raw or {}
     default = PackConfig()
+    trusted = tuple(str(a) for a in raw.get("trustedAccounts") or ())
+    bad = [a for a in trusted if not re.fullmatch(r"\d{12}", a)]
+    if bad:
+        raise PackConfigError(f"trustedAccounts: {', '.join(bad)} is not a 12-digit AWS account id")
     return PackConfig(
         required_tags=tuple(raw.get("requiredTags") or default.required_tags),
         allowed_instance_classes=tuple(raw.get("allowedInstanceClasses") or ()),
+        trusted_accounts=trusted,
     )
 
 

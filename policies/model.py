@@ -42,6 +42,9 @@ class PackConfig:
     """Tag (AWS) / label (GCP) keys every taggable resource must carry."""
     allowed_instance_classes: tuple[str, ...] = ()
     """RDS classes / Cloud SQL tiers allowed; empty allows any."""
+    trusted_accounts: tuple[str, ...] = ()
+    """AWS accounts (12 digits) the stack may grant to besides its own (AWS-IAM-006): the
+    organisation's other accounts it shares with on purpose."""
 
 
 @dataclass(frozen=True)

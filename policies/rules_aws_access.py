@@ -12,7 +12,7 @@ owns (`arn`, an output the runner merges into the properties) and the AWS provid
 foreign. Deriving needs no configuration and stays right when dev and prod live in different
 accounts (one pack config serves both); with no ARN known yet (a first preview) the rule
 cannot tell and says nothing. Organisations that share resources across their own accounts
-on purpose need a trusted-accounts list in the pack config (not there yet).
+on purpose list those in the pack config's `trustedAccounts`.
 """
 
 from __future__ import annotations
@@ -260,8 +260,8 @@ def rds_snapshot_private(r: Subject) -> Iterator[str]:
     "high",
     ALWAYS,
     [*RESOURCE_POLICIES, *SNAPSHOTS],
-    "Grant only to this stack's own account(s); share cross-account deliberately, through a "
-    "trusted-accounts list, never an account id pasted into a policy.",
+    "Grant only to this stack's own account(s); share cross-account deliberately, through the "
+    "pack config's trustedAccounts, never an account id pasted into a policy.",
     ["NIST-800-53:AC-3", "NIST-800-53:AC-6"],
     "Key, bucket, repository, registry, queue, topic and secret policies, role trust policies "
     "and RDS snapshot sharing may name only the accounts the stack deploys into (derived from "
@@ -271,6 +271,7 @@ def no_foreign_accounts(stack: StackSubject) -> Iterator[tuple[str, str]]:
     own = own_accounts(stack)
     if not own:
         return  # nothing in the plan says which account is ours (a first preview)
+    own |= set(stack.config.trusted_accounts)
     for r in stack.of_type(*RESOURCE_POLICIES, *SNAPSHOTS):
         if r.type in SNAPSHOTS:
             named = {str(a) for a in as_list(r.props.get("sharedAccounts"))}

@@ -137,7 +137,7 @@ def _load_target(target: str) -> tuple[dict[str, object], str]:
 
 
 def _pack_config(path: Path | None) -> object:
-    from policies.crossguard import pack_config
+    from policies.crossguard import PackConfigError, pack_config
 
     if path is None:
         return pack_config(None)
@@ -148,7 +148,10 @@ def _pack_config(path: Path | None) -> object:
     settings: dict[str, object] = {}
     for entry in raw.values() if isinstance(raw, dict) else []:
         if isinstance(entry, dict):
-            for key in ("requiredTags", "allowedInstanceClasses"):
+            for key in ("requiredTags", "allowedInstanceClasses", "trustedAccounts"):
                 if key in entry:
                     settings[key] = entry[key]
-    return pack_config(settings)
+    try:
+        return pack_config(settings)
+    except PackConfigError as exc:
+        fail(f"{path}: {exc}")
