@@ -25,6 +25,7 @@ def all_rules() -> list[Rule]:
         rules_gcp_data,
         rules_gcp_lifecycle,
         rules_gcp_supply,
+        rules_helm,
         rules_k8s,
         rules_k8s_network,
         rules_k8s_pods,
