@@ -134,6 +134,10 @@ class ClusterOutputs:
     default_storage_class: StorageClassSpec | None = None
     """The default StorageClass components/k8s must create because the cluster ships none
     (EKS 1.30+); None when the cloud installs one (GKE's `standard-rwo`)."""
+    api_server_cidrs: tuple[str, ...] = ()
+    """Where the API server's calls into the cluster (admission webhooks) come from: GKE's
+    control-plane range, EKS's VPC range (the control plane's network interfaces sit in the
+    cluster's subnets). Empty: unknown, any address outside the cluster."""
     ready: tuple[pulumi.Resource, ...] = field(default=(), metadata=NOT_AN_OUTPUT)
     """What must exist before anything is scheduled: node groups or pools, and the network
     and DNS add-ons. The Kubernetes provider depends on all of them."""

@@ -132,6 +132,7 @@ def _cluster(a: _Account, network: Network, admin_role_arns: list[str]) -> Clust
             protect=a.protect,
             admin_role_arns=admin_role_arns,
             view_role_arns=list(cfg.cluster.view_role_arns),
+            vpc_cidr=str(cfg.network.cidr),
         ),
         a.opts,
     )

@@ -108,6 +108,7 @@ def build_platform(
             build_context=build_context(),
             image_source=cfg.platform.image_source,
             storage_class=cluster.default_storage_class,
+            api_server_cidrs=cluster.api_server_cidrs,
         ),
         pulumi.ResourceOptions(providers=[provider, random_provider, tls_provider]),
     )

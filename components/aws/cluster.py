@@ -88,6 +88,9 @@ class ClusterArgs:
     Kubernetes provider authenticates as, must be one of them."""
     view_role_arns: list[str]
     """IAM principals with read of every object (drift detection)."""
+    vpc_cidr: str = ""
+    """The VPC's range: the control plane's network interfaces get their addresses from the
+    cluster's subnets in it, so the API server calls webhooks from there."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -436,6 +439,7 @@ class Cluster(pulumi.ComponentResource):
                 # a plain string, known before the key exists.
                 parameters={"type": "gp3", "encrypted": "true", "kmsKeyId": volume_key_alias_arn},
             ),
+            api_server_cidrs=(args.vpc_cidr,) if args.vpc_cidr else (),
             ready=ready,
         )
         self.register_outputs(

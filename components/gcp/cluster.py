@@ -324,6 +324,7 @@ class Cluster(pulumi.ComponentResource):
             # the control plane; pods still need nodes, and nodes need their roles (image
             # pulls from Artifact Registry, logging) before they can run anything.
             default_storage_class=None,
+            api_server_cidrs=(args.control_plane_cidr,),
             ready=ready,
         )
         self.register_outputs(

@@ -39,6 +39,13 @@ from components.options import take_depends_on
 POSTGRES_CLIENT_IMAGE = (
     "postgres:17.6-alpine@sha256:ef257d85f76e48da1c64832459b59fcaba1a4dac97bf5d7450c77753542eee94"
 )
+BOOTSTRAP_UID = 10070
+"""The Job's user and group (and fsGroup): above 10000, so no host account shares it (Checkov
+CKV_K8S_40), instead of the image's own `postgres` (70). psql needs no account of its own:
+the script passes the server, user and password through libpq's environment, reads its SQL
+from the read-only ConfigMap mount and writes no file (`--no-psqlrc`, and `-f` is not
+interactive, so no history). A uid with no passwd entry and an unwritable HOME runs the
+script unchanged (tried with psql as uid 10070 against a TLS server, `verify-ca`)."""
 BOOTSTRAP_SECRET = "database-bootstrap"
 SCRIPT_HASH = "dex.dataenginex.io/script-sha256"
 """The pod template's annotation with the script's hash: a changed script is a changed spec,
@@ -146,7 +153,7 @@ def bootstrap_job_spec(
             "spec": {
                 "restartPolicy": "OnFailure",
                 "automountServiceAccountToken": False,
-                "securityContext": pod_security(70),
+                "securityContext": pod_security(BOOTSTRAP_UID),
                 "containers": [
                     {
                         "name": "bootstrap",

@@ -21,6 +21,7 @@ from components.k8s.base import (
 )
 from components.k8s.gateway import (
     BACKENDS,
+    CERT_MANAGER,
     CONTROLLER_LABELS,
     PROXY_LABELS,
     PROXY_PORTS,
@@ -28,6 +29,7 @@ from components.k8s.gateway import (
     XDS_PORT,
     Backend,
 )
+from components.k8s.secrets import SEALED_SECRETS, SEALED_SECRETS_CHART
 
 ANYWHERE = [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
 
@@ -99,6 +101,68 @@ class ServicePorts:
     cache: pulumi.Input[int] = 6379
 
 
+@dataclass(frozen=True)
+class Webhook:
+    """A server in `platform` that the API server calls: its pods (the chart's own selector
+    labels at the pinned version) and the port its container listens on."""
+
+    name: str
+    pods: dict[str, str]
+    port: int
+
+
+WEBHOOKS = (
+    # cert-manager v1.21.1 templates/webhook-deployment.yaml; `webhook.securePort` 10250
+    Webhook(
+        "cert-manager",
+        {
+            "app.kubernetes.io/name": "webhook",
+            "app.kubernetes.io/instance": CERT_MANAGER.release,
+            "app.kubernetes.io/component": "webhook",
+        },
+        10250,
+    ),
+    # sealed-secrets chart 2.18.5 templates/deployment.yaml (`sealed-secrets.matchLabels`),
+    # `containerPorts.http` 8080: kubeseal reaches it through the API server's service proxy
+    Webhook(
+        "sealed-secrets",
+        {
+            "app.kubernetes.io/name": SEALED_SECRETS_CHART,
+            "app.kubernetes.io/instance": SEALED_SECRETS.release,
+        },
+        8080,
+    ),
+    # Envoy Gateway v1.9.0 templates/envoy-gateway-deployment.yaml: the topology injector
+    # (`topologyInjector.enabled`, on by default) is served by the controller on 9443
+    Webhook("envoy-gateway", CONTROLLER_LABELS, WEBHOOK_PORT),
+)
+"""The admission webhooks (and kubeseal's service proxy) the API server calls, each admitted
+on its own pods and port only."""
+KONNECTIVITY_AGENTS = {
+    **_ns("kube-system"),
+    "podSelector": {"matchLabels": {"k8s-app": "konnectivity-agent"}},
+}
+"""GKE's konnectivity agents: where the API server's calls into the cluster come from when it
+reaches the nodes through Konnectivity (the call then has a pod's address, which an `ipBlock`
+does not match under Dataplane V2)."""
+
+
+def api_server_peers(cidrs: tuple[pulumi.Input[str], ...]) -> list[dict[str, Any]]:
+    """Where the API server's calls come from: the konnectivity agents, and the control
+    plane's addresses (`cidrs`; unknown when empty: any address outside the cluster)."""
+    blocks = [{"ipBlock": {"cidr": c}} for c in cidrs] if cidrs else ANYWHERE
+    return [KONNECTIVITY_AGENTS, *blocks]
+
+
+def webhook_allows(cidrs: tuple[pulumi.Input[str], ...]) -> list[Allow]:
+    """One policy per webhook: its pods admit the API server on their port."""
+    peers = api_server_peers(cidrs)
+    return [
+        Allow(f"allow-webhook-{hook.name}", "Ingress", peers, _ports(hook.port), hook.pods)
+        for hook in WEBHOOKS
+    ]
+
+
 BOOTSTRAP_PODS = {"app.kubernetes.io/name": "database-bootstrap"}
 """The database bootstrap Job's pods: the only ones in `platform` that reach Postgres."""
 PROXIES = {**_ns(PLATFORM_NS), "podSelector": {"matchLabels": PROXY_LABELS}}
@@ -131,7 +195,9 @@ PROXY_TO_CONTROLLER = Allow(
 the namespace's own allow-same-namespace rules: explicit, so tightening those keeps it)."""
 
 
-def _platform_allows(ports: ServicePorts) -> list[Allow]:
+def _platform_allows(
+    ports: ServicePorts, api_server_cidrs: tuple[pulumi.Input[str], ...] = ()
+) -> list[Allow]:
     """`platform`: the Gateway's proxies and controller, cert-manager, sealed-secrets and the
     database bootstrap Job."""
     return [
@@ -146,9 +212,7 @@ def _platform_allows(ports: ServicePorts) -> list[Allow]:
             _ports(*PROXY_PORTS.values()),
             PROXY_LABELS,
         ),
-        # admission webhooks the API server calls: cert-manager 10250, sealed-secrets 8080,
-        # Envoy Gateway's topology injector 9443
-        Allow("allow-webhooks", "Ingress", ANYWHERE, _ports(10250, 8080, WEBHOOK_PORT)),
+        *webhook_allows(api_server_cidrs),
         *(gateway_to(backend) for backend in BACKENDS.values()),
         PROXY_TO_CONTROLLER,
         HTTPS_OUT,
@@ -185,11 +249,13 @@ def _observability_allows() -> list[Allow]:
     ]
 
 
-def policies(ports: ServicePorts) -> dict[str, list[Allow]]:
+def policies(
+    ports: ServicePorts, api_server_cidrs: tuple[pulumi.Input[str], ...] = ()
+) -> dict[str, list[Allow]]:
     """What each namespace allows on top of its default deny. Every namespace also gets DNS."""
     database_out = Allow("allow-database-out", "Egress", ANYWHERE, _ports(ports.database))
     return {
-        PLATFORM_NS: _platform_allows(ports),
+        PLATFORM_NS: _platform_allows(ports, api_server_cidrs),
         MLFLOW_NS: [
             *SAME_NAMESPACE,
             SCRAPE,
@@ -228,13 +294,15 @@ def policies(ports: ServicePorts) -> dict[str, list[Allow]]:
 
 
 def network_policy_specs(
-    namespace: str, ports: ServicePorts | None = None
+    namespace: str,
+    ports: ServicePorts | None = None,
+    api_server_cidrs: tuple[pulumi.Input[str], ...] = (),
 ) -> list[tuple[str, dict[str, Any]]]:
     """(name, spec) of every NetworkPolicy of one namespace, default deny first."""
     specs: list[tuple[str, dict[str, Any]]] = [
         ("default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
     ]
-    for allow in [DNS, *policies(ports or ServicePorts())[namespace]]:
+    for allow in [DNS, *policies(ports or ServicePorts(), api_server_cidrs)[namespace]]:
         peer_key = "from" if allow.direction == "Ingress" else "to"
         rule: dict[str, Any] = {peer_key: allow.peers}
         if allow.ports:
@@ -257,6 +325,11 @@ def network_policy_specs(
 class NamespacesArgs:
     ports: ServicePorts = ServicePorts()
     """The managed services' ports the network policies open."""
+    api_server_cidrs: tuple[pulumi.Input[str], ...] = ()
+    """Where the API server's calls to the webhooks come from, besides GKE's konnectivity
+    agents: the GKE control plane's range (`masterIpv4CidrBlock`), or the VPC's on EKS (the
+    control plane's network interfaces sit in the cluster's subnets). Defaults to none known:
+    the webhooks then admit any address outside the cluster, on their own pods and ports."""
 
 
 class Namespaces(pulumi.ComponentResource):
@@ -282,7 +355,7 @@ class Namespaces(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             self.namespaces[ns] = namespace
-            for policy, spec in network_policy_specs(ns, ports):
+            for policy, spec in network_policy_specs(ns, ports, args.api_server_cidrs):
                 k8s.networking.v1.NetworkPolicy(
                     f"{name}-{ns}-{policy}",
                     metadata=untyped({"name": policy, "namespace": ns, "labels": MANAGED_BY}),

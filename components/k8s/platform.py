@@ -121,6 +121,9 @@ class PlatformArgs:
     their source tag (CI's in-network runners have no Docker daemon)."""
     storage_class: StorageClassSpec | None = None
     """The default StorageClass to create (the cluster contract's); None: the cloud ships one."""
+    api_server_cidrs: tuple[str, ...] = ()
+    """Where the API server calls webhooks from (the cluster contract's): the webhooks'
+    NetworkPolicies admit only those, and GKE's konnectivity agents."""
 
 
 def api_env(
@@ -270,7 +273,10 @@ def _foundations(name: str, parent: pulumi.Resource, args: PlatformArgs) -> Foun
     crds = operator_crds(f"{name}-operator-crds", child)
     namespaces = Namespaces(
         f"{name}-namespaces",
-        NamespacesArgs(ServicePorts(database=args.database.port, cache=args.cache.port)),
+        NamespacesArgs(
+            ServicePorts(database=args.database.port, cache=args.cache.port),
+            api_server_cidrs=args.api_server_cidrs,
+        ),
         child,
     )
     storage: list[pulumi.Resource] = []

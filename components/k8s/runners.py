@@ -60,6 +60,94 @@ CONTROLLER_UID = 65532
 """The distroless `nonroot` user of the controller (and listener) image."""
 WORK_DIR = "/home/runner/_work"
 READ_ROLE = "dex-ci-read"
+READ_VERBS = ("get", "list")
+"""What CI's refresh and preview need on the cluster: pulumi-kubernetes reads each object it
+manages by name (get) and, to judge a Deployment, Job or Service, lists what they own; Helm
+finds its release records by label (list). Neither watches (only create and update wait). A
+preview's server-side dry run is a write this role refuses: pulumi-kubernetes then previews
+client-side (provider.go, Create/Update: `req.GetPreview() && IsForbidden`)."""
+
+_PODS = ("", "pods")
+_EG = "gateway.envoyproxy.io/v1alpha1"
+_RBAC = "rbac.authorization.k8s.io/v1"
+
+
+def _reads(
+    kind: str, plural: str, *owned: tuple[str, str]
+) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """`group/version:Kind` -> its type token, its own (apiGroup, resource) and what reading
+    it lists."""
+    group = kind.split("/", maxsplit=1)[0]
+    return f"kubernetes:{kind}", (("" if group == "core" else group, plural), *owned)
+
+
+CI_READS: dict[str, tuple[tuple[str, str], ...]] = dict(
+    [
+        # pulumi-kubernetes v4.32.0 provider/pkg/await: Deployment.Read lists its ReplicaSets,
+        # Pods and claims, Job.Read its Pods, Service.Read the Endpoints
+        _reads(
+            "apps/v1:Deployment", "deployments",
+            ("apps", "replicasets"), _PODS, ("", "persistentvolumeclaims"),
+        ),
+        _reads("autoscaling/v2:HorizontalPodAutoscaler", "horizontalpodautoscalers"),
+        _reads("batch/v1:CronJob", "cronjobs"),
+        _reads("batch/v1:Job", "jobs", _PODS),
+        _reads("cert-manager.io/v1:Certificate", "certificates"),
+        _reads("cert-manager.io/v1:ClusterIssuer", "clusterissuers"),
+        _reads("core/v1:ConfigMap", "configmaps"),
+        _reads("core/v1:Namespace", "namespaces"),
+        _reads("core/v1:Secret", "secrets"),
+        _reads("core/v1:Service", "services", ("", "endpoints")),
+        _reads("core/v1:ServiceAccount", "serviceaccounts"),
+        _reads(f"{_EG}:BackendTrafficPolicy", "backendtrafficpolicies"),
+        _reads(f"{_EG}:ClientTrafficPolicy", "clienttrafficpolicies"),
+        _reads(f"{_EG}:EnvoyProxy", "envoyproxies"),
+        _reads(f"{_EG}:SecurityPolicy", "securitypolicies"),
+        _reads("gateway.networking.k8s.io/v1:Gateway", "gateways"),
+        _reads("gateway.networking.k8s.io/v1:GatewayClass", "gatewayclasses"),
+        _reads("gateway.networking.k8s.io/v1:HTTPRoute", "httproutes"),
+        _reads("karpenter.k8s.aws/v1:EC2NodeClass", "ec2nodeclasses"),
+        _reads("karpenter.sh/v1:NodePool", "nodepools"),
+        _reads("monitoring.coreos.com/v1:PrometheusRule", "prometheusrules"),
+        _reads("monitoring.coreos.com/v1:ServiceMonitor", "servicemonitors"),
+        _reads("networking.k8s.io/v1:NetworkPolicy", "networkpolicies"),
+        _reads("policy/v1:PodDisruptionBudget", "poddisruptionbudgets"),
+        _reads(f"{_RBAC}:ClusterRole", "clusterroles"),
+        _reads(f"{_RBAC}:ClusterRoleBinding", "clusterrolebindings"),
+        _reads("storage.k8s.io/v1:StorageClass", "storageclasses"),
+        # components whose children the plan does not show: a Helm release is read from its
+        # release records (Secrets, found by label); the ConfigGroup applies CRDs
+        ("kubernetes:helm.sh/v3:Release", (("", "secrets"),)),
+        (
+            "kubernetes:yaml/v2:ConfigGroup",
+            (("apiextensions.k8s.io", "customresourcedefinitions"),),
+        ),
+    ]
+)  # fmt: skip
+"""Every Kubernetes type the stacks manage (tests/unit/test_runners.py compares the keys with
+the types of the four synthesized plans) -> the (apiGroup, resource) pairs a refresh of it
+reads."""
+
+
+def read_rules() -> list[dict[str, Any]]:
+    """The rules of `dex-ci-read`: get and list on what CI_READS names, one rule per API
+    group, and Secrets in a rule of their own.
+
+    Secrets stay readable cluster-wide: a refresh reads the stack's own Secrets by name, and
+    each Helm release's records, which Helm finds by label; `resourceNames` cannot narrow a
+    list (the name is not part of a list's authorization), and a Role per namespace would need
+    the platform's namespaces to exist before this component, which nothing here orders."""
+    groups: dict[str, set[str]] = {}
+    for reads in CI_READS.values():
+        for group, resource in reads:
+            groups.setdefault(group, set()).add(resource)
+    groups[""].discard("secrets")
+    rules = [
+        {"apiGroups": [group], "resources": sorted(resources), "verbs": list(READ_VERBS)}
+        for group, resources in sorted(groups.items())
+    ]
+    return [*rules, {"apiGroups": [""], "resources": ["secrets"], "verbs": list(READ_VERBS)}]
+
 
 LINK_LOCAL = "169.254.0.0/16"
 INTERNET = [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [LINK_LOCAL]}}]
@@ -104,10 +192,10 @@ class CiRunnersArgs:
     any node."""
     cluster_readers: tuple[str, ...] = ()
     """Kubernetes users (GKE: the read-only CI service accounts' emails) bound to the ClusterRole
-    `dex-ci-read`: get/list/watch on every object, Secrets and custom resources included, which
-    a refresh reads (Helm keeps its release records in Secrets). EKS grants the same through
-    access entries (`AmazonEKSAdminViewPolicy`, `dex:cluster.view_role_arns`): leave it empty
-    there. Defaults to none."""
+    `dex-ci-read`: get and list on every kind the stacks manage and what a refresh of them
+    lists, Secrets included (Helm keeps its release records in Secrets; `read_rules`). EKS
+    grants read through access entries (`AmazonEKSAdminViewPolicy`,
+    `dex:cluster.view_role_arns`): leave it empty there. Defaults to none."""
 
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
@@ -416,9 +504,7 @@ class CiRunners(pulumi.ComponentResource):
         role = k8s.rbac.v1.ClusterRole(
             f"{name}-read",
             metadata=untyped({"name": READ_ROLE, "labels": MANAGED_BY}),
-            rules=untyped(
-                [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch"]}]
-            ),
+            rules=untyped(read_rules()),
             opts=pulumi.ResourceOptions(parent=self),
         )
         k8s.rbac.v1.ClusterRoleBinding(

@@ -478,6 +478,66 @@ def test_network_policies_not_enforced_on_gke_is_found(doc: Callable[[str], Doc]
     assert "Dataplane V2" in found[0]
 
 
+def _policy(d: Doc, namespace: str, policy: str) -> dict[str, Any]:
+    (res,) = [
+        r
+        for r in resources(d)
+        if r["type"] == "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+        and r["inputs"]["metadata"]["name"] == policy
+        and r["inputs"]["metadata"]["namespace"] == namespace
+    ]
+    return res["inputs"]["spec"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("stack", "sources"),
+    [
+        ("dev", ["10.0.0.10"]),  # EKS: the control plane's interfaces, in the VPC
+        ("gcp-prod", ["172.16.0.1", "kube-system"]),  # the master range, the konnectivity agents
+    ],
+)
+def test_the_api_server_calls_every_webhook(
+    plans: dict[str, Plan], stack: str, sources: list[str]
+) -> None:
+    from components.k8s.namespaces import WEBHOOKS
+
+    seen = {
+        (
+            c.source if isinstance(c.source, str) else c.source.namespace,
+            tuple(sorted(c.target.pods.items())),
+            c.port,
+        )
+        for c in first_deploy.required_connections(plans[stack])
+        if c.what.startswith("API server") and isinstance(c.target, first_deploy.Endpoint)
+    }
+    expected = {(s, tuple(sorted(h.pods.items())), h.port) for h in WEBHOOKS for s in sources}
+    assert seen == expected
+
+
+def test_a_webhook_the_api_server_cannot_reach_is_found(doc: Callable[[str], Doc]) -> None:
+    d = doc("dev")
+    _drop_policy(d, "platform", "allow-webhook-cert-manager")
+    assert messages(check(d, "dev"), "reach") == [
+        "platform: API server -> cert-manager webhook: ingress on port 10250/TCP is not allowed "
+        "into namespace platform"
+    ]
+
+
+def test_webhooks_closed_to_the_konnectivity_agents_are_found(doc: Callable[[str], Doc]) -> None:
+    """On GKE the API server may call through the konnectivity agents' pods, which an ipBlock
+    does not match: a policy admitting only the master range misses them; one admitting
+    another range misses the master."""
+    d = doc("gcp-prod")
+    spec = _policy(d, "platform", "allow-webhook-envoy-gateway")
+    spec["ingress"][0]["from"] = [{"ipBlock": {"cidr": "172.16.0.0/28"}}]
+    assert messages(check(d, "gcp-prod"), "reach") == [
+        "platform: API server -> envoy-gateway webhook: ingress on port 9443/TCP is not allowed "
+        "into namespace platform"
+    ]
+    spec["ingress"][0]["from"] = [{"ipBlock": {"cidr": "10.0.0.0/8"}}]
+    assert len(messages(check(d, "gcp-prod"), "reach")) == 2  # the master and the agents
+
+
 def test_the_policy_evaluator_on_its_own() -> None:
     allow_db = {
         "podSelector": {"matchLabels": {"app": "job"}},

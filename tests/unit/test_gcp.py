@@ -207,6 +207,22 @@ def test_cloud_sql(plans: dict[str, Plan], stack: str, ha: bool) -> None:
 
 
 @pytest.mark.parametrize("stack", ENVS)
+def test_cloud_sql_logging_flags(plans: dict[str, Plan], stack: str) -> None:
+    """What Checkov's Cloud SQL logging checks read. log_min_error_statement is set to its
+    default so the plan shows it (CKV_GCP_109 passes only on a set flag); log_hostname and
+    log_duration stay off and slow statements are logged at 1 s (CKV_GCP_108, CKV2_GCP_13 and
+    CKV_GCP_57 accepted in policies/checkov-accepted.yaml, with the reasons)."""
+    sql = only(plans[stack], "gcp:sql/databaseInstance:DatabaseInstance")
+    flags = {f["name"]: f["value"] for f in sql.inputs["settings"]["databaseFlags"]}
+    assert flags["log_min_error_statement"] == "error"
+    assert flags["log_min_duration_statement"] == "1000"
+    assert "log_hostname" not in flags
+    assert "log_duration" not in flags
+    assert "log_statement" not in flags  # pgAudit records statements (GCP-SQL-010)
+    assert len(flags) == len(sql.inputs["settings"]["databaseFlags"])  # no flag set twice
+
+
+@pytest.mark.parametrize("stack", ENVS)
 def test_cloud_sql_clients_verify_the_instance_ca(plans: dict[str, Plan], stack: str) -> None:
     """Clients verify the chain against the instance's own CA: the per-instance server
     certificate names `project:instance`, not the private IP they dial (verify-ca)."""

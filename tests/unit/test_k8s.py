@@ -8,6 +8,7 @@ each app, sealed secrets, network policies, and the plan's stack outputs.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -17,7 +18,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from components.k8s import apps, base, gateway, images, mlflow, slo
+from components.k8s import apps, base, gateway, images, mlflow, namespaces, slo
 from components.k8s.observability import dashboards
 from contracts.deployment import UNKNOWN, Plan, Resource, is_secret, parse_plan
 from tests.conftest import ROOT, STACKS, only
@@ -159,6 +160,8 @@ def test_every_workload_is_hardened(plans: dict[str, Plan], stack: str) -> None:
         seen.add(res.inputs["metadata"]["name"])
         pod_ctx = spec["securityContext"]
         assert pod_ctx["runAsNonRoot"] is True, res.urn
+        # above 10000, beyond any host account's uid (Checkov CKV_K8S_40)
+        assert pod_ctx["runAsUser"] >= 10000, (res.urn, pod_ctx["runAsUser"])
         assert pod_ctx["seccompProfile"] == {"type": "RuntimeDefault"}, res.urn
         assert not spec.get("hostNetwork"), res.urn
         assert not spec.get("hostPID"), res.urn
@@ -558,6 +561,130 @@ def test_namespaces_enforce_pod_security_and_deny_by_default(plans: dict[str, Pl
         for p in tracking["from"]
     }
     assert allowed == {"apps", "airflow"}
+
+
+EXTERNAL_INGRESS = {
+    "allow-gateway-public": (gateway.PROXY_LABELS, set(gateway.PROXY_PORTS.values())),
+    **{f"allow-webhook-{h.name}": (h.pods, {h.port}) for h in namespaces.WEBHOOKS},
+}
+"""The only policies that may admit addresses outside the cluster: name -> (the pods, ports)."""
+OLD_ALLOW_WEBHOOKS = {
+    "podSelector": {},
+    "policyTypes": ["Ingress"],
+    "ingress": [
+        {
+            "from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
+            "ports": [{"port": p, "protocol": "TCP"} for p in (10250, 8080, 9443)],
+        }
+    ],
+}
+"""The `allow-webhooks` policy before it was narrowed: the internet on three ports of every pod
+of `platform`."""
+
+
+def policy_specs(plan: Plan) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"], r.inputs["spec"])
+        for r in plan.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    ]
+
+
+def open_ingress(specs: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
+    """Ingress rules that admit addresses outside the cluster (an ipBlock peer, or no peer at
+    all) more widely than the platform needs: outside EXTERNAL_INGRESS, on other pods than
+    the policy is for, or on other ports."""
+    problems = []
+    for ns, name, spec in specs:
+        for rule in spec.get("ingress") or []:
+            peers = rule.get("from") or [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
+            if not any("ipBlock" in peer for peer in peers):
+                continue
+            where = f"{ns}/{name}"
+            if name not in EXTERNAL_INGRESS:
+                problems.append(f"{where}: admits addresses outside the cluster")
+                continue
+            pods, ports = EXTERNAL_INGRESS[name]
+            if (spec.get("podSelector") or {}).get("matchLabels") != pods:
+                problems.append(f"{where}: selects {spec.get('podSelector')}, not {pods}")
+            opened = {p.get("port") for p in rule.get("ports") or [{}]}
+            if not opened <= ports:
+                problems.append(f"{where}: opens {sorted(map(str, opened))}, not {sorted(ports)}")
+    return problems
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_only_the_proxies_and_the_webhooks_admit_addresses_outside_the_cluster(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    specs = policy_specs(plans[stack])
+    assert open_ingress(specs) == []
+    names = {name for ns, name, _ in specs if ns == "platform"}
+    assert set(EXTERNAL_INGRESS) <= names
+    assert "allow-webhooks" not in names
+    # the old policy (every pod of `platform`, three ports, from anywhere) is what it catches
+    assert open_ingress([("platform", "allow-webhooks", OLD_ALLOW_WEBHOOKS)]) == [
+        "platform/allow-webhooks: admits addresses outside the cluster"
+    ]
+    wide = {**OLD_ALLOW_WEBHOOKS, "podSelector": {}}
+    assert open_ingress([("platform", "allow-webhook-cert-manager", wide)]) == [
+        f"platform/allow-webhook-cert-manager: selects {{}}, not {namespaces.WEBHOOKS[0].pods}",
+        "platform/allow-webhook-cert-manager: opens ['10250', '8080', '9443'], not [10250]",
+    ]
+
+
+@pytest.mark.parametrize("stack", ["prod", "gcp-prod"])
+def test_each_webhook_admits_the_api_server_on_its_own_pods_and_port(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    """Evaluated with the first-deploy simulation's NetworkPolicy semantics: the API server
+    (from its cloud's range: the GKE control plane's, EKS's VPC; or GKE's konnectivity agents)
+    reaches each webhook's pods on their port, nothing else of `platform` on those ports, and
+    no address outside that range reaches them at all."""
+    from toolchain.first_deploy.reach import api_server_sources
+
+    plan = plans[stack]
+    policies, labels = first_deploy._policies(plan), first_deploy._namespace_labels(plan)
+    bootstrap = Endpoint("platform", {"app.kubernetes.io/name": "database-bootstrap"})
+    sources = api_server_sources(plan)
+    addresses = [s for s in sources if isinstance(s, str)]
+    assert addresses, sources
+    for hook in namespaces.WEBHOOKS:
+        pods = Endpoint("platform", hook.pods)
+        for source in sources:
+            assert first_deploy._allowed(
+                policies, labels, pods, "Ingress", source, hook.port, "TCP"
+            ), (hook, source)
+            assert not first_deploy._allowed(
+                policies, labels, bootstrap, "Ingress", source, hook.port, "TCP"
+            ), hook
+        assert not first_deploy._allowed(
+            policies, labels, pods, "Ingress", "203.0.113.5", hook.port, "TCP"
+        ), f"{hook.name}: admits an address outside the API server's range"
+        others = {h.port for h in namespaces.WEBHOOKS} - {hook.port}
+        for port in others:
+            assert not first_deploy._allowed(
+                policies, labels, pods, "Ingress", addresses[0], port, "TCP"
+            ), (hook, port)
+
+
+def test_webhooks_admit_only_the_api_servers_range_when_it_is_known() -> None:
+    """Given the control plane's range, the webhooks admit it and the konnectivity agents,
+    and no other address outside the cluster."""
+    specs = dict(namespaces.network_policy_specs("platform", api_server_cidrs=("172.16.0.0/28",)))
+    policies = {"platform": list(specs.values())}
+    konnectivity = Endpoint("kube-system", {"k8s-app": "konnectivity-agent"})
+    for hook in namespaces.WEBHOOKS:
+        spec = specs[f"allow-webhook-{hook.name}"]
+        assert spec["ingress"][0]["from"] == [
+            namespaces.KONNECTIVITY_AGENTS,
+            {"ipBlock": {"cidr": "172.16.0.0/28"}},
+        ]
+        pods = Endpoint("platform", hook.pods)
+        allowed = functools.partial(first_deploy._allowed, policies, {}, pods, "Ingress")
+        assert allowed("172.16.0.2", hook.port, "TCP")
+        assert allowed(konnectivity, hook.port, "TCP")
+        assert not allowed("203.0.113.7", hook.port, "TCP")
+        assert not allowed(Endpoint("kube-system", {"k8s-app": "kube-dns"}), hook.port, "TCP")
 
 
 # -- the Gateway and TLS ----------------------------------------------------------------------
@@ -1659,6 +1786,36 @@ def test_the_variable_check_catches_a_renamed_setting(
     fields["canary_fraction"] = fields.pop("canary_share")
     monkeypatch.setattr(ApiSettings, "model_fields", fields)
     assert _unread(plans["dev"])["api"] == {"DEX_API_CANARY_SHARE"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_bootstrap_job_runs_as_a_high_uid_and_writes_nothing(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    """psql runs as uid/gid 10070, not the image's `postgres` (70): it needs no passwd entry
+    and no writable HOME, because the script writes no file and psql reads no rc file and keeps
+    no history in a non-interactive run."""
+    from components.k8s.database import BOOTSTRAP_UID, bootstrap_script
+
+    (job,) = [
+        r
+        for r in plans[stack].of_type("kubernetes:batch/v1:Job")
+        if r.inputs["metadata"]["name"] == "database-bootstrap"
+    ]
+    pod = job.inputs["spec"]["template"]["spec"]
+    ctx = pod["securityContext"]
+    assert BOOTSTRAP_UID >= 10000
+    assert ctx["runAsUser"] == ctx["runAsGroup"] == ctx["fsGroup"] == BOOTSTRAP_UID
+    (container,) = pod["containers"]
+    assert "runAsUser" not in container["securityContext"]  # no override back to 70
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert all(m.get("readOnly") for m in container["volumeMounts"])  # nothing writable
+    script = bootstrap_script(["airflow", "mlflow"])
+    for line in script.splitlines():
+        if line.startswith("psql"):
+            assert "--no-psqlrc" in line, line
+            assert " -f " in line, line
+        assert ">" not in line, line  # no redirection into a file
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -274,9 +276,7 @@ def test_cluster_readers_get_read_access_on_gke_only_when_asked(plan: Plan) -> N
     )
     (role,) = gke.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
     (binding,) = gke.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")
-    assert role.inputs["rules"] == [
-        {"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch"]}
-    ]
+    assert role.inputs["rules"] == runners.read_rules()
     assert binding.inputs["subjects"] == [
         {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": reader}
     ]
@@ -285,6 +285,76 @@ def test_cluster_readers_get_read_access_on_gke_only_when_asked(plan: Plan) -> N
         obj = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, **res.inputs}
         assert validate_kubernetes(obj) == [], res.urn
     assert release(gke, runners.SCALE_SET_CHART).inputs["name"] == "dex-gcp-prod"
+
+
+SNAPSHOTS = Path(__file__).resolve().parents[1] / "snapshots"
+
+
+def _plural(kind: str) -> str:
+    """A kind's resource name: lower case, `es` after an s, `ies` for a consonant and y, else
+    `s`. apimachinery's `UnsafeGuessKindToResource` makes every y `ies` (`gatewaies`); the
+    CRDs at the pinned versions name `gateways`, `envoyproxies`, `securitypolicies` (Envoy
+    Gateway v1.9.0), `clusterissuers` (cert-manager v1.21.1)."""
+    name = kind.lower()
+    if name.endswith("s"):
+        return name + "es"
+    if name.endswith("y") and name[-2] not in "aeiou":
+        return name[:-1] + "ies"
+    return name + "s"
+
+
+def test_the_read_role_names_every_kind_the_stacks_manage() -> None:
+    """`dex-ci-read` lists its kinds explicitly: each Kubernetes type of the four synthesized
+    plans (and the role and binding this component adds) must be in CI_READS, and nothing
+    else, so a new kind fails here instead of failing CI's first refresh."""
+    kinds = {
+        r["type"]
+        for stack in STACKS
+        for r in json.loads((SNAPSHOTS / f"{stack}.json").read_text())["deployment"]["resources"]
+        if r["type"].startswith("kubernetes:")
+    }
+    gke = synth(
+        CiRunnersArgs(**{**ARGS.__dict__, "cluster_readers": ("ci@p.iam.gserviceaccount.com",)})
+    )
+    kinds |= {r.type for r in gke if r.type.startswith("kubernetes:")}
+    missing = sorted(kinds - set(runners.CI_READS))
+    assert missing == [], "kinds the stacks manage that dex-ci-read cannot read"
+    stale = sorted(set(runners.CI_READS) - kinds)
+    assert stale == [], "kinds dex-ci-read names that no stack manages"
+
+
+def test_the_read_role_uses_each_kinds_own_group_and_resource() -> None:
+    for token, reads in runners.CI_READS.items():
+        group_version, kind = token.removeprefix("kubernetes:").split(":")
+        if group_version in ("helm.sh/v3", "yaml/v2"):
+            continue  # components, read through what they made
+        group = group_version.split("/")[0]
+        assert reads[0] == ("" if group == "core" else group, _plural(kind)), token
+
+
+def test_the_config_groups_apply_only_crds(plans: dict[str, Plan]) -> None:
+    """CI_READS reads a ConfigGroup's objects as CustomResourceDefinitions: true while every
+    file it applies is a CRD (`<group>_<plural>.yaml` from a CRD folder)."""
+    for stack, plan in plans.items():
+        for group in plan.of_type("kubernetes:yaml/v2:ConfigGroup"):
+            for url in group.inputs["files"]:
+                assert "crd" in url, (stack, url)
+                assert re.fullmatch(r"[a-z0-9.-]+_[a-z0-9]+\.yaml", url.rsplit("/", 1)[-1]), url
+
+
+def test_the_read_role_only_reads() -> None:
+    rules = runners.read_rules()
+    for rule in rules:
+        assert rule["verbs"] == ["get", "list"], rule  # no watch, no write
+        assert "*" not in rule["apiGroups"] + rule["resources"], rule
+        assert "resourceNames" not in rule, rule
+    secrets = [r for r in rules if "secrets" in r["resources"]]
+    assert secrets == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]}]
+    # what a refresh lists to judge a Deployment, a Job and a Service
+    core = next(r for r in rules if r["apiGroups"] == [""] and "pods" in r["resources"])
+    assert {"pods", "endpoints", "persistentvolumeclaims"} <= set(core["resources"])
+    assert {"apiGroups": ["apps"], "resources": ["deployments", "replicasets"],
+            "verbs": ["get", "list"]} in rules  # fmt: skip
 
 
 # -- validation -------------------------------------------------------------------------------

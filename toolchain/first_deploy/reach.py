@@ -1,9 +1,11 @@
 """Reachability: every connection a workload needs (Postgres and the cache on their real
-ports, MLflow, OTLP, the Pushgateway, DNS, cloud APIs, the identity agent) is allowed by the
-NetworkPolicies at both ends, and the cluster enforces NetworkPolicies at all."""
+ports, MLflow, OTLP, the Pushgateway, DNS, cloud APIs, the identity agent) and every call the
+API server makes to a webhook is allowed by the NetworkPolicies at both ends, and the cluster
+enforces NetworkPolicies at all."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 
@@ -71,11 +73,52 @@ def required_connections(plan: Plan) -> list[Connection]:
     if plan.of_type(HTTP_ROUTE):
         conns += _gateway_connections(internet)
     present = namespace_labels(plan)
-    return [
+    conns = [
         c
         for c in conns
         if (c.source.namespace if isinstance(c.source, Endpoint) else "platform") in present
     ]
+    if "platform" in present:
+        conns += _webhook_connections(plan)
+    return conns
+
+
+KONNECTIVITY_AGENT = Endpoint("kube-system", {"k8s-app": "konnectivity-agent"})
+"""GKE's konnectivity agents, through which the API server may reach the cluster."""
+UNKNOWN_API_SERVER = "192.0.2.1"
+"""The API server's address where the plan holds no cluster (an address outside the cluster)."""
+
+
+def api_server_sources(plan: Plan) -> list[Endpoint | str]:
+    """Where the API server's calls into the cluster come from: on GKE the control plane's
+    range (`privateClusterConfig.masterIpv4CidrBlock`) and, through Konnectivity, the
+    konnectivity agents' pods; on EKS the control plane's network interfaces, in the cluster's
+    subnets (an address of the VPC)."""
+    sources: list[Endpoint | str] = []
+    for res in plan.of_type("gcp:container/cluster:Cluster"):
+        cidr = (res.inputs.get("privateClusterConfig") or {}).get("masterIpv4CidrBlock")
+        if isinstance(cidr, str):
+            sources.append(str(next(ipaddress.ip_network(cidr).hosts())))
+        sources.append(KONNECTIVITY_AGENT)
+    if plan.of_type("aws:eks/cluster:Cluster"):
+        for vpc in plan.of_type("aws:ec2/vpc:Vpc"):
+            cidr = vpc.inputs.get("cidrBlock")
+            if isinstance(cidr, str):
+                sources.append(str(ipaddress.ip_network(cidr).network_address + 10))
+    return sources or [UNKNOWN_API_SERVER]
+
+
+def _webhook_connections(plan: Plan) -> list[Connection]:
+    """The API server calls each webhook (and kubeseal's proxy) on its pods' own port, from
+    every address it may call from."""
+    from components.k8s.namespaces import WEBHOOKS
+
+    return [
+        Connection(f"API server -> {hook.name} webhook", source, Endpoint("platform", hook.pods),
+                   hook.port)
+        for hook in WEBHOOKS
+        for source in api_server_sources(plan)
+    ]  # fmt: skip
 
 
 def _gateway_connections(internet: str) -> list[Connection]:
