@@ -27,7 +27,7 @@ from components.k8s.gateway import BACKENDS, https_route
 from components.options import take_depends_on
 
 AIRFLOW_CHART_VERSION = "1.21.0"
-AIRFLOW_VERSION = "3.2.0"
+AIRFLOW_VERSION = "3.2.2"
 """The chart's airflowVersion; the pipelines image is built on apache/airflow of this version."""
 METADATA_SECRET = "airflow-metadata"
 FERNET_SECRET = "airflow-fernet-key"

@@ -309,13 +309,7 @@ _FROM = re.compile(r"^FROM\s+(?:--platform=\S+\s+)?(?P<image>\S+)(?:\s+AS\s+(?P<
 _PINNED = re.compile(r"^[^@\s$]+:[\w][\w.-]*@sha256:[0-9a-f]{64}$")
 """`name:tag@sha256:<64 hex>`: the tag to read, the digest that is pulled."""
 
-UNPINNED_BASES = {
-    "apache/airflow:3.2.0-python3.12": (
-        "no digest of this tag could be confirmed offline when the others were pinned (no "
-        "public source records one); pin it with the digest `docker buildx imagetools inspect "
-        "apache/airflow:3.2.0-python3.12` prints (the index digest, not one platform's)"
-    ),
-}
+UNPINNED_BASES: dict[str, str] = {}
 """Base images still pinned by tag alone, each with the reason. Empty is the goal."""
 
 
