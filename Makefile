@@ -76,8 +76,12 @@ promtool:
 imports: setup
 	$(BIN)/lint-imports
 
+# The suite on every core, each test file on one worker (its module fixtures stay together);
+# tests that share the machine's Postgres and Redis use their own databases and keys.
+PYTEST_WORKERS ?= auto
+
 test: lint typecheck imports promtool checkov
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 snapshots: setup
 	DEX_UPDATE_SNAPSHOTS=1 $(BIN)/pytest tests/unit/test_snapshots.py -q

@@ -86,9 +86,13 @@ def postgres_url() -> str:
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
+    """The machine's Redis, a database of this test worker's own (pytest -n: gw0 uses 1, gw1
+    uses 2, ...; a serial run uses 0), so parallel tests never see each other's keys."""
     if not reachable("127.0.0.1", 6379):
         pytest.fail("these tests need Redis on 127.0.0.1:6379")
-    return "redis://127.0.0.1:6379/0"
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    db = int(worker.removeprefix("gw")) + 1 if worker.startswith("gw") else 0
+    return f"redis://127.0.0.1:6379/{db % 16}"
 
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -98,15 +102,21 @@ REQUIREMENTS = _ROOT / "apps" / "pipelines" / "airflow-requirements.txt"
 
 @pytest.fixture(scope="session")
 def airflow_python() -> Path:
+    """The Airflow venv, made once: test workers running in parallel (pytest -n) take a file
+    lock, so only one of them installs it and the others wait for it."""
+    from filelock import FileLock
+
     python = AIRFLOW_VENV / "bin" / "python"
     marker = AIRFLOW_VENV / ".dex-requirements"
     wanted = REQUIREMENTS.read_text()
-    if not python.exists() or not marker.exists() or marker.read_text() != wanted:
-        subprocess.run([sys.executable, "-m", "venv", str(AIRFLOW_VENV)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)], check=True
-        )
-        marker.write_text(wanted)
+    with FileLock(str(AIRFLOW_VENV) + ".lock"):
+        if not python.exists() or not marker.exists() or marker.read_text() != wanted:
+            subprocess.run([sys.executable, "-m", "venv", str(AIRFLOW_VENV)], check=True)
+            subprocess.run(
+                [str(python), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)],
+                check=True,
+            )
+            marker.write_text(wanted)
     return python
 
 
