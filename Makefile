@@ -9,12 +9,15 @@ STAMP  := $(VENV)/.dex-installed
 
 .PHONY: setup local plan test lint typecheck imports unit snapshots bench clean lock promtool checkov lock-checkov
 
+# uv (pinned in the lock) installs the lock's exact pins in seconds; pip only bootstraps it.
+UV_PIN = $$(sed -n 's/^uv==//p' requirements.lock)
+
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "DEX needs Python 3.11 or newer, found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet "uv==$(UV_PIN)"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
 
 # Re-resolve pyproject.toml's dependencies in a scratch venv and pin the result.
@@ -32,10 +35,9 @@ setup: $(STAMP)
 CHECKOV_VENV  := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.dex-installed
 
-$(CHECKOV_STAMP): requirements-checkov.lock
+$(CHECKOV_STAMP): requirements-checkov.lock $(STAMP)
 	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.lock
+	$(BIN)/uv pip install --quiet --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.lock
 	@touch $@
 
 checkov: $(CHECKOV_STAMP)

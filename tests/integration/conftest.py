@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from dex import local as dex_local
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -112,12 +114,14 @@ def airflow_python() -> Path:
     with FileLock(str(AIRFLOW_VENV) + ".lock"):
         if not python.exists() or not marker.exists() or marker.read_text() != wanted:
             subprocess.run([sys.executable, "-m", "venv", str(AIRFLOW_VENV)], check=True)
-            subprocess.run(
-                [str(python), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)],
-                check=True,
-            )
+            subprocess.run(install_command(python, REQUIREMENTS), check=True)
             marker.write_text(wanted)
     return python
+
+
+def install_command(python: Path, requirements: Path) -> list[str]:
+    """uv (the project's pinned installer, in .venv) when present, else that venv's pip."""
+    return dex_local.install_command(python, requirements)
 
 
 def airflow_environment(home: Path, airflow_python: Path, **extra: str) -> dict[str, str]:
