@@ -83,7 +83,7 @@ imports: setup
 PYTEST_WORKERS ?= auto
 
 test: lint typecheck imports promtool checkov
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15
 
 snapshots: setup
 	DEX_UPDATE_SNAPSHOTS=1 $(BIN)/pytest tests/unit/test_snapshots.py -q
