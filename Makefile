@@ -78,12 +78,14 @@ promtool:
 imports: setup
 	$(BIN)/lint-imports
 
-# The suite on every core, each test file on one worker (its module fixtures stay together);
-# tests that share the machine's Postgres and Redis use their own databases and keys.
+# The suite on every core, each test file on one worker (its module fixtures stay together), in
+# collection order: files with slow tests first (tests/conftest.py), not xdist's default of the
+# files with the most tests first, which left the long integration runs for the end. Tests that
+# share the machine's Postgres and Redis use their own databases and keys.
 PYTEST_WORKERS ?= auto
 
 test: lint typecheck imports promtool checkov
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 snapshots: setup
 	DEX_UPDATE_SNAPSHOTS=1 $(BIN)/pytest tests/unit/test_snapshots.py -q

@@ -79,3 +79,12 @@ def tmp_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     """An empty project folder that `dex` reads stack files from."""
     monkeypatch.setenv("DEX_PROJECT_DIR", str(tmp_path))
     return tmp_path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with a `slow` test first (in their order), then the rest: under `make test`'s
+    parallel workers (`--dist loadfile --no-loadscope-reorder`) the long runs start first and
+    the many short files fill in around them, instead of one long file running alone at the
+    end."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: order kept within
