@@ -137,7 +137,10 @@ class ClusterOutputs:
     api_server_cidrs: tuple[str, ...] = ()
     """Where the API server's calls into the cluster (admission webhooks) come from: GKE's
     control-plane range, EKS's VPC range (the control plane's network interfaces sit in the
-    cluster's subnets). Empty: unknown, any address outside the cluster."""
+    cluster's subnets). Empty: unknown, any address outside the cluster. On EKS the range is
+    the whole VPC, whose addresses the VPC CNI also gives to pods and nodes: there the webhook
+    policies limit the pods and ports, and the source only to the VPC (dedicated control-plane
+    subnets would narrow it)."""
     ready: tuple[pulumi.Resource, ...] = field(default=(), metadata=NOT_AN_OUTPUT)
     """What must exist before anything is scheduled: node groups or pools, and the network
     and DNS add-ons. The Kubernetes provider depends on all of them."""

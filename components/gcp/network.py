@@ -191,10 +191,12 @@ class Network(pulumi.ComponentResource):
             source_ranges=[args.control_plane_cidr],
             allows=[
                 gcp.compute.FirewallAllowArgs(
-                    protocol="tcp", ports=["443", "8443", "9443", "10250"]
+                    protocol="tcp", ports=["443", "8080", "8443", "9443", "10250"]
                 )
             ],
-            description="GKE control plane to nodes (kubelet, admission webhooks)",
+            # 8080: the sealed-secrets controller, which kubeseal reaches through the API
+            # server's service proxy (the webhooks' ports: components/k8s/namespaces.WEBHOOKS)
+            description="GKE control plane to nodes (kubelet, admission webhooks, kubeseal)",
             log_config=gcp.compute.FirewallLogConfigArgs(metadata="EXCLUDE_ALL_METADATA"),
             opts=child,
         )

@@ -492,3 +492,21 @@ def test_review_comment_shows_both(tmp_path: Path) -> None:
     assert "**checkov 3.3.30**" in res.output
     assert "Accepted Checkov findings" in res.output
     assert "Helm release" in res.output
+
+
+def test_state_is_the_outputs_with_the_inputs_where_they_say_nothing() -> None:
+    """A stack export's outputs are the refreshed state (drift included) and win; a plan's
+    unknown outputs never hide a known input; nested objects merge; Pulumi's own keys go."""
+    from toolchain.checkov.convert import _state
+
+    inputs = {
+        "versioning": {"enabled": True, "mfaDelete": False},
+        "acl": "private",
+        "__defaults": [],
+    }
+    outputs = {"versioning": {"enabled": False}, "acl": UNKNOWN, "arn": "arn:x", "__meta": "{}"}
+    assert _state(inputs, outputs) == {
+        "versioning": {"enabled": False, "mfaDelete": False},
+        "acl": "private",
+        "arn": "arn:x",
+    }

@@ -451,3 +451,17 @@ def test_cmek_resources_wait_for_the_agent_and_the_grant_to_propagate(
         ]
         (agent,) = [by_urn[u] for u in agent_wait.dependencies]
         assert agent.type == "gcp:projects/serviceIdentity:ServiceIdentity"
+
+
+@pytest.mark.parametrize("stack", ["gcp-dev", "gcp-prod"])
+def test_control_plane_firewall_opens_every_webhook_port(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    """The API server calls the webhooks (and kubeseal's proxy to sealed-secrets) on their
+    pods' ports; without Konnectivity those calls cross the VPC firewall, whose last rule
+    denies everything, so the control plane's rule must open each of them."""
+    from components.k8s.namespaces import WEBHOOKS
+
+    rule = only(plans[stack], "gcp:compute/firewall:Firewall", "allow-control-plane")
+    opened = {p for allow in rule.inputs["allows"] for p in allow.get("ports", [])}
+    assert {str(hook.port) for hook in WEBHOOKS} <= opened

@@ -252,6 +252,20 @@ def _not_scanned_reason(type_: str, custom: bool) -> str | None:
     return f"{NOT_SCANNED_PROVIDER} ({type_.split(':', maxsplit=1)[0]})"
 
 
+def _state(inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """What the resource is: its outputs (a stack export's refreshed state, drift included),
+    and its inputs where the outputs say nothing or do not know yet (a plan), object by
+    object. Pulumi's own bookkeeping keys (`__defaults`, `__meta`) are not the resource's."""
+    state = {k: v for k, v in inputs.items() if not k.startswith("__")}
+    for key, value in outputs.items():
+        if key.startswith("__") or (is_unknown(value) and key in state):
+            continue
+        known = state.get(key)
+        both_objects = isinstance(value, Mapping) and isinstance(known, Mapping)
+        state[key] = _state(known, value) if both_objects else value  # type: ignore[arg-type]
+    return state
+
+
 def convert(doc: Mapping[str, Any], source: str = "<plan>") -> Converted:
     """`doc` (a plan or a stack export) in Checkov's forms. Raises ConversionError for a
     bridged type the tables do not know (a new resource type: derive its table)."""
@@ -289,7 +303,7 @@ def convert(doc: Mapping[str, Any], source: str = "<plan>") -> Converted:
         out.urns[address] = res.urn
         bridged.append((res, meta, address))
     for res, meta, address in bridged:
-        props = {**res.outputs, **res.inputs}
+        props = _state(res.inputs, res.outputs)
         shape = Shape.of(meta)
         tf_type, name = address.split(".", 1)
         provider = PROVIDERS[res.type.split(":")[0]]
