@@ -183,14 +183,20 @@ def chart_version(r: Subject) -> Iterator[str]:
 # -- privilege and the host's namespaces (mandatory, like their pod rules) ------------------------
 
 
-def _privileged(s: Setting) -> Verdict:
-    if not _scalar(s, "privileged"):
-        return None
-    return (
-        "is true: the container gets every capability and the host's devices"
-        if _on(s.value)
-        else OK
-    )
+def _flag(key: str, insecure: Callable[[Any], bool], problem: str) -> Callable[[Setting], Verdict]:
+    """The verdict on one boolean key: `problem` when its value is the insecure one."""
+
+    def verdict(s: Setting) -> Verdict:
+        if not _scalar(s, key):
+            return None
+        return problem if insecure(s.value) else OK
+
+    return verdict
+
+
+_privileged = _flag(
+    "privileged", _on, "is true: the container gets every capability and the host's devices"
+)
 
 
 @resource_rule(
@@ -242,12 +248,11 @@ def host_namespaces(r: Subject) -> Iterator[str]:
     return judge(r, _host_namespace, _in_context(*HOST_NAMESPACES), "host namespace")
 
 
-def _escalation(s: Setting) -> Verdict:
-    if not _scalar(s, "allowPrivilegeEscalation"):
-        return None
-    return (
-        "is true: a setuid binary can gain more privileges than its parent" if _on(s.value) else OK
-    )
+_escalation = _flag(
+    "allowPrivilegeEscalation",
+    _on,
+    "is true: a setuid binary can gain more privileges than its parent",
+)
 
 
 @resource_rule(
@@ -348,10 +353,9 @@ def seccomp(r: Subject) -> Iterator[str]:
     return judge(r, _seccomp, _in_context("seccompProfile"), "seccomp profile")
 
 
-def _writable_root(s: Setting) -> Verdict:
-    if not _scalar(s, "readOnlyRootFilesystem"):
-        return None
-    return "is false: the container can write its image's filesystem" if _off(s.value) else OK
+_writable_root = _flag(
+    "readOnlyRootFilesystem", _off, "is false: the container can write its image's filesystem"
+)
 
 
 @resource_rule(

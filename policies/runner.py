@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +44,7 @@ class Violation:
     message: str
 
     def as_dict(self) -> dict[str, str]:
-        return {
-            "policy_id": self.policy_id,
-            "severity": self.severity,
-            "enforcement": self.enforcement,
-            "urn": self.urn,
-            "type": self.type,
-            "message": self.message,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -65,13 +58,7 @@ class Accepted:
     reason: str
 
     def as_dict(self) -> dict[str, str]:
-        return {
-            "policy_id": self.policy_id,
-            "urn": self.urn,
-            "type": self.type,
-            "message": self.message,
-            "reason": self.reason,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -89,14 +89,6 @@ def tables() -> dict[str, dict[str, Any]]:
     return out
 
 
-def sources() -> dict[str, dict[str, str]]:
-    """Where each provider's table was derived from (repository, path, commit)."""
-    return {
-        p.stem: json.loads(p.read_text(encoding="utf-8"))["source"]
-        for p in sorted(METADATA.glob("*.json"))
-    }
-
-
 # -- names ----------------------------------------------------------------------------------
 
 
@@ -280,10 +272,9 @@ def convert(doc: Mapping[str, Any], source: str = "<plan>") -> Converted:
     bridged = []
     for res in plan:
         reason = _not_scanned_reason(res.type, res.custom)
-        if reason:
-            out.not_scanned.setdefault(reason, []).append(res.urn)
-            continue
-        if reason == "":
+        if reason is not None:
+            if reason:  # "" is a component, a provider or the stack: nothing to count
+                out.not_scanned.setdefault(reason, []).append(res.urn)
             continue
         out.types[res.urn] = res.type
         if res.type.startswith("kubernetes:"):
